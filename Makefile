@@ -1,0 +1,34 @@
+# Quick start: `make demo` (a real plan against the local control plane) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STATE_DIR ?= .localcluster
+
+.PHONY: venv test unit lint demo cluster-up cluster-down bench
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# pytest's exit code 5 means it collected nothing: a broken setup, never a pass.
+test: $(VENV)/.installed
+	@$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the test setup is broken" >&2; exit 1; fi; \
+	exit $$rc
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check runner localcluster tests bench
+	$(PY) -m mypy
+
+cluster-up: $(VENV)/.installed
+	$(PY) -m localcluster up --state-dir $(STATE_DIR)
+
+cluster-down: $(VENV)/.installed
+	$(PY) -m localcluster down --state-dir $(STATE_DIR)

@@ -1,0 +1,1 @@
+"""Local Kubernetes control plane for runplan's tests, demo and benchmarks."""

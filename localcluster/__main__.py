@@ -1,0 +1,49 @@
+"""python -m localcluster up|down|status [--state-dir DIR]"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from localcluster import cluster
+from localcluster.errors import ClusterSetupError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localcluster", description=__doc__)
+    parser.add_argument("command", choices=("up", "down", "status", "build"))
+    parser.add_argument("--state-dir", type=Path, default=Path(".localcluster"))
+    args = parser.parse_args(argv)
+    # Progress goes to stderr so `eval "$(python -m localcluster up)"` works.
+    log = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    try:
+        if args.command == "up":
+            print(cluster.up(args.state_dir, log).exports())
+        elif args.command == "down":
+            cluster.down(args.state_dir, log)
+        elif args.command == "build":
+            from localcluster import build
+
+            build.build_all(log)
+            print(build.bin_dir())
+        else:
+            return _status(args.state_dir)
+    except ClusterSetupError as exc:
+        print(f"localcluster: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _status(state_dir: Path) -> int:
+    running = cluster.status(state_dir)
+    if not running:
+        print(f"no local cluster in {state_dir}")
+        return 1
+    for name, alive in running.items():
+        print(f"{name:<24} {'running' if alive else 'stopped'}")
+    return 0 if all(running.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""`up`, `down` and `status` of the local control plane.
+
+Start order matters: etcd, then kube-apiserver (until /readyz), then the
+controllers, scheduler, kwok and CoreDNS, which all need the API. `up` returns
+only once 3 fake nodes are Ready, the `default` ServiceAccount exists and CoreDNS
+answers for kubernetes.default -- the point from which a test can rely on it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from localcluster import build, certs, processes
+from localcluster.errors import ClusterSetupError
+from localcluster.processes import State
+
+SERVICE_CIDR = "10.96.0.0/16"
+POD_CIDR = "10.244.0.1/16"
+NODE_NAMES = ("kwok-node-0", "kwok-node-1", "kwok-node-2")
+NODE_ANNOTATION = "kwok.x-k8s.io/node"
+STAGES = Path(__file__).with_name("kwok-stages.yaml")
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "coredns")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """What a client needs: the kubeconfig and the DNS server."""
+
+    kubeconfig: Path
+    dns: str
+
+    def exports(self) -> str:
+        return f"export KUBECONFIG={self.kubeconfig}\nexport RUNPLAN_DNS_SERVER={self.dns}"
+
+
+def endpoints(state_dir: Path, state: State) -> Endpoints:
+    return Endpoints(state_dir / "kubeconfig", f"127.0.0.1:{state.ports['dns']}")
+
+
+def up(state_dir: Path, log: Callable[[str], None] = print) -> Endpoints:
+    state_dir = state_dir.resolve()
+    existing = State.load(state_dir)
+    if existing and healthy(state_dir, existing):
+        log(f"local cluster already running (state in {state_dir})")
+        return endpoints(state_dir, existing)
+    if existing or state_dir.exists():
+        _clean_stale(state_dir, existing, log)
+    build.build_all(log)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state = State(bin_dir=str(build.bin_dir()), ports={})
+    started = time.monotonic()
+    try:
+        _start_all(state_dir, state)
+        from localcluster import readiness  # the kubernetes client loads only here
+
+        readiness.wait_cluster_ready(state_dir, state, NODE_NAMES, NODE_ANNOTATION)
+    except BaseException:
+        processes.stop(state.pids, state.bin_dir)
+        raise
+    log(f"local cluster up in {time.monotonic() - started:.1f}s (state in {state_dir})")
+    return endpoints(state_dir, state)
+
+
+def down(state_dir: Path, log: Callable[[str], None] = print) -> None:
+    state_dir = state_dir.resolve()
+    state = State.load(state_dir)
+    if state is None:
+        log(f"no local cluster state in {state_dir}: nothing to stop")
+        return
+    stopped = processes.stop(state.pids, state.bin_dir)
+    state.pids = {}
+    state.save(state_dir)
+    log(f"stopped {', '.join(stopped) or 'nothing (no process was running)'}")
+
+
+def status(state_dir: Path) -> dict[str, bool]:
+    state = State.load(state_dir.resolve())
+    if state is None:
+        return {}
+    return {name: processes.alive(pid, state.bin_dir) for name, pid in state.pids.items()}
+
+
+def healthy(state_dir: Path, state: State) -> bool:
+    if not state.pids or not all(processes.alive(p, state.bin_dir) for p in state.pids.values()):
+        return False
+    try:
+        return _api_ready(state_dir, state.ports["apiserver"])
+    except OSError:
+        return False
+
+
+def _clean_stale(state_dir: Path, state: State | None, log: Callable[[str], None]) -> None:
+    """A crashed run left processes or files behind: stop what runs, wipe the rest."""
+    if state is not None:
+        leftovers = processes.stop(state.pids, state.bin_dir)
+        if leftovers:
+            log(f"stopped leftovers of an earlier run: {', '.join(leftovers)}")
+    shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _start_all(state_dir: Path, state: State) -> None:
+    for name in ("etcd_client", "etcd_peer", "apiserver", "kcm", "scheduler", "dns", "kwok"):
+        state.ports[name] = processes.free_port()
+    certs.generate(state_dir / "pki")
+    _write_kubeconfig(state_dir, state.ports["apiserver"])
+    _write_corefile(state_dir, state.ports["dns"])
+    bin_dir = Path(state.bin_dir)
+    for name in COMPONENTS:
+        argv = [str(bin_dir / name), *_ARGS[name](state_dir, state.ports)]
+        state.pids[name] = processes.start(state_dir, name, argv).pid
+        state.save(state_dir)
+        if name == "etcd":
+            _wait(lambda: _etcd_healthy(state.ports["etcd_client"]), "etcd", state_dir, state)
+        if name == "kube-apiserver":
+            _wait(lambda: _api_ready(state_dir, state.ports["apiserver"]),
+                  "kube-apiserver", state_dir, state)
+
+
+def _wait(ready: Callable[[], bool], name: str, state_dir: Path, state: State,
+          timeout: float = 60.0) -> None:
+    """Back off between probes; a process that died is reported with its log."""
+    deadline, delay = time.monotonic() + timeout, 0.05
+    while time.monotonic() < deadline:
+        check_alive(state_dir, state)
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+    raise ClusterSetupError(
+        f"{name} not ready after {timeout:.0f}s; log: {processes.log_path(state_dir, name)}"
+    )
+
+
+def check_alive(state_dir: Path, state: State) -> None:
+    for name, pid in state.pids.items():
+        if not processes.alive(pid, state.bin_dir):
+            tail = processes.log_path(state_dir, name).read_text(errors="replace").splitlines()[-10:]
+            raise ClusterSetupError(
+                f"{name} exited during start-up; log: {processes.log_path(state_dir, name)}\n"
+                + "\n".join(tail)
+            )
+
+
+def _etcd_healthy(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+        return b'"true"' in resp.read()
+
+
+def _api_ready(state_dir: Path, port: int) -> bool:
+    pki = state_dir / "pki"
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    try:
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/readyz", timeout=2, context=ctx) as r:
+            return r.status == 200
+    except urllib.error.HTTPError:
+        return False
+
+
+def _write_kubeconfig(state_dir: Path, port: int) -> None:
+    pki = state_dir / "pki"
+    (state_dir / "kubeconfig").write_text(
+        f"""apiVersion: v1
+kind: Config
+clusters:
+- name: runplan-local
+  cluster:
+    server: https://127.0.0.1:{port}
+    certificate-authority: {pki / "ca.crt"}
+users:
+- name: runplan-admin
+  user:
+    client-certificate: {pki / "admin.crt"}
+    client-key: {pki / "admin.key"}
+contexts:
+- name: runplan-local
+  context: {{cluster: runplan-local, user: runplan-admin, namespace: default}}
+current-context: runplan-local
+"""
+    )
+    (state_dir / "kubeconfig").chmod(0o600)
+
+
+def _write_corefile(state_dir: Path, port: int) -> None:
+    # No `forward` and no `cache`: nothing leaves the machine, and answers follow
+    # the API at once (tests assert DNS right after a rollout settles).
+    (state_dir / "Corefile").write_text(
+        f"""cluster.local:{port} in-addr.arpa:{port} ip6.arpa:{port} {{
+    bind 127.0.0.1
+    errors
+    kubernetes cluster.local in-addr.arpa ip6.arpa {{
+        kubeconfig {state_dir / "kubeconfig"} runplan-local
+        pods insecure
+        ttl 1
+    }}
+}}
+"""
+    )
+
+
+def _etcd_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
+    client, peer = f"http://127.0.0.1:{ports['etcd_client']}", f"http://127.0.0.1:{ports['etcd_peer']}"
+    return [
+        "--name=runplan", f"--data-dir={state_dir / 'etcd'}",
+        f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=runplan={peer}", "--log-level=warn",
+        "--unsafe-no-fsync",  # throwaway data: durability only costs test time
+    ]
+
+
+def _apiserver_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
+    pki = state_dir / "pki"
+    return [
+        f"--etcd-servers=http://127.0.0.1:{ports['etcd_client']}",
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+        f"--secure-port={ports['apiserver']}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
+        f"--client-ca-file={pki / 'ca.crt'}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-key-file={pki / 'sa.pub'}",
+        f"--service-account-signing-key-file={pki / 'sa.key'}",
+        "--authorization-mode=RBAC", "--allow-privileged=true", "--profiling=false",
+    ]
+
+
+def _kcm_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
+    pki = state_dir / "pki"
+    return [
+        f"--kubeconfig={state_dir / 'kubeconfig'}",
+        "--bind-address=127.0.0.1", f"--secure-port={ports['kcm']}",
+        "--leader-elect=false",
+        # kwok is the only "kubelet": no node lifecycle taints if a heartbeat is late.
+        "--controllers=*,-nodelifecycle,-nodeipam",
+        f"--service-account-private-key-file={pki / 'sa.key'}",
+        f"--root-ca-file={pki / 'ca.crt'}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+    ]
+
+
+def _scheduler_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
+    return [
+        f"--kubeconfig={state_dir / 'kubeconfig'}",
+        "--bind-address=127.0.0.1", f"--secure-port={ports['scheduler']}",
+        "--leader-elect=false",
+    ]
+
+
+def _kwok_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
+    return [
+        f"--kubeconfig={state_dir / 'kubeconfig'}",
+        f"--config={STAGES}",
+        f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
+        f"--cidr={POD_CIDR}", "--node-ip=10.0.0.1",
+        f"--server-address=127.0.0.1:{ports['kwok']}",
+    ]
+
+
+def _coredns_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
+    return ["-conf", str(state_dir / "Corefile")]
+
+
+_ARGS: dict[str, Callable[[Path, dict[str, int]], list[str]]] = {
+    "etcd": _etcd_args,
+    "kube-apiserver": _apiserver_args,
+    "kube-controller-manager": _kcm_args,
+    "kube-scheduler": _scheduler_args,
+    "kwok": _kwok_args,
+    "coredns": _coredns_args,
+}

@@ -1,0 +1,113 @@
+"""Wait until the cluster is usable: nodes Ready, `default` ServiceAccount, DNS.
+
+Waits use watches on the API (resourceVersion from the list they follow), so
+they return the moment the condition holds.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rdatatype
+from kubernetes import client, config, watch
+
+from localcluster import certs
+from localcluster.errors import ClusterSetupError
+from localcluster.processes import State, log_path
+
+TIMEOUT = 60
+
+
+def wait_cluster_ready(state_dir: Path, state: State, nodes: tuple[str, ...], annotation: str) -> None:
+    api = config.new_client_from_config(config_file=str(state_dir / "kubeconfig"))
+    try:
+        core = client.CoreV1Api(api)
+        _create_nodes(core, nodes, annotation)
+        _wait_nodes_ready(core, set(nodes), state_dir)
+        _wait_default_service_account(core, state_dir)
+        wait_dns(state.ports["dns"], state_dir)
+    finally:
+        api.close()
+
+
+def _create_nodes(core: client.CoreV1Api, names: tuple[str, ...], annotation: str) -> None:
+    existing = {n.metadata.name for n in core.list_node().items}
+    for name in names:
+        if name in existing:
+            continue
+        body = client.V1Node(
+            metadata=client.V1ObjectMeta(
+                name=name,
+                annotations={annotation: "fake"},
+                labels={"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                        "type": "kwok"},
+            ),
+        )
+        core.create_node(body)
+
+
+def _node_ready(node: client.V1Node) -> bool:
+    conditions = (node.status and node.status.conditions) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def _wait_nodes_ready(core: client.CoreV1Api, names: set[str], state_dir: Path) -> None:
+    listed = core.list_node()
+    ready = {n.metadata.name for n in listed.items if _node_ready(n)}
+    if names <= ready:
+        return
+    w = watch.Watch()
+    for event in w.stream(core.list_node, resource_version=listed.metadata.resource_version,
+                          timeout_seconds=TIMEOUT):
+        node = event["object"]
+        if _node_ready(node):
+            ready.add(node.metadata.name)
+        if names <= ready:
+            w.stop()
+            return
+    raise ClusterSetupError(
+        f"nodes not Ready after {TIMEOUT}s: {sorted(names - ready)}; "
+        f"log: {log_path(state_dir, 'kwok')}"
+    )
+
+
+def _wait_default_service_account(core: client.CoreV1Api, state_dir: Path) -> None:
+    listed = core.list_namespaced_service_account("default")
+    if any(sa.metadata.name == "default" for sa in listed.items):
+        return
+    w = watch.Watch()
+    for event in w.stream(core.list_namespaced_service_account, "default",
+                          resource_version=listed.metadata.resource_version,
+                          timeout_seconds=TIMEOUT):
+        if event["object"].metadata.name == "default":
+            w.stop()
+            return
+    raise ClusterSetupError(
+        f"ServiceAccount default/default missing after {TIMEOUT}s; "
+        f"log: {log_path(state_dir, 'kube-controller-manager')}"
+    )
+
+
+def wait_dns(port: int, state_dir: Path) -> None:
+    """CoreDNS answers once its informers synced: kubernetes.default -> 10.96.0.1."""
+    query = dns.message.make_query("kubernetes.default.svc.cluster.local", dns.rdatatype.A)
+    deadline, delay, last = time.monotonic() + TIMEOUT, 0.05, "no answer"
+    while time.monotonic() < deadline:
+        try:
+            answer = dns.query.udp(query, "127.0.0.1", port=port, timeout=1)
+            addresses = {r.address for rrset in answer.answer for r in rrset}
+            if certs.API_SERVICE_IP in addresses:
+                return
+            last = f"answered {sorted(addresses) or dns.rcode.to_text(answer.rcode())}"
+        except dns.exception.DNSException as exc:
+            last = str(exc)
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+    raise ClusterSetupError(
+        f"CoreDNS on 127.0.0.1:{port} does not resolve kubernetes.default ({last}); "
+        f"log: {log_path(state_dir, 'coredns')}"
+    )

@@ -1,0 +1,110 @@
+"""The one error hierarchy of runplan; the CLI maps each class to an exit code.
+
+Permanent vs temporary follows kopf: a TemporaryError may succeed when tried
+again (a 409 conflict, a 429 or 5xx); everything else is permanent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class RunplanError(Exception):
+    """Root of every error runplan reports to a user (never a traceback)."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in a plan file something is: 1-based line and column."""
+
+    file: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        if not self.line:
+            return self.file
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a plan: `file:line:col: steps[2] (canary).field: message`."""
+
+    location: Location
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.where}: " if self.where else ""
+        return f"{self.location}: {where}{self.message}"
+
+
+class PlanError(RunplanError):
+    """A plan (or usage) is invalid; carries every problem found, all at once."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(
+            problems, key=lambda p: (p.location.file, p.location.line, p.location.column)
+        )
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class UsageError(RunplanError):
+    """Command-line usage that cannot work (unknown option values, missing files)."""
+
+    exit_code = 2
+
+
+class ClusterUnreachable(RunplanError):
+    """No cluster, or not authorised, before any change was made."""
+
+    exit_code = 3
+
+
+class LockHeld(RunplanError):
+    """Another run of the same plan holds the Lease."""
+
+    exit_code = 4
+
+
+class Interrupted(RunplanError):
+    """Ctrl-C or SIGTERM: the run stopped cleanly."""
+
+    exit_code = 130
+
+
+class ClusterError(RunplanError):
+    """An API call failed for good (mapped from the HTTP status at runner/kube)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class TemporaryError(ClusterError):
+    """May succeed when retried: 409 conflicts, 429 throttling, 5xx."""
+
+
+@dataclass
+class StepFailure(RunplanError):
+    """A step did not reach its goal; `details` explains why (pods, reasons, events)."""
+
+    step_id: str
+    message: str
+    details: list[str] = field(default_factory=list)
+
+    exit_code = 1
+
+    def __post_init__(self) -> None:
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        lines = [f"{self.step_id}: {self.message}", *(f"  {d}" for d in self.details)]
+        return "\n".join(lines)

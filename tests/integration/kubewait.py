@@ -1,0 +1,53 @@
+"""Test-side waiting on the cluster, by watch: the same discipline runplan follows.
+
+`until(list_fn, predicate)` lists once, then follows a watch from that list's
+resourceVersion, keeping a name -> object map and re-evaluating the predicate
+on every event. No sleep-polling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import watch
+
+Objects = dict[str, Any]
+
+
+def until(
+    list_fn: Callable[..., Any],
+    predicate: Callable[[Objects], bool],
+    *,
+    what: str,
+    timeout: int = 60,
+    **kwargs: Any,
+) -> Objects:
+    listed = list_fn(**kwargs)
+    objects: Objects = {o.metadata.name: o for o in listed.items}
+    if predicate(objects):
+        return objects
+    stream = watch.Watch()
+    for event in stream.stream(list_fn, resource_version=listed.metadata.resource_version,
+                               timeout_seconds=timeout, **kwargs):
+        obj = event["object"]
+        if event["type"] == "DELETED":
+            objects.pop(obj.metadata.name, None)
+        else:
+            objects[obj.metadata.name] = obj
+        if predicate(objects):
+            stream.stop()
+            return objects
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last state: "
+                         f"{sorted(objects)}")
+
+
+def pod_ready(pod: Any) -> bool:
+    conditions = (pod.status and pod.status.conditions) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def pods_of(objects: Objects, prefix: str) -> list[Any]:
+    """Pods not being deleted whose name starts with `prefix`."""
+    return [p for n, p in sorted(objects.items())
+            if n.startswith(prefix) and p.metadata.deletion_timestamp is None]
