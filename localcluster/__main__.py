@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 def _status(state_dir: Path) -> int:
     running = cluster.status(state_dir)
     if not running:
-        print(f"no local cluster in {state_dir}")
+        print(f"no local cluster running in {state_dir}")
         return 1
     for name, alive in running.items():
         print(f"{name:<24} {'running' if alive else 'stopped'}")

@@ -55,13 +55,16 @@ def missing_binaries() -> list[str]:
 def build_all(log=print) -> None:
     """Build every component that has a binary missing; skip the rest."""
     if shutil.which("go") is None:
-        raise ClusterSetupError("go is not on PATH: the local control plane is built with Go >= 1.26")
+        raise ClusterSetupError(
+            "go is not on PATH: the local control plane is built with Go >= 1.26"
+        )
     for component in COMPONENTS:
         if all((bin_dir() / b).is_file() for b in component.binaries):
             continue
         started = time.monotonic()
         log(f"building {component.name} ({', '.join(component.binaries)}) ...")
         _BUILDERS[component.name](component)
+        _check_versions(component)
         log(f"built {component.name} in {time.monotonic() - started:.0f}s")
 
 
@@ -87,23 +90,33 @@ def _build_kubernetes(component: Component) -> None:
         f"require k8s.io/kubernetes {versions.KUBERNETES}\n\nreplace (\n{staging}\n)\n"
     )
     pkgs = [f"k8s.io/kubernetes/cmd/{b}" for b in component.binaries]
-    _build_in_wrapper(component, gomod, pkgs, _k8s_ldflags())
+    _build_in_wrapper(component, gomod, pkgs, versions.KUBERNETES, _k8s_ldflags())
 
 
 def _build_etcd(component: Component) -> None:
-    gomod = f"module runplan.local/etcdbuild\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 {versions.ETCD}\n"
-    _build_in_wrapper(component, gomod, ["go.etcd.io/etcd/server/v3"], "-s -w", out_name="etcd")
+    gomod = (
+        "module runplan.local/etcdbuild\n\ngo 1.26.0\n\n"
+        f"require go.etcd.io/etcd/server/v3 {versions.ETCD}\n"
+    )
+    _build_in_wrapper(
+        component, gomod, ["go.etcd.io/etcd/server/v3"], versions.ETCD, "-s -w", out_name="etcd"
+    )
 
 
 def _build_in_wrapper(
-    component: Component, gomod: str, pkgs: list[str], ldflags: str, out_name: str | None = None
+    component: Component,
+    gomod: str,
+    pkgs: list[str],
+    version: str,
+    ldflags: str,
+    out_name: str | None = None,
 ) -> None:
     work = cache_root() / "src" / component.name
     work.mkdir(parents=True, exist_ok=True)
     (work / "go.mod").write_text(gomod)
-    _go(component, ["mod", "download", "all"], work, quiet=True)
-    # `go get` resolves the module graph for exactly the packages we build.
-    _go(component, ["get", *pkgs], work)
+    # `go get` resolves the module graph for exactly the packages we build; a
+    # bare `go get pkg` would upgrade to the newest tag, hence the explicit @version.
+    _go(component, ["get", *(f"{p}@{version}" for p in pkgs)], work)
     out = bin_dir() / out_name if out_name else bin_dir()
     bin_dir().mkdir(parents=True, exist_ok=True)
     target = str(out) if out_name else str(out) + os.sep
@@ -115,7 +128,12 @@ def _go_install(component: Component, pkg: str, version: str) -> None:
     work = cache_root() / "src" / component.name
     work.mkdir(parents=True, exist_ok=True)
     env_extra = {"GOBIN": str(bin_dir())}
-    _go(component, ["install", "-trimpath", "-ldflags", "-s -w", f"{pkg}@{version}"], work, env_extra)
+    _go(
+        component,
+        ["install", "-trimpath", "-ldflags", "-s -w", f"{pkg}@{version}"],
+        work,
+        env_extra,
+    )
 
 
 def _build_kwok(component: Component) -> None:
@@ -124,6 +142,29 @@ def _build_kwok(component: Component) -> None:
 
 def _build_coredns(component: Component) -> None:
     _go_install(component, "github.com/coredns/coredns", versions.COREDNS)
+
+
+_EXPECTED_VERSION = {
+    "kubernetes": versions.KUBERNETES,
+    "etcd": versions.ETCD.removeprefix("v"),
+    "kwok": versions.KWOK,
+    "coredns": versions.COREDNS.removeprefix("v"),
+}
+
+
+def _check_versions(component: Component) -> None:
+    """A binary that reports another version than pinned fails the build, loudly."""
+    expected = _EXPECTED_VERSION[component.name]
+    for binary in component.binaries:
+        path = bin_dir() / binary
+        flag = "-version" if binary == "coredns" else "--version"
+        args = [str(path), "version", "--client"] if binary == "kubectl" else [str(path), flag]
+        out = subprocess.run(args, capture_output=True, text=True, timeout=30).stdout
+        if expected not in out:
+            path.unlink()
+            raise ClusterSetupError(
+                f"{binary} reports {out.strip()!r}, expected version {expected}: removed it"
+            )
 
 
 _BUILDERS = {
@@ -139,7 +180,6 @@ def _go(
     args: list[str],
     cwd: Path,
     env_extra: dict[str, str] | None = None,
-    quiet: bool = False,
 ) -> None:
     log_path = cache_root() / "logs" / f"build-{component.name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)

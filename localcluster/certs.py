@@ -17,7 +17,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 API_SERVICE_IP = "10.96.0.1"  # first address of --service-cluster-ip-range
 SERVING_DNS = (
-    "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
     "kubernetes.default.svc.cluster.local",
 )
 

@@ -25,7 +25,14 @@ POD_CIDR = "10.244.0.1/16"
 NODE_NAMES = ("kwok-node-0", "kwok-node-1", "kwok-node-2")
 NODE_ANNOTATION = "kwok.x-k8s.io/node"
 STAGES = Path(__file__).with_name("kwok-stages.yaml")
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "coredns")
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "coredns",
+)
 
 
 @dataclass(frozen=True)
@@ -118,12 +125,17 @@ def _start_all(state_dir: Path, state: State) -> None:
         if name == "etcd":
             _wait(lambda: _etcd_healthy(state.ports["etcd_client"]), "etcd", state_dir, state)
         if name == "kube-apiserver":
-            _wait(lambda: _api_ready(state_dir, state.ports["apiserver"]),
-                  "kube-apiserver", state_dir, state)
+            _wait(
+                lambda: _api_ready(state_dir, state.ports["apiserver"]),
+                "kube-apiserver",
+                state_dir,
+                state,
+            )
 
 
-def _wait(ready: Callable[[], bool], name: str, state_dir: Path, state: State,
-          timeout: float = 60.0) -> None:
+def _wait(
+    ready: Callable[[], bool], name: str, state_dir: Path, state: State, timeout: float = 60.0
+) -> None:
     """Back off between probes; a process that died is reported with its log."""
     deadline, delay = time.monotonic() + timeout, 0.05
     while time.monotonic() < deadline:
@@ -143,7 +155,9 @@ def _wait(ready: Callable[[], bool], name: str, state_dir: Path, state: State,
 def check_alive(state_dir: Path, state: State) -> None:
     for name, pid in state.pids.items():
         if not processes.alive(pid, state.bin_dir):
-            tail = processes.log_path(state_dir, name).read_text(errors="replace").splitlines()[-10:]
+            tail = (
+                processes.log_path(state_dir, name).read_text(errors="replace").splitlines()[-10:]
+            )
             raise ClusterSetupError(
                 f"{name} exited during start-up; log: {processes.log_path(state_dir, name)}\n"
                 + "\n".join(tail)
@@ -160,7 +174,9 @@ def _api_ready(state_dir: Path, port: int) -> bool:
     ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
     ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
     try:
-        with urllib.request.urlopen(f"https://127.0.0.1:{port}/readyz", timeout=2, context=ctx) as r:
+        with urllib.request.urlopen(
+            f"https://127.0.0.1:{port}/readyz", timeout=2, context=ctx
+        ) as r:
             return r.status == 200
     except urllib.error.HTTPError:
         return False
@@ -208,12 +224,19 @@ def _write_corefile(state_dir: Path, port: int) -> None:
 
 
 def _etcd_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
-    client, peer = f"http://127.0.0.1:{ports['etcd_client']}", f"http://127.0.0.1:{ports['etcd_peer']}"
+    client, peer = (
+        f"http://127.0.0.1:{ports['etcd_client']}",
+        f"http://127.0.0.1:{ports['etcd_peer']}",
+    )
     return [
-        "--name=runplan", f"--data-dir={state_dir / 'etcd'}",
-        f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
-        f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster=runplan={peer}", "--log-level=warn",
+        "--name=runplan",
+        f"--data-dir={state_dir / 'etcd'}",
+        f"--listen-client-urls={client}",
+        f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=runplan={peer}",
+        "--log-level=warn",
         "--unsafe-no-fsync",  # throwaway data: durability only costs test time
     ]
 
@@ -222,15 +245,19 @@ def _apiserver_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
     pki = state_dir / "pki"
     return [
         f"--etcd-servers=http://127.0.0.1:{ports['etcd_client']}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
         f"--secure-port={ports['apiserver']}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
-        f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
+        f"--tls-cert-file={pki / 'apiserver.crt'}",
+        f"--tls-private-key-file={pki / 'apiserver.key'}",
         f"--client-ca-file={pki / 'ca.crt'}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         f"--service-account-key-file={pki / 'sa.pub'}",
         f"--service-account-signing-key-file={pki / 'sa.key'}",
-        "--authorization-mode=RBAC", "--allow-privileged=true", "--profiling=false",
+        "--authorization-mode=RBAC",
+        "--allow-privileged=true",
+        "--profiling=false",
     ]
 
 
@@ -238,10 +265,12 @@ def _kcm_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
     pki = state_dir / "pki"
     return [
         f"--kubeconfig={state_dir / 'kubeconfig'}",
-        "--bind-address=127.0.0.1", f"--secure-port={ports['kcm']}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={ports['kcm']}",
         "--leader-elect=false",
-        # kwok is the only "kubelet": no node lifecycle taints if a heartbeat is late.
-        "--controllers=*,-nodelifecycle,-nodeipam",
+        # nodelifecycle stays: it lifts the not-ready taint that admission puts on
+        # every new node. nodeipam goes: kwok hands out pod IPs from its own CIDR.
+        "--controllers=*,-nodeipam",
         f"--service-account-private-key-file={pki / 'sa.key'}",
         f"--root-ca-file={pki / 'ca.crt'}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
@@ -251,7 +280,8 @@ def _kcm_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
 def _scheduler_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
     return [
         f"--kubeconfig={state_dir / 'kubeconfig'}",
-        "--bind-address=127.0.0.1", f"--secure-port={ports['scheduler']}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={ports['scheduler']}",
         "--leader-elect=false",
     ]
 
@@ -261,7 +291,8 @@ def _kwok_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
         f"--kubeconfig={state_dir / 'kubeconfig'}",
         f"--config={STAGES}",
         f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
-        f"--cidr={POD_CIDR}", "--node-ip=10.0.0.1",
+        f"--cidr={POD_CIDR}",
+        "--node-ip=10.0.0.1",
         f"--server-address=127.0.0.1:{ports['kwok']}",
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -64,28 +65,25 @@ def start(state_dir: Path, name: str, argv: list[str]) -> subprocess.Popen[bytes
         log.write(f"$ {' '.join(argv)}\n".encode())
         log.flush()
         return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd=state_dir,
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=state_dir,
         )
 
 
-def ours(pid: int, bin_dir: str) -> bool:
-    """True if `pid` runs one of our binaries: a recycled PID is never killed."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-    except OSError:
-        return False
-    return cmdline.startswith(bin_dir)
-
-
 def alive(pid: int, bin_dir: str) -> bool:
-    if not ours(pid, bin_dir):
-        return False
+    """True if `pid` runs one of our binaries: a recycled PID is never touched.
+
+    /proc/PID/exe, not cmdline: cmdline reads empty for a moment right after
+    execve, and a zombie has no exe at all (so it counts as stopped).
+    """
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return os.readlink(f"/proc/{pid}/exe").startswith(bin_dir)
     except OSError:
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is not running
 
 
 def stop(pids: dict[str, int], bin_dir: str, grace: float = 10.0) -> list[str]:
@@ -108,7 +106,5 @@ def stop(pids: dict[str, int], bin_dir: str, grace: float = 10.0) -> list[str]:
 
 def _reap(pid: int) -> None:
     """Collect our own child's exit status so it does not linger as a zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import dns.exception
 import dns.message
@@ -22,7 +23,9 @@ from localcluster.processes import State, log_path
 TIMEOUT = 60
 
 
-def wait_cluster_ready(state_dir: Path, state: State, nodes: tuple[str, ...], annotation: str) -> None:
+def wait_cluster_ready(
+    state_dir: Path, state: State, nodes: tuple[str, ...], annotation: str
+) -> None:
     api = config.new_client_from_config(config_file=str(state_dir / "kubeconfig"))
     try:
         core = client.CoreV1Api(api)
@@ -34,7 +37,7 @@ def wait_cluster_ready(state_dir: Path, state: State, nodes: tuple[str, ...], an
         api.close()
 
 
-def _create_nodes(core: client.CoreV1Api, names: tuple[str, ...], annotation: str) -> None:
+def _create_nodes(core: Any, names: tuple[str, ...], annotation: str) -> None:
     existing = {n.metadata.name for n in core.list_node().items}
     for name in names:
         if name in existing:
@@ -43,26 +46,34 @@ def _create_nodes(core: client.CoreV1Api, names: tuple[str, ...], annotation: st
             metadata=client.V1ObjectMeta(
                 name=name,
                 annotations={annotation: "fake"},
-                labels={"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                        "type": "kwok"},
+                labels={
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/os": "linux",
+                    "type": "kwok",
+                },
             ),
         )
         core.create_node(body)
 
 
-def _node_ready(node: client.V1Node) -> bool:
+def _node_ready(node: Any) -> bool:
+    """Ready and schedulable: the node-lifecycle controller has lifted the not-ready taint."""
     conditions = (node.status and node.status.conditions) or []
-    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+    taints = (node.spec and node.spec.taints) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions) and not any(
+        t.key == "node.kubernetes.io/not-ready" for t in taints
+    )
 
 
-def _wait_nodes_ready(core: client.CoreV1Api, names: set[str], state_dir: Path) -> None:
+def _wait_nodes_ready(core: Any, names: set[str], state_dir: Path) -> None:
     listed = core.list_node()
     ready = {n.metadata.name for n in listed.items if _node_ready(n)}
     if names <= ready:
         return
     w = watch.Watch()
-    for event in w.stream(core.list_node, resource_version=listed.metadata.resource_version,
-                          timeout_seconds=TIMEOUT):
+    for event in w.stream(
+        core.list_node, resource_version=listed.metadata.resource_version, timeout_seconds=TIMEOUT
+    ):
         node = event["object"]
         if _node_ready(node):
             ready.add(node.metadata.name)
@@ -75,14 +86,17 @@ def _wait_nodes_ready(core: client.CoreV1Api, names: set[str], state_dir: Path) 
     )
 
 
-def _wait_default_service_account(core: client.CoreV1Api, state_dir: Path) -> None:
+def _wait_default_service_account(core: Any, state_dir: Path) -> None:
     listed = core.list_namespaced_service_account("default")
     if any(sa.metadata.name == "default" for sa in listed.items):
         return
     w = watch.Watch()
-    for event in w.stream(core.list_namespaced_service_account, "default",
-                          resource_version=listed.metadata.resource_version,
-                          timeout_seconds=TIMEOUT):
+    for event in w.stream(
+        core.list_namespaced_service_account,
+        "default",
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=TIMEOUT,
+    ):
         if event["object"].metadata.name == "default":
             w.stop()
             return

@@ -58,8 +58,10 @@ def namespace(api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     # Pods are refused until the namespace's `default` ServiceAccount exists.
     kubewait.until(
-        core.list_namespaced_service_account, lambda sas: "default" in sas,
-        namespace=name, what=f"ServiceAccount {name}/default",
+        core.list_namespaced_service_account,
+        lambda sas: "default" in sas,
+        namespace=name,
+        what=f"ServiceAccount {name}/default",
     )
     yield name
     core.delete_namespace(name)

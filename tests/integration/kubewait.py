@@ -28,8 +28,12 @@ def until(
     if predicate(objects):
         return objects
     stream = watch.Watch()
-    for event in stream.stream(list_fn, resource_version=listed.metadata.resource_version,
-                               timeout_seconds=timeout, **kwargs):
+    for event in stream.stream(
+        list_fn,
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=timeout,
+        **kwargs,
+    ):
         obj = event["object"]
         if event["type"] == "DELETED":
             objects.pop(obj.metadata.name, None)
@@ -38,8 +42,9 @@ def until(
         if predicate(objects):
             stream.stop()
             return objects
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last state: "
-                         f"{sorted(objects)}")
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what}; last state: {sorted(objects)}"
+    )
 
 
 def pod_ready(pod: Any) -> bool:
@@ -49,5 +54,8 @@ def pod_ready(pod: Any) -> bool:
 
 def pods_of(objects: Objects, prefix: str) -> list[Any]:
     """Pods not being deleted whose name starts with `prefix`."""
-    return [p for n, p in sorted(objects.items())
-            if n.startswith(prefix) and p.metadata.deletion_timestamp is None]
+    return [
+        p
+        for n, p in sorted(objects.items())
+        if n.startswith(prefix) and p.metadata.deletion_timestamp is None
+    ]

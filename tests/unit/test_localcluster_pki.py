@@ -22,7 +22,9 @@ def test_pki_chain_and_serving_names(tmp_path: Path) -> None:
     sans = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "kubernetes.default.svc" in sans.get_values_for_type(x509.DNSName)
     assert {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)} == {
-        "127.0.0.1", certs.API_SERVICE_IP}
+        "127.0.0.1",
+        certs.API_SERVICE_IP,
+    }
     orgs = admin.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     assert [o.value for o in orgs] == ["system:masters"]
     assert (tmp_path / "admin.key").stat().st_mode & 0o077 == 0
