@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STATE_DIR ?= .localcluster
 
-.PHONY: venv test unit lint demo cluster-up cluster-down bench
+.PHONY: venv localcluster-build test unit lint demo cluster-up cluster-down bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,12 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# Build the control plane binaries first, with visible progress (minutes when cold).
+localcluster-build: $(VENV)/.installed
+	$(PY) -m localcluster build
+
 # pytest's exit code 5 means it collected nothing: a broken setup, never a pass.
-test: $(VENV)/.installed
+test: localcluster-build
 	@$(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the test setup is broken" >&2; exit 1; fi; \
 	exit $$rc
