@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STATE_DIR ?= .localcluster
 
-.PHONY: venv localcluster-build test unit lint demo cluster-up cluster-down bench
+.PHONY: venv localcluster-build test unit demo lint cluster-up cluster-down
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ unit: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(PY) -m ruff check runner localcluster tests bench
 	$(PY) -m mypy
+
+# A real StatefulSet partition canary (pods 2,3,4 first, then 1, then 0) against
+# the local control plane, which stays up afterwards for kubectl (make cluster-down).
+demo: localcluster-build
+	@eval "$$($(PY) -m localcluster up --state-dir $(STATE_DIR))" && \
+	$(VENV)/bin/runplan playbooks/statefulset-partition-canary.yaml && \
+	echo "the local cluster is still up: export KUBECONFIG=$(abspath $(STATE_DIR))/kubeconfig; make cluster-down stops it"
 
 cluster-up: $(VENV)/.installed
 	$(PY) -m localcluster up --state-dir $(STATE_DIR)

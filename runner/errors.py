@@ -6,7 +6,15 @@ again (a 409 conflict, a 429 or 5xx); everything else is permanent.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`; did you mean 'x'?` naming the nearest choice, or an empty string."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 class RunplanError(Exception):
@@ -108,3 +116,60 @@ class StepFailure(RunplanError):
     def __str__(self) -> str:
         lines = [f"{self.step_id}: {self.message}", *(f"  {d}" for d in self.details)]
         return "\n".join(lines)
+
+
+# --- Cluster errors mapped from HTTP statuses by runner/kube (one place). ---
+
+
+class NotFound(ClusterError):
+    """404: the named object (or its whole resource type) does not exist."""
+
+
+class Forbidden(ClusterError):
+    """403: RBAC refused the verb on the resource for this user."""
+
+
+class AlreadyExists(ClusterError):
+    """409 AlreadyExists on create: retrying cannot help."""
+
+
+class Invalid(ClusterError):
+    """400/422: the API refused the request; `causes` are its per-field reasons."""
+
+    def __init__(self, message: str, status: int = 0, causes: list[str] | None = None) -> None:
+        self.causes = list(causes or [])
+        super().__init__(message, status)
+
+
+class ApplyConflict(ClusterError):
+    """Server-side apply without force hit fields owned by another field manager."""
+
+
+class Conflict(TemporaryError):
+    """409 Conflict: the object changed since it was read; read again and retry."""
+
+
+class RetryLater(TemporaryError):
+    """429 or 5xx (or a dropped connection): retry after `retry_after` seconds if given."""
+
+    def __init__(self, message: str, status: int = 0, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, status)
+
+
+class WaitFailed(RunplanError):
+    """A watch-based wait saw a failure it cannot recover from.
+
+    `last` is the last verdict seen (e.g. a RolloutState); `details` are extra
+    lines for the report, such as the last Events of the objects involved.
+    """
+
+    def __init__(self, message: str, last: object = None, details: list[str] | None = None) -> None:
+        self.message = message
+        self.last = last
+        self.details = list(details or [])
+        super().__init__(message)
+
+
+class WaitTimedOut(WaitFailed):
+    """A watch-based wait reached its deadline before the condition held."""

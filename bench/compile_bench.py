@@ -1,0 +1,138 @@
+"""Plan compiler benchmark: plans of 500, 5,000 and 20,000 leaf steps.
+
+Each generated plan repeats a 10-step block: a set_image, a wait, two checks
+that fan out from the wait (`needs`) and join again, a scale with a templated
+replica count, a loop group of 2 iterations x 2 steps, and a step reading an
+earlier step's output (deferred). Every stage is timed on its own
+and end to end (`compile_plan`, cold, in a fresh process per size); the CPU
+time per step shows whether growth is linear (reported, not asserted).
+
+    .venv/bin/python bench/compile_bench.py [SIZE ...]
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runner.plan import compile_plan
+from runner.plan.build import StepBuilder
+from runner.plan.compiler import paused_gc
+from runner.plan.expand import expand
+from runner.plan.graph import build_graph, execution_order
+from runner.plan.loader import load_file
+from runner.plan.render import Renderer
+from runner.plan.schema import validate_plan
+from runner.plan.variables import collect, render_vars
+
+SIZES = (500, 5_000, 20_000)
+BLOCK = 10  # leaf steps per generated block
+
+
+def block(k: int) -> list[dict[str, Any]]:
+    target = f"statefulset/web-{k}"
+    return [
+        {"id": f"b{k}-image", "set_image": {"target": target, "container": "nginx",
+                                           "image": "{{ image }}"}},
+        {"id": f"b{k}-ready", "wait_ready": {"target": target, "timeout": "5m"}},
+        {"id": f"b{k}-dns", "needs": [f"b{k}-ready"],
+         "verify_dns": {"service": f"web-{k}", "pods": True}},
+        {"id": f"b{k}-pods", "needs": [f"b{k}-ready"],
+         "verify_pods": {"target": target, "images": {"0-4": "{{ image }}"}}},
+        {"id": f"b{k}-scale", "needs": [f"b{k}-dns", f"b{k}-pods"],
+         "scale": {"target": target, "replicas": "{{ replicas + 1 }}"}},
+        {"id": f"b{k}-widen", "loop": [1, 0], "steps": [
+            {"id": "move", "set_partition": {"target": target, "partition": "{{ item }}"}},
+            {"id": "ready", "wait_ready": {"target": target}},
+        ]},
+        {"id": f"b{k}-undo", "when": "replicas > 2",
+         "set_image": {"target": target, "container": "nginx",
+                       "image": f"{{{{ steps['b{k}-image'].outputs.previous.nginx }}}}"}},
+    ]
+
+
+def plan_text(size: int) -> str:
+    steps = [step for k in range(size // BLOCK) for step in block(k)]
+    plan = {
+        "apiVersion": "runplan/v1", "kind": "Plan",
+        "metadata": {"name": f"bench-{size}"}, "namespace": "{{ ns }}",
+        "vars": {"ns": "default", "image": "nginx:{{ version }}", "version": "1.26.1",
+                 "replicas": 3},
+        "defaults": {"timeout": "5m"},
+        "steps": steps,
+    }
+    return yaml.safe_dump(plan, sort_keys=False, width=200)
+
+
+def stages(path: Path) -> dict[str, float]:
+    """Each stage of compile_plan timed on its own, in pipeline order."""
+    times: dict[str, float] = {}
+
+    def timed(name: str, call: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        result = call()
+        times[name] = time.perf_counter() - start
+        return result
+
+    doc = timed("load", lambda: load_file(path))
+    _, bad = timed("schema", lambda: validate_plan(doc))
+    renderer = Renderer()
+    scope = timed("vars", lambda: _scope(doc, renderer))
+    tree = timed("expand", lambda: expand(doc, ("steps",), renderer, scope))
+    graph, problems = timed("graph", lambda: build_graph(doc, tree))
+    order = timed("order", lambda: execution_order(graph))
+    builder = StepBuilder(doc, renderer, bad, "default")
+    leaves = {leaf.id: leaf for leaf in tree.leaves}
+    timed("render", lambda: [builder.build(leaves[i], ()) for i in order])
+    assert not problems and not builder.problems, (problems, builder.problems[:3])
+    return times
+
+
+def _scope(doc: Any, renderer: Renderer) -> dict[str, Any]:
+    sources, _ = collect(doc, [], {})
+    plan_vars, _ = render_vars(renderer, sources)
+    return {**plan_vars, "namespace": "default"}
+
+
+COLUMNS = ("load", "schema", "vars", "expand", "graph", "order", "render")
+
+
+def measure(size: int) -> str:
+    """One row: compile_plan cold (fresh caches, as a CLI run), then each stage."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"plan-{size}.yaml"
+        path.write_text(plan_text(size), encoding="utf-8")
+        wall, cpu = time.perf_counter(), time.process_time()
+        plan = compile_plan(path)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        with paused_gc():  # as compile_plan does
+            times = stages(path)
+        kib = path.stat().st_size // 1024
+    steps = len(plan.steps)
+    return (f"{steps:>7} {kib:>6}K {wall:>8.3f} {cpu:>8.3f} {cpu / steps * 1e6:>8.1f}  "
+            + " ".join(f"{times[c]:>6.3f}" for c in COLUMNS))
+
+
+def main(sizes: tuple[int, ...]) -> None:
+    print("compile_plan, cold, in a fresh process per size (seconds; cpu us per step);")
+    print("then each stage on its own (warm caches)")
+    print(f"{'steps':>7} {'yaml':>7} {'wall':>8} {'cpu':>8} {'us/step':>8}  "
+          + " ".join(f"{c:>6}" for c in COLUMNS))
+    for size in sizes:
+        child = subprocess.run([sys.executable, __file__, "--one", str(size)],
+                               capture_output=True, text=True, check=True)
+        print(child.stdout.rstrip())
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--one"]:
+        print(measure(int(sys.argv[2])))
+    else:
+        main(tuple(int(a) for a in sys.argv[1:]) or SIZES)

@@ -1,0 +1,228 @@
+"""The `runplan` command: argument parsing, and the one place that turns a
+RunplanError into a message on stderr and its exit code (never a traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from runner import __version__, engine
+from runner.errors import PlanError, RunplanError, UsageError
+from runner.plan import Plan, compile_plan
+from runner.plan.selection import check_approvals, selection
+from runner.plan.validators import SCHEMA_FILE
+from runner.report import graphs, review, stepdocs
+
+COMMANDS = ("validate", "graph", "steps", "schema", "runs", "resume", "approve")
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(args)
+    except PlanError as exc:
+        print(exc, file=sys.stderr)
+        return exc.exit_code
+    except RunplanError as exc:
+        print(f"runplan: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("runplan: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:  # argparse: --help (0) or bad usage (2, message printed)
+        return exc.code if isinstance(exc.code, int) else 2
+
+
+def _dispatch(args: list[str]) -> int:
+    if args and args[0] in COMMANDS:
+        options = _parser(args[0]).parse_args(args[1:])
+        handler: Any = globals()[f"_cmd_{args[0]}"]
+        return int(handler(options))
+    if not args or args[0] in ("-h", "--help"):
+        print(_HELP)
+        return 0 if args else 2
+    if args[0] == "--version":
+        print(f"runplan {__version__}")
+        return 0
+    return _cmd_run(_parser("run").parse_args(args))
+
+
+_HELP = f"""usage: runplan PLAN [--dry-run [--offline]] [options]   (runplan PLAN --help)
+       runplan validate PLAN...        schema + templates + graph (CI, pre-commit)
+       runplan graph PLAN [--format text|dot|mermaid]
+       runplan steps [KIND]            step kinds, their params and an example
+       runplan schema                  the plan JSON Schema
+       runplan runs | resume RUN_ID | approve RUN_ID STEP_ID
+
+exit codes: 0 ok; 1 a step failed; 2 invalid plan or usage; 3 cluster unreachable;
+4 lock held by another run; 130 interrupted.   runplan {__version__}"""
+
+
+def _parser(command: str) -> argparse.ArgumentParser:
+    prog = "runplan" if command == "run" else f"runplan {command}"
+    parser = argparse.ArgumentParser(prog=prog, description=_DESCRIPTIONS[command])
+    _ARGUMENTS[command](parser)
+    return parser
+
+
+_DESCRIPTIONS = {
+    "run": "Run a plan; with --dry-run review it (--offline: without a cluster).",
+    "validate": "Validate plans: schema, templates, graph. Exit 0 or 2.",
+    "graph": "Print the plan's step graph.",
+    "steps": "Describe the step kinds (params, defaults, an example).",
+    "schema": "Print the plan JSON Schema (for editors).",
+    "runs": "List recorded runs.",
+    "resume": "Resume a failed run.",
+    "approve": "Approve an approval step of a running plan.",
+}
+
+
+def _plan_args(parser: argparse.ArgumentParser, many: bool = False) -> None:
+    parser.add_argument("plans" if many else "plan", nargs="+" if many else None, metavar="PLAN")
+    parser.add_argument("-e", "--var", action="append", default=[], metavar="KEY=VALUE",
+                        help="set a variable (value parsed as YAML: -e replicas=3 is an int)")
+    parser.add_argument("--vars-file", action="append", default=[], metavar="FILE",
+                        help="YAML mapping of variables (overrides plan vars)")
+    parser.add_argument("-n", "--namespace", help="namespace of the targets (overrides the plan's)")
+
+
+def _run_args(parser: argparse.ArgumentParser) -> None:
+    _plan_args(parser)
+    add = parser.add_argument
+    add("--dry-run", action="store_true", help="review: show what would change, change nothing")
+    add("--offline", action="store_true", help="with --dry-run: no cluster contact")
+    add("--kubeconfig", metavar="FILE")
+    add("--context", metavar="NAME")
+    add("--max-parallel", type=_positive, default=4, metavar="N")
+    add("--only", type=_ids, default=(), metavar="ID,..", help="run only these steps")
+    add("--from", dest="start_from", metavar="ID", help="start at this step")
+    add("--approve", type=_ids, action="append", default=[], metavar="ID,..",
+        help="approve these approval steps in advance")
+    add("--approved", metavar="FILE", help="run only if the plan matches this saved review")
+    add("--save-review", metavar="FILE", help="write the review (rendered plan and its hash)")
+    add("--output", choices=("text", "json"), default="text")
+    add("--junit", metavar="FILE", help="write a JUnit XML report")
+
+
+def _graph_args(parser: argparse.ArgumentParser) -> None:
+    _plan_args(parser)
+    parser.add_argument("--format", choices=("text", "dot", "mermaid"), default="text")
+
+
+_ARGUMENTS = {
+    "run": _run_args,
+    "validate": lambda p: _plan_args(p, many=True),
+    "graph": _graph_args,
+    "steps": lambda p: p.add_argument("kind", nargs="?", metavar="KIND"),
+    "schema": lambda p: None,
+    "runs": lambda p: None,
+    "resume": lambda p: p.add_argument("run_id", metavar="RUN_ID"),
+    "approve": lambda p: (p.add_argument("run_id", metavar="RUN_ID"),
+                          p.add_argument("step_id", metavar="STEP_ID")),
+}
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {text!r}")
+    return int(text)
+
+
+def _ids(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def parse_var(assignment: str) -> tuple[str, Any]:
+    """`-e KEY=VALUE`; VALUE is read as a YAML scalar, so `replicas=3` is an int."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not _VAR_NAME.fullmatch(key):
+        raise UsageError(f"-e {assignment!r}: expected KEY=VALUE with KEY a name like image_tag")
+    try:
+        value = yaml.safe_load(text) if text.strip() else text
+    except yaml.YAMLError:
+        return key, text
+    plain = (str, int, float, bool, list, dict, type(None))
+    return key, value if isinstance(value, plain) else text
+
+
+def _compile(args: argparse.Namespace, path: str) -> Plan:
+    if args.namespace is not None and not _LABEL.fullmatch(args.namespace):
+        raise UsageError(f"-n {args.namespace!r}: not a namespace name (a DNS-1123 label)")
+    cli_vars = dict(parse_var(a) for a in args.var)
+    return compile_plan(path, cli_vars, args.vars_file, args.namespace)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    problems = []
+    for path in args.plans:
+        try:
+            plan = _compile(args, path)
+        except PlanError as exc:
+            problems += exc.problems
+            continue
+        print(f"{path}: ok ({len(plan.steps)} steps)")
+    if problems:
+        raise PlanError(problems)
+    return 0
+
+
+def _cmd_graph(args: argparse.Namespace) -> int:
+    print(graphs.render(_compile(args, args.plan), args.format))
+    return 0
+
+
+def _cmd_steps(args: argparse.Namespace) -> int:
+    print(stepdocs.kind_doc(args.kind) if args.kind else stepdocs.overview())
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    print(SCHEMA_FILE.read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def _not_yet(args: argparse.Namespace) -> int:
+    raise RunplanError("run records (runs, resume, approve) need a cluster: not implemented yet")
+
+
+_cmd_runs = _cmd_resume = _cmd_approve = _not_yet
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    if args.offline and not args.dry_run:
+        raise UsageError("--offline only goes with --dry-run (a run needs a cluster)")
+    plan = _compile(args, args.plan)
+    selected = selection(plan, args.only, args.start_from)
+    approve = tuple(i for group in args.approve for i in group)
+    check_approvals(plan, approve)
+    if not (args.dry_run and args.offline):
+        return engine.run(plan, _options(args, approve))
+    if args.approved:
+        review.check_approved(plan, args.approved)
+    if args.save_review:
+        review.save(plan, args.save_review)
+    if args.junit:
+        print("runplan: --junit has no effect with --offline (nothing runs)", file=sys.stderr)
+    if args.output == "json":
+        print(json.dumps(review.as_json(plan, selected), indent=2, default=str))
+    else:
+        print(review.text(plan, selected))
+    return 0
+
+
+def _options(args: argparse.Namespace, approve: tuple[str, ...]) -> engine.RunOptions:
+    return engine.RunOptions(
+        dry_run=args.dry_run, kubeconfig=args.kubeconfig, context=args.context,
+        namespace=args.namespace, max_parallel=args.max_parallel, only=args.only,
+        start_from=args.start_from, approve=approve, approved=args.approved,
+        save_review=args.save_review,
+        output=args.output, junit=args.junit,
+    )

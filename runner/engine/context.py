@@ -1,0 +1,56 @@
+"""What a step kind's `apply` receives: the cluster, its step, its clock and a voice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.plan.values import parse_duration, parse_target
+
+if TYPE_CHECKING:
+    from runner.kube import Kube
+    from runner.plan.model import Step, Target
+
+DEFAULT_TIMEOUT = 300.0  # a step without `timeout` (nor plan default) gets 5 minutes
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Everything a step needs at run time; built fresh for each attempt."""
+
+    kube: Kube
+    step: Step
+    plan_dir: Path
+    deadline: float  # time.monotonic() by which the step must be done
+    progress: Callable[[str], None]
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def timeout(self, params: dict[str, Any]) -> float:
+        """A step's own `timeout` param (wait_ready, approve_pods...) within its deadline."""
+        own = params.get("timeout")
+        seconds = parse_duration(own) if isinstance(own, str) else own
+        return min(float(seconds), self.remaining()) if seconds else self.remaining()
+
+    @property
+    def namespace(self) -> str:
+        """The step's default namespace: step's or plan's, else the kube context's."""
+        own = self.step.target.namespace if self.step.target else None
+        return own or self.step.scope.get("namespace") or self.kube.namespace
+
+    def target(
+        self, params: dict[str, Any], param: str = "target", default_kind: str = ""
+    ) -> Target:
+        """The param's target; a target naming no namespace gets the step's default one."""
+        target = parse_target(params[param], self.namespace, default_kind)
+        if target.namespace is None:
+            target = replace(target, namespace=self.namespace)
+        return target
+
+
+def deadline_for(step: Step) -> float:
+    return time.monotonic() + (step.timeout or DEFAULT_TIMEOUT)

@@ -1,0 +1,185 @@
+"""Stage 4a: groups and loops -> a tree of containers and leaf steps.
+
+A container is the plan's step list or one run of a group (one loop
+iteration). Ids are expanded on the way down: `widen[1].move` for a loop,
+`prep.move` for a plain group. Group control fields (`when`, `timeout`,
+`namespace`, ...) are passed down to the sub-steps as defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.errors import Problem
+from runner.plan.explain import show
+from runner.plan.loader import Document, PathT
+from runner.plan.render import Collector, Renderer, is_template
+from runner.steps import REGISTRY
+
+INHERITED = ("timeout", "retries", "retry_delay", "continue_on_error", "namespace")
+
+
+@dataclass(eq=False)
+class Marker:
+    """A virtual graph node: where a group or an iteration starts or ends."""
+
+    label: str
+    owner: Group | Container
+
+
+@dataclass(eq=False)
+class Leaf:
+    id: str
+    raw: dict[str, Any]
+    path: PathT
+    where: str
+    position: int
+    container: Container
+    kind: str | None
+
+
+@dataclass(eq=False)
+class Group:
+    id: str
+    raw: dict[str, Any]
+    path: PathT
+    container: Container
+    start: Marker = field(init=False)
+    end: Marker = field(init=False)
+    iterations: list[Container] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.start, self.end = Marker(self.id, self), Marker(self.id, self)
+
+
+@dataclass(eq=False)
+class Container:
+    """The root step list (id "") or one run of a group; children chain in order."""
+
+    id: str
+    path: PathT
+    parent: Container | None
+    scope: dict[str, Any]
+    inherited: dict[str, tuple[Any, PathT]]
+    whens: tuple[tuple[Any, PathT], ...] = ()
+    children: list[Leaf | Group] = field(default_factory=list)
+    start: Marker | None = None
+    end: Marker | None = None
+
+    def __post_init__(self) -> None:
+        if self.parent is not None:
+            self.start, self.end = Marker(self.id, self), Marker(self.id, self)
+
+
+Node = Leaf | Group | Container
+
+
+@dataclass
+class Tree:
+    root: Container
+    leaves: list[Leaf]
+    table: dict[str, Node]
+    problems: list[Problem]
+
+
+def expand(doc: Document, path: PathT, renderer: Renderer, scope: dict[str, Any]) -> Tree:
+    """Expand the steps listed at `path` (`("steps",)` or `("on_failure",)`)."""
+    expander = _Expander(doc, renderer)
+    root = Container("", path, None, scope, {})
+    items = doc.data.get(path[0])
+    expander.fill(items if isinstance(items, list) else [], path, root)
+    return Tree(root, expander.leaves, expander.table, expander.problems)
+
+
+def action_key(raw: dict[str, Any]) -> str | None:
+    return next((key for key in raw if key in REGISTRY), None)
+
+
+def path_text(path: PathT) -> str:
+    """`steps[2].steps[0]`"""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class _Expander:
+    def __init__(self, doc: Document, renderer: Renderer) -> None:
+        self.doc = doc
+        self.renderer = renderer
+        self.leaves: list[Leaf] = []
+        self.table: dict[str, Node] = {}
+        self.problems: list[Problem] = []
+
+    def fill(self, items: list[Any], path: PathT, container: Container) -> None:
+        for index, raw in enumerate(items):
+            if isinstance(raw, dict):  # anything else was reported by the schema stage
+                container.children.append(self._item(raw, (*path, index), container))
+
+    def _item(self, raw: dict[str, Any], path: PathT, container: Container) -> Leaf | Group:
+        local = raw["id"] if isinstance(raw.get("id"), str) and raw["id"] else f"#{path[-1]}"
+        full = f"{container.id}.{local}" if container.id else local
+        kind = action_key(raw)
+        node: Leaf | Group
+        if kind is None and isinstance(raw.get("steps"), list) and raw["steps"]:
+            node = Group(full, raw, path, container)
+            self._register(full, node, path)
+            self._group(node)
+        else:
+            where = f"{path_text(path)} ({full})"
+            node = Leaf(full, raw, path, where, len(self.leaves), container, kind)
+            self._register(full, node, path)
+            self.leaves.append(node)
+        return node
+
+    def _group(self, group: Group) -> None:
+        raw, path, outer = group.raw, group.path, group.container
+        own = {key: (raw[key], (*path, key)) for key in INHERITED if key in raw}
+        whens = outer.whens + (((raw["when"], (*path, "when")),) if "when" in raw else ())
+        items = self._loop_items(raw, path, outer.scope) if "loop" in raw else None
+        runs = [(group.id, outer.scope)] if items is None else [
+            (f"{group.id}[{i}]", {**outer.scope, "item": item, "loop": _loop(i, len(items))})
+            for i, item in enumerate(items)
+        ]
+        for run_id, scope in runs:
+            run = Container(run_id, path, outer, scope, {**outer.inherited, **own}, whens)
+            if items is not None:
+                self._register(run_id, run, path)
+            group.iterations.append(run)
+            self.fill(raw["steps"], (*path, "steps"), run)
+
+    def _loop_items(self, raw: dict[str, Any], path: PathT, scope: dict[str, Any]) -> list[Any]:
+        """The loop's items; [] (no iteration) when they cannot be known."""
+        value = raw["loop"]
+        if not is_template(value):
+            return value if isinstance(value, list) else []  # a non-list was reported
+        out = Collector()
+        items = self.renderer.render(value, scope, out)
+        loop_path = (*path, "loop")
+        self.problems += [self.doc.problem((*loop_path, *p), m) for p, m in out.errors]
+        if out.deferred:
+            message = "loop items must be known before the run: they cannot read steps or run"
+            self.problems.append(self.doc.problem(loop_path, message))
+        elif not out.errors and not isinstance(items, list):
+            message = f"loop must be a list; {value!r} rendered to {show(items)}"
+            self.problems.append(self.doc.problem(loop_path, message))
+        return items if isinstance(items, list) and not out.deferred else []
+
+    def _register(self, full: str, node: Node, path: PathT) -> None:
+        first = self.table.setdefault(full, node)
+        if first is not node:
+            line = self.doc.location((*first.path, "id")).line
+            local = full.rsplit(".", 1)[-1]
+            message = f"duplicate id '{local}' (first at line {line})"
+            self.problems.append(self.doc.problem((*path, "id"), message))
+
+
+def _loop(index: int, length: int) -> dict[str, Any]:
+    return {
+        "index0": index,
+        "index": index + 1,
+        "first": index == 0,
+        "last": index == length - 1,
+        "length": length,
+    }

@@ -1,0 +1,181 @@
+"""Stage 4b: the order rules of DESIGN.md -> a DAG of leaf steps.
+
+Groups and iterations get virtual start/end nodes (Markers), which makes each
+rule one edge:
+- a step without `needs` runs after the end of the thing listed before it
+  (a group's end), or after its container's start when it comes first;
+- `needs: [x]` runs after x's end (a group's end = all of it), and inside a
+  group also after the group's start;
+- iterations chain: the end of one is the start of the next;
+- a container's end waits for its children that nothing inside it follows
+  (its "last sub-steps").
+The markers are then contracted away, leaving edges between leaf steps only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import networkx
+
+from runner.errors import Problem, did_you_mean
+from runner.plan.expand import Container, Group, Leaf, Marker, Node, Tree
+from runner.plan.loader import Document
+
+Vertex = Leaf | Marker
+
+
+def build_graph(doc: Document, tree: Tree) -> tuple[networkx.DiGraph, list[Problem]]:
+    """The leaf DAG (edge a -> b: b needs a), or an empty graph and the problems."""
+    wiring = _Wiring(doc, tree)
+    wiring.container(tree.root)
+    wiring.close_ends()
+    try:
+        leaves = _contract(wiring.graph)
+    except networkx.NetworkXUnfeasible:  # not a DAG
+        return networkx.DiGraph(), wiring.problems + _cycles(doc, wiring.graph)
+    return (networkx.DiGraph(), wiring.problems) if wiring.problems else (leaves, [])
+
+
+def execution_order(graph: networkx.DiGraph) -> list[str]:
+    """Topological order, ties broken by file position (deterministic)."""
+    position = networkx.get_node_attributes(graph, "position")
+    return list(networkx.lexicographical_topological_sort(graph, key=position.__getitem__))
+
+
+class _Wiring:
+    def __init__(self, doc: Document, tree: Tree) -> None:
+        self.doc = doc
+        self.table = tree.table
+        self.graph = networkx.DiGraph()
+        self.problems: list[Problem] = []
+        self.iterations: list[Container] = []
+
+    def container(self, box: Container) -> None:
+        previous: Vertex | None = box.start
+        for child in box.children:
+            head = child if isinstance(child, Leaf) else child.start
+            self.graph.add_node(head)
+            for dep in self._deps(child, box, previous):
+                self.graph.add_edge(dep, head)
+            if isinstance(child, Group):
+                self._group(child)
+            previous = child if isinstance(child, Leaf) else child.end
+
+    def _deps(self, child: Leaf | Group, box: Container, previous: Vertex | None) -> list[Vertex]:
+        needs = child.raw.get("needs")
+        if not isinstance(needs, list):  # absent (or invalid, reported): the one before
+            return [previous] if previous is not None else []
+        deps = [self._resolve(name, child, index, box) for index, name in enumerate(needs)]
+        found = [dep for dep in deps if dep is not None]
+        return found + ([box.start] if box.start is not None else [])
+
+    def _group(self, group: Group) -> None:
+        before: Vertex = group.start
+        for run in group.iterations:
+            assert run.start is not None and run.end is not None
+            self.graph.add_edge(before, run.start)
+            self.container(run)
+            self.iterations.append(run)
+            before = run.end
+        self.graph.add_edge(before, group.end)
+
+    def _resolve(self, name: Any, child: Leaf | Group, index: int, box: Container) -> Vertex | None:
+        """`needs` names resolve like scopes: this group first, then outwards."""
+        scope: Container | None = box
+        while scope is not None:
+            node = self.table.get(f"{scope.id}.{name}" if scope.id else str(name))
+            if node is not None:
+                return _end(node)
+            scope = scope.parent
+        node = self.table.get(str(name))  # an expanded id, like widen[1].move
+        if node is not None:
+            return _end(node)
+        message = f"needs '{name}': no step or group with this id{self._hint(str(name))}"
+        self.problems.append(self.doc.problem((*child.path, "needs", index), message))
+        return None
+
+    def _hint(self, name: str) -> str:
+        inside = [key for key in self.table if key.endswith(f".{name}")]
+        if not inside:
+            return did_you_mean(name, self.table)
+        group = re.sub(r"\[\d+\]$", "", inside[-1].rsplit(".", 1)[0])
+        return f" here; it is inside group '{group}': need '{group}' (all of it) or '{inside[-1]}'"
+
+    def close_ends(self) -> None:
+        """Each iteration ends after its children that nothing inside it follows."""
+        for run in self.iterations:
+            for child in run.children:
+                tail = child if isinstance(child, Leaf) else child.end
+                followers = self.graph.successors(tail)
+                if not any(_inside(node, run) for node in followers):
+                    self.graph.add_edge(tail, run.end)
+            if not run.children:
+                self.graph.add_edge(run.start, run.end)
+
+
+def _end(node: Node) -> Vertex:
+    if isinstance(node, Leaf):
+        return node
+    assert node.end is not None
+    return node.end
+
+
+def _inside(vertex: Vertex, run: Container) -> bool:
+    box: Container | None
+    if isinstance(vertex, Leaf):
+        box = vertex.container
+    elif isinstance(vertex.owner, Group):
+        box = vertex.owner.container
+    else:
+        box = vertex.owner
+    while box is not None:
+        if box is run:
+            return True
+        box = box.parent
+    return False
+
+
+def _contract(graph: networkx.DiGraph) -> networkx.DiGraph:
+    """Leaf-to-leaf edges: each marker passes on the leaves that precede it."""
+    leaves = networkx.DiGraph()
+    carried: dict[Marker, set[Leaf]] = {}
+    for vertex in networkx.topological_sort(graph):
+        before: set[Leaf] = set()
+        for pred in graph.predecessors(vertex):
+            before |= {pred} if isinstance(pred, Leaf) else carried[pred]
+        if isinstance(vertex, Marker):
+            carried[vertex] = before
+            continue
+        leaves.add_node(vertex.id, position=vertex.position, leaf=vertex)
+        leaves.add_edges_from((dep.id, vertex.id) for dep in before)
+    return leaves
+
+
+def _cycles(doc: Document, graph: networkx.DiGraph) -> list[Problem]:
+    problems = []
+    for component in networkx.strongly_connected_components(graph):
+        sub = graph.subgraph(component)
+        if len(component) > 1 or sub.has_edge(*(2 * list(component))):
+            problems.append(_cycle_problem(doc, networkx.find_cycle(sub)))
+    return problems
+
+
+def _cycle_problem(doc: Document, edges: list[tuple[Vertex, Vertex]]) -> Problem:
+    # Edges run dependency -> dependent; people read `a needs b`, so reverse them,
+    # and start at the step listed first so the message does not vary.
+    vertices = list(reversed([a for a, _ in edges]))
+    leaves = [v for v in vertices if isinstance(v, Leaf)]
+    first = min(leaves, key=lambda leaf: leaf.position) if leaves else vertices[0]
+    start = vertices.index(first)
+    labels: list[str] = []
+    for vertex in vertices[start:] + vertices[:start]:
+        label = vertex.id if isinstance(vertex, Leaf) else vertex.label
+        if not labels or labels[-1] != label:
+            labels.append(label)
+    if len(labels) > 1 and labels[0] == labels[-1]:
+        labels.pop()
+    where = first.path if isinstance(first, Leaf) else first.owner.path
+    message = "dependency cycle: " + " -> ".join([*labels, labels[0]]) + " (each needs the next)"
+    return doc.problem((*where, "needs"), message)

@@ -1,0 +1,185 @@
+"""Stage 1: YAML text -> plain data plus the line:column of every node.
+
+PyYAML's composer keeps a start mark on every node; constructing Python objects
+throws them away. So we compose, then build the data ourselves and record each
+node's mark under its path (`("steps", 2, "set_image", "image")`), which is the
+same path jsonschema reports: every later stage can point at `file:line:col`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runner.errors import Location, PlanError, Problem
+
+# libyaml's parser is ~10x faster and keeps marks; the constructors stay Python.
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[misc]
+    """Remembers implicit tag resolution (a regex scan per scalar): plans repeat
+    their keys and many values, and libyaml asks for every one of them."""
+
+    _resolved: dict[tuple[Any, ...], str] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        key = (kind, value, implicit)
+        tag = self._resolved.get(key)
+        if tag is None:
+            tag = self._resolved[key] = super().resolve(kind, value, implicit)
+        return tag
+
+
+PathT = tuple[str | int, ...]
+
+# Tags whose Python value would not survive JSON Schema or json.dumps: keep the text.
+_KEEP_TEXT = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"}
+_STR = "tag:yaml.org,2002:str"
+
+
+@dataclass
+class Document:
+    """A loaded YAML file: its data and where each node was written."""
+
+    file: str
+    data: Any
+    # (line, column), 1-based, of each node and of each mapping key, by path.
+    marks: dict[PathT, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[PathT, tuple[int, int]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def location(self, path: PathT, key: bool = False) -> Location:
+        """The mark of `path`, or of its nearest ancestor that has one."""
+        marks = self.key_marks if key and path in self.key_marks else self.marks
+        while path and path not in marks:
+            path = path[:-1]
+        return Location(self.file, *marks.get(path, (1, 1)))
+
+    def problem(self, path: PathT, message: str, key: bool = False) -> Problem:
+        return Problem(self.location(path, key), where(self.data, path), message)
+
+
+def where(data: Any, path: PathT) -> str:
+    """`steps[2] (canary).set_image.image`: list items with an id show it."""
+    out: list[str] = []
+    node = data
+    for part in path:
+        node = _child(node, part)
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+            if isinstance(node, dict) and isinstance(node.get("id"), str):
+                out.append(f" ({node['id']})")
+        else:
+            out.append(f".{part}" if out else str(part))
+    return "".join(out)
+
+
+def _child(node: Any, part: str | int) -> Any:
+    try:
+        return node[part]
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def load_file(path: str | Path, what: str = "a plan") -> Document:
+    """Read and parse one YAML file; unreadable or malformed -> PlanError."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise PlanError([Problem(Location(name), "", f"cannot read {what}: {reason}")]) from None
+    return load_text(text, name, what)
+
+
+def load_text(text: str, file: str, what: str = "a plan") -> Document:
+    """Parse YAML text. Malformed YAML raises; lesser problems (duplicate keys,
+    non-string keys) land in `doc.problems` so they are reported with the rest."""
+    doc = Document(file, None)
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            empty = f"the file is empty: expected {what}"
+            raise PlanError([Problem(Location(file, 1, 1), "", empty)])
+        builder = _Builder(doc, loader, merges="<<" in text)
+        doc.data = builder.build(node, ())
+    except yaml.MarkedYAMLError as exc:
+        raise PlanError([_yaml_problem(file, exc)]) from None
+    finally:
+        loader.dispose()
+    doc.problems = [
+        Problem(Location(file, *mark), where(doc.data, path), message)
+        for mark, path, message in builder.pending
+    ]
+    return doc
+
+
+def _yaml_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    location = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+    message = " ".join(p for p in (exc.context, exc.problem) if p)
+    if "found character '\\t'" in message:
+        message += " (YAML indents with spaces, not tabs)"
+    return Problem(location, "", f"malformed YAML: {message}")
+
+
+class _Builder:
+    """Turns composed nodes into dicts, lists and scalars, recording marks."""
+
+    def __init__(self, doc: Document, loader: Any, merges: bool) -> None:
+        self.doc = doc
+        self.loader = loader
+        self.merges = merges  # `<<: *anchor` merge keys need flattening
+        # (location, path, message): turned into Problems once the data exists,
+        # because a problem's `where` names step ids found in the data.
+        self.pending: list[tuple[tuple[int, int], PathT, str]] = []
+
+    def build(self, node: yaml.Node, path: PathT) -> Any:
+        self.doc.marks[path] = _mark(node)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self._scalar(node, path)
+
+    def _scalar(self, node: yaml.Node, path: PathT) -> Any:
+        if node.tag == _STR or node.tag in _KEEP_TEXT:
+            return node.value
+        return self.loader.construct_object(node)
+
+    def _mapping(self, node: yaml.MappingNode, path: PathT) -> dict[str, Any]:
+        if self.merges:
+            self.loader.flatten_mapping(node)
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self._key(key_node, path)
+            child = (*path, key)
+            if key in out:
+                first = self.doc.key_marks[child]
+                self._problem(key_node, path, f"duplicate key '{key}' (first at line {first[0]})")
+            self.doc.key_marks[child] = _mark(key_node)
+            out[key] = self.build(value_node, child)
+        return out
+
+    def _key(self, node: yaml.Node, path: PathT) -> str:
+        key = self._scalar(node, path) if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(key, str):
+            return key
+        if isinstance(key, bool):
+            hint = " (YAML reads yes/no/on/off as booleans: quote the key)"
+            self._problem(node, path, f"a key must be a string, got {key}{hint}")
+        else:
+            self._problem(node, path, f"a key must be a string, got {node.value or node.tag}")
+        return str(node.value)
+
+    def _problem(self, node: yaml.Node, path: PathT, message: str) -> None:
+        self.pending.append((_mark(node), path, message))
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1

@@ -1,0 +1,89 @@
+"""The compiled plan: what the executor, the review and the graph printers read.
+
+Everything here is frozen: a compiled plan is a value (its digest is what an
+approval refers to), and later stages never patch it in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx
+
+from runner.errors import Location
+
+
+@dataclass(frozen=True)
+class Target:
+    """An object a step acts on; `kind` is normalized (sts -> statefulset).
+
+    `namespace` is None when neither the target, the step nor the plan names one:
+    the executor then uses the kube context's namespace.
+    """
+
+    kind: str
+    name: str
+    namespace: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True, eq=False)
+class Step:
+    """One leaf step, groups and loops expanded (`widen[1].move`).
+
+    `params` are rendered; a value that reads step outputs or `run` stays a
+    template string (`deferred` is then True) and `render_deferred` renders it
+    just before the step runs, with `scope` (vars, namespace, item, loop).
+    """
+
+    id: str
+    name: str
+    kind: str
+    params: dict[str, Any]
+    needs: tuple[str, ...]
+    when: str | None
+    timeout: float | None
+    retries: int
+    retry_delay: float
+    continue_on_error: bool
+    location: Location
+    where: str
+    scope: dict[str, Any] = field(repr=False)
+    deferred: bool = False
+    group: str | None = None
+    target: Target | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """A plan that passed validation: steps in execution order, and its DAG.
+
+    `graph` has one node per step id (attribute `step`), an edge a -> b when b
+    needs a. `on_failure` is "rollback", the failure steps in order, or None.
+    `digest` is a sha256 over the rendered plan and its vars: what an approval
+    (`--save-review` / `--approved`) pins.
+    """
+
+    file: str
+    name: str
+    description: str
+    namespace: str | None
+    vars: dict[str, Any]
+    steps: tuple[Step, ...]
+    graph: networkx.DiGraph = field(repr=False)
+    on_failure: str | tuple[Step, ...] | None
+    digest: str
+
+    def step(self, step_id: str) -> Step:
+        """The step (or failure step) with this id; KeyError if none."""
+        for step in self.all_steps():
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+    def all_steps(self) -> tuple[Step, ...]:
+        extra = self.on_failure if isinstance(self.on_failure, tuple) else ()
+        return self.steps + extra

@@ -1,0 +1,254 @@
+"""Stage 3: Jinja2 rendering in a sandbox, with native types and deferral.
+
+- `ImmutableSandboxedEnvironment` + `StrictUndefined`: a plan cannot reach
+  Python internals or mutate values, and a misspelt variable is an error.
+- A value that is exactly one `{{ expr }}` is evaluated as an expression, so
+  `replicas: "{{ n }}"` stays an int.
+- Templates reading `steps` (outputs of finished steps) or `run` (the run's
+  id) cannot be rendered before the run: they are kept as written, their
+  other names checked now, and rendered by `render_deferred` at run time.
+- Templates are parsed once per distinct source string (loops repeat them)
+  and compiled to Python only when first evaluated: a deferred template is
+  never evaluated at compile time, and Jinja's code generation costs ~1ms.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
+from jinja2.environment import TemplateExpression
+from jinja2.exceptions import SecurityError
+from jinja2.parser import Parser
+from jinja2.runtime import Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from runner.errors import did_you_mean
+
+DEFERRED_NAMES = frozenset({"steps", "run"})
+_EXACT = re.compile(r"\{\{(?P<expr>.*)\}\}", re.DOTALL)
+_UNDEFINED = re.compile(r"'(?P<name>[^']+)' is undefined")
+# A bare reference (`item`, `steps['a'].outputs.x`, `cfg.ports[0]`): most
+# templates. Their names are read off the text; Jinja parses them only if used.
+_LITERALS = frozenset({"true", "false", "none", "True", "False", "None"})
+_KEY = re.compile(r"""\.([A-Za-z_]\w*)|\['([^']*)'\]|\["([^"]*)"\]""")
+_REFERENCE = re.compile(
+    r"""\s*(?P<root>[A-Za-z_]\w*)(?P<path>(?:\.[A-Za-z_]\w*|\['[^']*'\]|\["[^"]*"\]|\[\d+\])*)\s*"""
+)
+PathT = tuple[str | int, ...]
+
+
+class RenderError(Exception):
+    """A template that cannot be rendered; the message is for the plan author."""
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+@dataclass
+class Compiled:
+    """One parsed template: the names it reads, and its Jinja callable once built."""
+
+    source: str
+    names: frozenset[str]
+    step_refs: frozenset[str]
+    build: Callable[[], Callable[..., Any]] = field(repr=False)
+    _run: Callable[..., Any] | None = field(default=None, repr=False)
+
+    @property
+    def deferred(self) -> bool:
+        return bool(self.names & DEFERRED_NAMES)
+
+    def evaluate(self, ctx: dict[str, Any]) -> Any:
+        if self._run is None:
+            self._run = self.build()
+        return self._run(**ctx)
+
+
+@dataclass
+class Collector:
+    """What rendering one value found: errors by relative path, deferred sources."""
+
+    errors: list[tuple[PathT, str]] = field(default_factory=list)
+    deferred: list[tuple[PathT, Compiled]] = field(default_factory=list)
+
+
+class Renderer:
+    """The sandboxed environment and a cache of compiled templates."""
+
+    def __init__(self) -> None:
+        self.env = ImmutableSandboxedEnvironment(
+            undefined=StrictUndefined, keep_trailing_newline=True
+        )
+        self._cache: dict[str, Compiled] = {}
+
+    def render(self, value: Any, ctx: dict[str, Any], out: Collector, path: PathT = ()) -> Any:
+        """`value` with every non-deferred template rendered; problems go to `out`."""
+        if isinstance(value, str):
+            return self._string(value, ctx, out, path) if is_template(value) else value
+        if isinstance(value, dict):
+            return {k: self.render(v, ctx, out, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.render(v, ctx, out, (*path, i)) for i, v in enumerate(value)]
+        return value
+
+    def _string(self, source: str, ctx: dict[str, Any], out: Collector, path: PathT) -> Any:
+        try:
+            compiled = self.compile(source)
+            if compiled.deferred and "steps" not in ctx:
+                self.check_names(compiled, ctx)
+                out.deferred.append((path, compiled))
+                return source
+            return evaluate(compiled, ctx)
+        except RenderError as exc:
+            out.errors.append((path, str(exc)))
+            return source
+
+    def compile(self, source: str, expression: bool = False) -> Compiled:
+        """Compile a template (or, with `expression`, a bare `when` expression)."""
+        key = ("\0" if expression else "") + source
+        if key not in self._cache:
+            self._cache[key] = self._compile(source, expression)
+        return self._cache[key]
+
+    def _compile(self, source: str, expression: bool) -> Compiled:
+        inner = source if expression else _exact_expression(source)
+        reference = self._reference(source, inner) if inner is not None else None
+        if reference is not None:
+            return reference
+        try:
+            node = self.env.parse(source) if inner is None else self._expression(inner)
+        except TemplateSyntaxError as exc:
+            reason = re.sub(r"'end of (print statement|template)'", "end of expression",
+                            str(exc.message))
+            raise RenderError(f"template syntax error in {source!r}: {reason}") from None
+        names = _free_names(node) - set(self.env.globals)
+        build = self._builder(node)
+        return Compiled(source, names, frozenset(_step_refs(node)), build)
+
+    def _reference(self, source: str, inner: str) -> Compiled | None:
+        """`{{ steps['canary'].outputs.previous }}`: valid by construction, parsed later."""
+        match = _REFERENCE.fullmatch(inner)
+        if match is None or match["root"] in _LITERALS:
+            return None
+        keys = _KEY.findall(match["path"])[:1] if match["root"] == "steps" else []
+        names = frozenset({match["root"]}) - set(self.env.globals)
+        refs = frozenset(a or b or c for a, b, c in keys)
+        return Compiled(source, names, refs, functools.partial(self._parse_and_build, inner))
+
+    def _parse_and_build(self, inner: str) -> Callable[..., Any]:
+        return self._builder(self._expression(inner))()
+
+    def _expression(self, source: str) -> nodes.Expr:
+        """Parse `source` as one expression (what compile_expression does first)."""
+        parser = Parser(self.env, source, state="variable")
+        expression = parser.parse_expression()
+        if not parser.stream.eos:
+            token = parser.stream.current
+            raise TemplateSyntaxError(f"unexpected {token.value!r} after the expression",
+                                      token.lineno)
+        return expression
+
+    def _builder(self, node: nodes.Node) -> Callable[[], Callable[..., Any]]:
+        """How to make the Jinja callable from the parsed node, without parsing again."""
+        env = self.env
+        if isinstance(node, nodes.Template):
+            return lambda: env.from_string(node).render
+        assign = nodes.Assign(nodes.Name("result", "store"), node, lineno=1)
+        return lambda: TemplateExpression(env.from_string(nodes.Template([assign], lineno=1)),
+                                          undefined_to_none=False)
+
+    def check_names(self, compiled: Compiled, ctx: dict[str, Any]) -> None:
+        """Undefined names of a template that is not rendered yet."""
+        missing = sorted(compiled.names - DEFERRED_NAMES - set(ctx))
+        if missing:
+            raise RenderError(_undefined(missing[0], compiled.source, ctx))
+
+
+def evaluate(compiled: Compiled, ctx: dict[str, Any]) -> Any:
+    """Run a compiled template; Jinja's errors become RenderError."""
+    try:
+        result = compiled.evaluate(ctx)
+        if isinstance(result, Undefined):
+            str(result)  # StrictUndefined raises the precise UndefinedError here
+        return plain(result)
+    except UndefinedError as exc:
+        match = _UNDEFINED.fullmatch(str(exc.message))
+        if match:
+            raise RenderError(_undefined(match["name"], compiled.source, ctx)) from None
+        raise RenderError(f"{compiled.source!r}: {exc.message}") from None
+    except SecurityError as exc:
+        sandbox = "the template sandbox forbids this: plans may use variables, filters and tests"
+        raise RenderError(f"{compiled.source!r}: {exc} ({sandbox})") from None
+    except Exception as exc:  # noqa: BLE001 - any Python error inside a template is the plan's
+        raise RenderError(f"{compiled.source!r} failed: {type(exc).__name__}: {exc}") from None
+
+
+def _undefined(name: str, source: str, ctx: dict[str, Any]) -> str:
+    hint = did_you_mean(name, [k for k in ctx if not k.startswith("_")])
+    if name in ("item", "loop"):
+        hint = hint or f" ('{name}' exists only inside a group with `loop:`)"
+    return f"undefined variable '{name}' in {source!r}{hint}"
+
+
+def _exact_expression(source: str) -> str | None:
+    """The expression of a value that is exactly one `{{ expr }}`, else None."""
+    match = _EXACT.fullmatch(source.strip())
+    if not match:
+        return None
+    inner = match["expr"]
+    return None if "{{" in inner or "}}" in inner or "{%" in inner else inner
+
+
+def plain(value: Any) -> Any:
+    """Jinja results as plain data (what a plan may hold and json can dump)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return str(value)  # Markup and other str subclasses
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, range, set, frozenset, Iterator)):
+        return [plain(v) for v in value]
+    return str(value)
+
+
+def _free_names(node: nodes.Node) -> frozenset[str]:
+    """Names a template reads and does not set itself (loop variables, `set`).
+
+    Jinja's meta.find_undeclared_variables is exact but runs its code
+    generator, which costs more than parsing; this walk is close enough to
+    spot undefined variables (rendering with StrictUndefined stays the judge).
+    """
+    loads: set[str] = set()
+    stores: set[str] = set()
+    for name in _walk(node, nodes.Name):
+        (loads if name.ctx == "load" else stores).add(name.name)
+    if any(True for _ in _walk(node, nodes.For)):
+        stores.add("loop")  # Jinja's own loop variable inside {% for %}
+    return frozenset(loads - stores)
+
+
+def _walk(node: nodes.Node, kinds: Any) -> Iterator[Any]:
+    """`node` and its descendants of the given node types (find_all skips `node`)."""
+    if isinstance(node, kinds):
+        yield node
+    yield from node.find_all(kinds)
+
+
+def _step_refs(ast: nodes.Node) -> Iterable[str]:
+    """Ids named as `steps['id']` or `steps.id` (checked against the graph)."""
+    node: Any
+    for node in _walk(ast, (nodes.Getitem, nodes.Getattr)):
+        inner = node.node
+        if not (isinstance(inner, nodes.Name) and inner.name == "steps"):
+            continue
+        if isinstance(node, nodes.Getattr):
+            yield node.attr
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            yield node.arg.value

@@ -1,0 +1,104 @@
+"""Stage 2: validate the loaded plan against plan.schema.json -> problems.
+
+The schema's `$defs/step` says "exactly one action key" with a `oneOf`, which
+suits editors but gives useless errors. So steps are walked here: the action
+key is found by code (unknown kinds get a "did you mean"), then the step is
+validated by a memoizing Checker (validators.py) whose errors are plain leaf
+errors, turned into sentences by explain.py.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+from runner.errors import Problem, did_you_mean
+from runner.plan.explain import Finding
+from runner.plan.loader import Document, PathT
+from runner.plan.validators import findings, header_validator, plan_schema, step_checker
+from runner.steps import REGISTRY
+
+
+def control_keys() -> list[str]:
+    """The step keys that are not action keys: id, name, needs, when, ..."""
+    keys = plan_schema()["$defs"]["step"]["properties"]
+    return [k for k in keys if k not in REGISTRY]
+
+
+def validate_plan(doc: Document) -> tuple[list[Problem], set[PathT]]:
+    """All schema problems, and the paths of the steps that have any."""
+    problems = to_problems(doc, (), findings(header_validator(), doc.data))
+    bad: set[PathT] = set()
+    for path, step in iter_steps(doc.data):
+        found = _validate_step(doc, path, step)
+        if found:
+            bad.add(path)
+            problems += found
+    return problems, bad
+
+
+def iter_steps(data: Any, path: PathT = ()) -> Iterator[tuple[PathT, Any]]:
+    """Every step of the plan, depth first: `steps`, groups' `steps`, `on_failure`."""
+    for key in ("steps", "on_failure") if not path else ("steps",):
+        items = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            continue
+        for index, step in enumerate(items):
+            yield (*path, key, index), step
+            yield from iter_steps(step, (*path, key, index))
+
+
+def to_problems(doc: Document, base: PathT, found: list[Finding]) -> list[Problem]:
+    return [doc.problem((*base, *f.path), f.message, key=f.at_key) for f in found]
+
+
+def _validate_step(doc: Document, path: PathT, step: Any) -> list[Problem]:
+    if not isinstance(step, dict):
+        shown = "a list" if isinstance(step, list) else repr(step)
+        message = f"a step is a mapping with an id and one action key, got {shown}"
+        return [doc.problem(path, message)]
+    problems = _structure(doc, path, step)
+    known = {k: v for k, v in step.items() if k in _step_keys()}
+    return problems + to_problems(doc, path, step_checker().check(known))
+
+
+@functools.cache
+def _step_keys() -> frozenset[str]:
+    return frozenset(plan_schema()["$defs"]["step"]["properties"])
+
+
+def _structure(doc: Document, path: PathT, step: dict[str, Any]) -> list[Problem]:
+    """Unknown keys, and not exactly one action key (or a group)."""
+    actions = [k for k in step if k in REGISTRY]
+    unknown = [k for k in step if k not in _step_keys()]
+    kind_like = [k for k in unknown if _looks_like_kind(k, step[k], bool(actions))]
+    problems = [_unknown_key(doc, path, key, key in kind_like) for key in unknown]
+    if len(actions) > 1:
+        two = f"'{actions[0]}' and '{actions[1]}'"
+        message = f"two action keys {two}: a step does exactly one thing; split it into two steps"
+        problems.append(doc.problem((*path, actions[1]), message, key=True))
+    elif actions and "steps" in step:
+        message = f"a step is either a group (steps:) or an action ('{actions[0]}'), not both"
+        problems.append(doc.problem((*path, "steps"), message, key=True))
+    elif not actions and "steps" not in step and not kind_like:
+        kinds = ", ".join(REGISTRY)
+        message = f"no action key: a step needs exactly one of {kinds} (or steps: for a group)"
+        problems.append(doc.problem(path, message))
+    if "loop" in step and "steps" not in step:
+        message = "loop repeats a group: put the steps to repeat under `steps:`"
+        problems.append(doc.problem((*path, "loop"), message, key=True))
+    return problems
+
+
+def _looks_like_kind(key: str, value: Any, has_action: bool) -> bool:
+    # A near miss of a kind name, or a mapping where the action should be.
+    return bool(did_you_mean(key, REGISTRY)) or (not has_action and isinstance(value, dict))
+
+
+def _unknown_key(doc: Document, path: PathT, key: str, kind_like: bool) -> Problem:
+    if kind_like:
+        listing = did_you_mean(key, REGISTRY) or f" (kinds: {', '.join(REGISTRY)})"
+        return doc.problem((*path, key), f"unknown step kind '{key}'{listing}", key=True)
+    hint = did_you_mean(key, control_keys()) or f" (step fields: {', '.join(control_keys())})"
+    return doc.problem((*path, key), f"unknown field '{key}'{hint}", key=True)

@@ -1,0 +1,34 @@
+"""Value parsers of the plan compiler: durations and targets."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from runner.plan.model import Target
+from runner.targets import split_target
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+DURATION_HELP = "a number with a unit, like 500ms, 30s, 5m or 1h30m"
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from `500ms`, `30s`, `5m`, `1h30m` or a number; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"bad duration {value}: expected {DURATION_HELP}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"bad duration {value}: a duration cannot be negative")
+        return float(value)
+    text = str(value).strip()
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"bad duration '{value}': expected {DURATION_HELP}")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def parse_target(value: Any, namespace: str | None = None, default_kind: str = "") -> Target:
+    """A Target; its own namespace wins over `namespace` (the step's or plan's)."""
+    kind, name, own_namespace = split_target(value, default_kind)
+    return Target(kind, name, own_namespace or namespace)

@@ -1,0 +1,1 @@
+"""Output for people and pipelines: the offline review, graphs, step docs."""

@@ -1,0 +1,149 @@
+"""`runplan PLAN --dry-run --offline`: the ordered plan, rendered, one line per
+step saying what it would do. Nothing reads from or writes to a cluster."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+from runner.errors import UsageError
+from runner.plan.model import Plan, Step
+from runner.plan.render import is_template
+from runner.steps import REGISTRY
+
+ROLLBACK = (
+    "roll back: restore every object this run changed from its before-image "
+    "(reverse order), then wait until ready"
+)
+
+
+def shown(value: Any) -> Any:
+    """Params as the review shows them: run-time templates marked as deferred."""
+    if is_template(value):
+        return f"<deferred: {value}>"
+    if isinstance(value, dict):
+        return {k: shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shown(v) for v in value]
+    return value
+
+
+def describe(step: Step) -> str:
+    return REGISTRY[step.kind]().describe(shown(step.params))
+
+
+def text(plan: Plan, selected: Collection[str]) -> str:
+    changing = sum(REGISTRY[s.kind].mutating for s in plan.steps)
+    namespace = plan.namespace or "of the kube context"
+    lines = [
+        f"plan {plan.name}" + (f": {plan.description}" if plan.description else ""),
+        f"file {plan.file}, namespace {namespace}, "
+        f"{len(plan.steps)} steps ({changing} change the cluster), {plan.digest[:19]}…",
+        "dry run, offline: nothing is read from or sent to a cluster",
+        "",
+    ]
+    previous = None
+    for number, step in enumerate(plan.steps, 1):
+        lines += _step_lines(number, step, previous, step.id in selected, plan.namespace)
+        previous = step.id
+    return "\n".join(lines + ["", *_failure_lines(plan)])
+
+
+def _step_lines(
+    number: int, step: Step, previous: str | None, selected: bool, namespace: str | None
+) -> list[str]:
+    skip = "" if selected else "  [skipped: not selected by --only/--from]"
+    lines = [f"{number:>3}. {step.id} ({step.kind}){skip}", f"     {describe(step)}"]
+    if step.needs != ((previous,) if previous else ()):
+        lines.append(f"     after: {', '.join(step.needs) or 'nothing (a root)'}")
+    if step.when:
+        lines.append(f"     only when: {step.when}")
+    lines.append(f"     params: {_flow(shown(step.params))}")
+    control = _control_text(step, namespace)
+    return lines + ([f"     {control}"] if control else [])
+
+
+def _control_text(step: Step, plan_namespace: str | None) -> str:
+    parts = [f"timeout {step.timeout:g}s" if step.timeout is not None else ""]
+    parts.append(f"retries {step.retries} (every {step.retry_delay:g}s)" if step.retries else "")
+    parts.append("continues on error" if step.continue_on_error else "")
+    ns = step.target.namespace if step.target else None
+    parts.append(f"namespace {ns}" if ns and ns != plan_namespace else "")
+    return ", ".join(p for p in parts if p)
+
+
+def _failure_lines(plan: Plan) -> list[str]:
+    if plan.on_failure == "rollback":
+        return [f"on failure: {ROLLBACK}"]
+    if not isinstance(plan.on_failure, tuple):
+        return ["on failure: stop (no on_failure)"]
+    lines = ["on failure, in order:"]
+    for number, step in enumerate(plan.on_failure, 1):
+        lines += [f"  {number:>3}. {step.id} ({step.kind})", f"       {describe(step)}"]
+    return lines
+
+
+def _flow(value: dict[str, Any]) -> str:
+    return ", ".join(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in value.items())
+
+
+def as_json(plan: Plan, selected: Collection[str]) -> dict[str, Any]:
+    failure = plan.on_failure
+    return {
+        "plan": plan.name,
+        "file": plan.file,
+        "namespace": plan.namespace,
+        "digest": plan.digest,
+        "vars": plan.vars,
+        "steps": [_step_json(s, s.id in selected) for s in plan.steps],
+        "on_failure": (
+            [_step_json(s, True) for s in failure] if isinstance(failure, tuple) else failure
+        ),
+    }
+
+
+def _step_json(step: Step, selected: bool) -> dict[str, Any]:
+    return {
+        "id": step.id,
+        "kind": step.kind,
+        "name": step.name,
+        "selected": selected,
+        "describe": describe(step),
+        "mutating": REGISTRY[step.kind].mutating,
+        "needs": list(step.needs),
+        "when": step.when,
+        "params": step.params,
+        "deferred": step.deferred,
+        "target": None if step.target is None else vars(step.target),
+        "timeout": step.timeout,
+        "retries": step.retries,
+        "location": str(step.location),
+    }
+
+
+def save(plan: Plan, path: str) -> None:
+    """`--save-review` offline: the rendered plan and its digest (no cluster identity)."""
+    review = {"review": as_json(plan, [s.id for s in plan.steps]), "cluster": None}
+    Path(path).write_text(json.dumps(review, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def check_approved(plan: Plan, path: str) -> None:
+    """`--approved`: the freshly rendered plan must be the one reviewed."""
+    try:
+        review = json.loads(Path(path).read_text(encoding="utf-8"))["review"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"--approved {path}: not a saved review ({exc})") from None
+    if review.get("digest") == plan.digest:
+        return
+    fresh = {s["id"]: s for s in as_json(plan, [])["steps"]}
+    old = {s["id"]: s for s in review.get("steps", [])}
+    differ = [i for i in sorted(set(fresh) | set(old)) if _key(fresh.get(i)) != _key(old.get(i))]
+    named = ", ".join(differ) or "vars or namespace"
+    raise UsageError(f"the plan changed since the review in {path}: {named} differ")
+
+
+def _key(step: dict[str, Any] | None) -> Any:
+    keep = ("kind", "params", "needs", "when", "target", "timeout", "retries")
+    return None if step is None else json.dumps({k: step.get(k) for k in keep}, default=str)

@@ -1,0 +1,111 @@
+"""apply: create or update objects from manifests (server-side apply)."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from runner.errors import StepFailure
+from runner.steps.base import StepKind, is_template
+
+if TYPE_CHECKING:
+    from runner.engine.context import StepContext
+
+
+class Apply(StepKind):
+    kind = "apply"
+    mutating = True
+    outputs = {"objects": "the objects applied, as kind/namespace/name"}
+    example = """\
+- id: install
+  apply:
+    manifests: [manifests/web/, manifests/extra.yaml]
+"""
+
+    def check_files(self, params: dict[str, Any], plan_dir: Path) -> list[str]:
+        manifests = params.get("manifests")
+        items = manifests if isinstance(manifests, list) else [manifests]
+        paths = [m for m in items if isinstance(m, str) and not is_template(m)]
+        where = f"paths are relative to the plan's folder, {plan_dir}"
+        missing = [p for p in paths if not glob.glob(str(plan_dir / p))]
+        return [f"manifests: '{p}' matches no file ({where})" for p in missing]
+
+    def describe(self, params: dict[str, Any]) -> str:
+        manifests = params["manifests"]
+        items = manifests if isinstance(manifests, list) else [manifests]
+        names = ", ".join(_manifest_text(m) for m in items)
+        how = "server-side apply" if params.get("server_side", True) else "client-side apply"
+        return f"apply {names} ({how}, field manager runplan)"
+
+    def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
+        namespace = ctx.namespace
+        applied = []
+        for obj in _objects(ctx, params["manifests"]):
+            if params.get("server_side", True):
+                done = ctx.kube.apply(obj, ns=namespace)
+            else:
+                done = _create_or_merge(ctx, obj, namespace)
+            meta = done.get("metadata") or {}
+            where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+            applied.append(f"{done.get('kind', '?').lower()}/{where}{meta.get('name')}")
+            ctx.progress(f"applied {applied[-1]}")
+        return {"objects": applied}
+
+def _manifest_text(item: Any) -> str:
+    if isinstance(item, dict):
+        name = (item.get("metadata") or {}).get("name", "?")
+        return f"inline {item.get('kind', '?')}/{name}"
+    return str(item)
+
+
+def _objects(ctx: StepContext, manifests: Any) -> list[dict[str, Any]]:
+    """Objects from paths, folders, globs and inline objects, in the order given."""
+    items = manifests if isinstance(manifests, list) else [manifests]
+    objects: list[dict[str, Any]] = []
+    for item in items:
+        if isinstance(item, dict):
+            objects.append(item)
+            continue
+        for path in _files(ctx.plan_dir, str(item)):
+            try:
+                docs = list(yaml.safe_load_all(path.read_text()))
+            except (OSError, yaml.YAMLError) as exc:
+                raise StepFailure(ctx.step.id, f"cannot read manifest {path}: {exc}") from None
+            objects += _flatten([d for d in docs if d])
+    return objects
+
+
+def _files(plan_dir: Path, pattern: str) -> list[Path]:
+    """A folder means its *.yaml, *.yml and *.json files, sorted: a stable apply order."""
+    found = []
+    for match in sorted(glob.glob(str(plan_dir / pattern))):
+        path = Path(match)
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+        else:
+            found.append(path)
+    return found
+
+
+def _flatten(docs: list[Any]) -> list[dict[str, Any]]:
+    """`kind: List` documents (as `kubectl get -o yaml` writes) hold their objects in items."""
+    out: list[dict[str, Any]] = []
+    for doc in docs:
+        out += doc.get("items") or [] if doc.get("kind") == "List" else [doc]
+    return out
+
+
+def _create_or_merge(ctx: StepContext, obj: dict[str, Any], namespace: str | None) -> Any:
+    """Client-side apply, simplified: create, or merge-patch the manifest onto the object."""
+    from runner.errors import AlreadyExists
+
+    try:
+        return ctx.kube.create(obj, ns=namespace)
+    except AlreadyExists:
+        meta = obj.get("metadata") or {}
+        res = ctx.kube.resource_of(obj)
+        return ctx.kube.patch(res, meta["name"], meta.get("namespace") or namespace, obj, "merge")
+

@@ -1,0 +1,74 @@
+"""What every step kind provides. Its params schema is `$defs/<kind>` in
+runner/schemas/plan.schema.json (the one copy: validation, editors and
+`runplan steps` all read it), not here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from runner.targets import KIND_TITLES
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from runner.plan.model import Target
+
+
+class StepKind:
+    """A step kind: its checks and offline description now, its action later.
+
+    `check` and `describe` see rendered params; a value that reads step
+    outputs is still a template string then (it is rendered at run time).
+    """
+
+    kind: ClassVar[str]
+    mutating: ClassVar[bool] = False
+    # One step as YAML (a list item): shown by `runplan steps`, validated by the tests.
+    example: ClassVar[str]
+    outputs: ClassVar[dict[str, str]] = {}
+    # Kinds the `target` param may name; empty when the step takes no target.
+    target_kinds: ClassVar[frozenset[str]] = frozenset()
+    target_param: ClassVar[str] = "target"
+
+    def check(self, params: dict[str, Any], target: Target | None) -> list[str]:
+        """Problems the schema cannot express, each `param: message` (param optional)."""
+        if target is None or not self.target_kinds or target.kind in self.target_kinds:
+            return []
+        kinds = " or ".join(KIND_TITLES[k] for k in sorted(self.target_kinds))
+        title = KIND_TITLES[target.kind]
+        return [f"{self.target_param}: {self.kind} is not valid on a {title}: it acts on a {kinds}"]
+
+    def check_files(self, params: dict[str, Any], plan_dir: Path) -> list[str]:
+        """Problems with files the params name (relative to the plan's folder)."""
+        return []
+
+    def describe(self, params: dict[str, Any]) -> str:
+        """One line saying what the step would do; no side effects."""
+        raise NotImplementedError
+
+    def apply(self, ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
+        """Do it; returns the step's outputs. Implemented with the executor."""
+        raise NotImplementedError(f"step kind {self.kind}: apply is not implemented yet")
+
+
+def one_of(params: dict[str, Any], *names: str) -> list[str]:
+    """A problem unless exactly one of `names` is given."""
+    given = [n for n in names if n in params]
+    if len(given) == 1:
+        return []
+    listed = " or ".join(f"`{n}`" for n in names)
+    if not given:
+        return [f"give {listed}"]
+    return [f"{given[1]}: give {listed}, not both"]
+
+
+def at_most_one_of(params: dict[str, Any], *names: str) -> list[str]:
+    given = [n for n in names if n in params]
+    if len(given) <= 1:
+        return []
+    return [f"{given[1]}: give only one of " + ", ".join(f"`{n}`" for n in names)]
+
+
+def is_template(value: Any) -> bool:
+    """A value still to be rendered at run time (it reads step outputs)."""
+    return isinstance(value, str) and ("{{" in value or "{%" in value)

@@ -1,0 +1,40 @@
+"""rollback: undo a rollout like `kubectl rollout undo`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runner.engine.context import StepContext
+
+from typing import Any
+
+from runner.steps.base import StepKind
+from runner.targets import target_text
+
+
+class Rollback(StepKind):
+    kind = "rollback"
+    mutating = True
+    target_kinds = frozenset({"deployment", "statefulset"})
+    outputs = {"revision": "the new revision (carrying the restored template)"}
+    example = """\
+- id: undo
+  rollback:
+    target: deployment/web
+    to_revision: 1
+"""
+
+    def describe(self, params: dict[str, Any]) -> str:
+        to = params.get("to_revision")
+        where = f"revision {to}" if to is not None else "the previous revision"
+        return f"roll back {target_text(params['target'])} to {where}"
+
+    def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
+        from runner.kube import undo_deployment, undo_statefulset
+
+        target = ctx.target(params)
+        undo = undo_deployment if target.kind == "deployment" else undo_statefulset
+        result = undo(ctx.kube, target.name, target.namespace, params.get("to_revision"))
+        ctx.progress(result.message)
+        return {"revision": result.revision}

@@ -1,0 +1,72 @@
+"""set_partition: move the rolling-update partition of a StatefulSet or CloneSet."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from runner.errors import StepFailure
+from runner.steps.base import StepKind, is_template
+from runner.targets import target_text
+
+if TYPE_CHECKING:
+    from runner.engine.context import StepContext
+    from runner.plan.model import Target
+
+DEPLOYMENT = (
+    "target: partition is not valid on a Deployment: use pause/resume for a Deployment "
+    "canary (set_image then pause, verify, resume), or target a StatefulSet or CloneSet"
+)
+
+
+class SetPartition(StepKind):
+    kind = "set_partition"
+    mutating = True
+    target_kinds = frozenset({"statefulset", "cloneset"})
+    outputs = {"previous": "the partition before the change"}
+    example = """\
+- id: hold
+  set_partition:
+    target: statefulset/web
+    partition: 2
+"""
+
+    def check(self, params: dict[str, Any], target: Target | None) -> list[str]:
+        if target is not None and target.kind == "deployment":
+            return [DEPLOYMENT]
+        problems = super().check(params, target)
+        partition = params.get("partition")
+        percent = isinstance(partition, str) and not is_template(partition)
+        if percent and target is not None and target.kind != "cloneset":
+            problems.append(
+                "partition: a percent partition is only valid on a CloneSet; "
+                "a StatefulSet partition is an ordinal (pods >= it get the new template)"
+            )
+        return problems
+
+    def describe(self, params: dict[str, Any]) -> str:
+        target = target_text(params["target"])
+        partition = params["partition"]
+        if target.startswith("cloneset/"):
+            why = f"{partition} of the pods stay on the old revision"
+        else:
+            why = f"pods with ordinal >= {partition} get the new template"
+        return f"set partition of {target} to {partition} ({why})"
+
+    def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
+        target = ctx.target(params)
+        if target.kind not in self.target_kinds:
+            raise StepFailure(ctx.step.id, DEPLOYMENT.removeprefix("target: "))
+        obj = ctx.kube.get(target.kind, target.name, target.namespace)
+        strategy = (obj.get("spec") or {}).get("updateStrategy") or {}
+        if target.kind == "cloneset":
+            previous = strategy.get("partition", 0)
+            patch = {"spec": {"updateStrategy": {"partition": params["partition"]}}}
+        else:
+            if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+                raise StepFailure(ctx.step.id, f"{target} uses updateStrategy "
+                                  f"{strategy.get('type')}: a partition needs RollingUpdate")
+            previous = (strategy.get("rollingUpdate") or {}).get("partition", 0)
+            patch = {"spec": {"updateStrategy": {"rollingUpdate": {
+                "partition": params["partition"]}}}}
+        ctx.kube.patch(target.kind, target.name, target.namespace, patch, "merge")
+        return {"previous": previous}

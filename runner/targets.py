@@ -1,0 +1,85 @@
+"""Kubernetes kinds as plans name them (kubectl style) and pod ordinals.
+
+Kept free of runner.plan imports: both the plan compiler and the step kinds use it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from runner.errors import did_you_mean
+
+KIND_ALIASES = {
+    "deployment": "deployment",
+    "deploy": "deployment",
+    "statefulset": "statefulset",
+    "sts": "statefulset",
+    "daemonset": "daemonset",
+    "ds": "daemonset",
+    "cloneset": "cloneset",
+    "service": "service",
+    "svc": "service",
+    "pod": "pod",
+    "po": "pod",
+}
+KIND_TITLES = {
+    "deployment": "Deployment",
+    "statefulset": "StatefulSet",
+    "daemonset": "DaemonSet",
+    "cloneset": "CloneSet",
+    "service": "Service",
+    "pod": "Pod",
+}
+WORKLOADS = frozenset({"deployment", "statefulset", "daemonset", "cloneset"})
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+
+
+def normalize_kind(kind: str) -> str:
+    """`sts`, `StatefulSet`, `statefulsets` -> `statefulset`; ValueError otherwise."""
+    key = kind.lower()
+    if key not in KIND_ALIASES and key.endswith("s") and key[:-1] in KIND_ALIASES:
+        key = key[:-1]
+    if key not in KIND_ALIASES:
+        known = ", ".join(KIND_TITLES)
+        raise ValueError(f"unknown kind '{kind}'{did_you_mean(key, KIND_ALIASES)} (kinds: {known})")
+    return KIND_ALIASES[key]
+
+
+def split_target(value: Any, default_kind: str = "") -> tuple[str, str, str | None]:
+    """(kind, name, namespace) from `kind/name` or `{kind, name, namespace}`.
+
+    `default_kind` lets a bare name stand for itself (verify_dns: `service: web`).
+    Raises ValueError with a message fit for the user.
+    """
+    namespace = None
+    if isinstance(value, dict):
+        kind, name = str(value.get("kind", "")), str(value.get("name", ""))
+        namespace = value.get("namespace")
+    elif isinstance(value, str) and "/" in value:
+        kind, _, name = value.partition("/")
+    elif isinstance(value, str) and default_kind:
+        kind, name = default_kind, value
+    else:
+        raise ValueError(f"bad target {value!r}: expected kind/name, like statefulset/web")
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"bad target {value!r}: '{name}' is not a valid object name")
+    return normalize_kind(kind), name, namespace
+
+
+def target_text(value: Any, default_kind: str = "") -> str:
+    """`statefulset/web` for describe() lines; the raw text when it does not parse."""
+    try:
+        kind, name, _ = split_target(value, default_kind)
+    except ValueError:
+        return str(value)
+    return f"{kind}/{name}"
+
+
+def parse_ordinals(key: str) -> range:
+    """`"2-4"` -> range(2, 5); `"3"` -> range(3, 4); ValueError when reversed."""
+    low, _, high = key.partition("-")
+    first, last = int(low), int(high or low)
+    if last < first:
+        raise ValueError(f"ordinal range '{key}' is reversed: write '{last}-{first}'")
+    return range(first, last + 1)
