@@ -38,6 +38,11 @@ demo: localcluster-build
 	$(VENV)/bin/runplan playbooks/statefulset-partition-canary.yaml && \
 	echo "the local cluster is still up: export KUBECONFIG=$(abspath $(STATE_DIR))/kubeconfig; make cluster-down stops it"
 
+# Figures, not assertions: compile scaling and wait reaction latency / API requests.
+bench: localcluster-build
+	$(PY) bench/compile_bench.py
+	$(PY) bench/wait_latency.py --runs 20
+
 cluster-up: $(VENV)/.installed
 	$(PY) -m localcluster up --state-dir $(STATE_DIR)
 

@@ -104,8 +104,9 @@ def _attempts(plan: Plan, step: Step, kind: Any, params: dict[str, Any], kube: K
 
 def failure_text(exc: RunplanError) -> str:
     """The error and, for waits, its details (what was still missing, the last Events)."""
-    details = [] if isinstance(exc, StepFailure) else list(getattr(exc, "details", []))
-    return "\n".join([str(exc), *(f"    {line}" for line in details)])
+    head = exc.message if isinstance(exc, StepFailure) else str(exc)  # the id is said already
+    details = list(getattr(exc, "details", []))
+    return "\n".join([head, *(f"    {line}" for line in details)])
 
 
 def _retryable(exc: RunplanError) -> bool:
