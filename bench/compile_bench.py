@@ -1,11 +1,12 @@
 """Plan compiler benchmark: plans of 500, 5,000 and 20,000 leaf steps.
 
-Each generated plan repeats a 10-step block: a set_image, a wait, two checks
-that fan out from the wait (`needs`) and join again, a scale with a templated
-replica count, a loop group of 2 iterations x 2 steps, and a step reading an
-earlier step's output (deferred). Every stage is timed on its own
-and end to end (`compile_plan`, cold, in a fresh process per size); the CPU
-time per step shows whether growth is linear (reported, not asserted).
+Each generated plan repeats a 10-step block: a set_image, a wait_ready, two
+checks that fan out from it (`needs`) and join again in a scale with a
+templated replica count, a loop group of 2 iterations x 2 steps, and a
+conditional step reading an earlier step's output (deferred to run time).
+`compile_plan` is timed end to end, cold, in a fresh process per size (as a
+CLI run), then each stage on its own; the CPU time per step shows whether
+growth is linear (reported, not asserted).
 
     .venv/bin/python bench/compile_bench.py [SIZE ...]
 """

@@ -86,7 +86,8 @@ _DESCRIPTIONS = {
 
 
 def _plan_args(parser: argparse.ArgumentParser, many: bool = False) -> None:
-    parser.add_argument("plans" if many else "plan", nargs="+" if many else None, metavar="PLAN")
+    parser.add_argument("plans" if many else "plan", nargs="+" if many else None, metavar="PLAN",
+                        help="a plan file (YAML, runplan/v1)")
     parser.add_argument("-e", "--var", action="append", default=[], metavar="KEY=VALUE",
                         help="set a variable (value parsed as YAML: -e replicas=3 is an int)")
     parser.add_argument("--vars-file", action="append", default=[], metavar="FILE",

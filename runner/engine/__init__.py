@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runner.errors import RunplanError, UsageError, did_you_mean
+from runner.errors import RunplanError
 from runner.plan.model import Plan
 
 

@@ -107,6 +107,7 @@ class StepBuilder:
         )
 
     def _control(self, leaf: Leaf, key: str) -> Any:
+        """The step's own value, else its groups', else the plan's defaults; parsed."""
         parse, default = _CONTROL[key]
         if key in leaf.raw:
             value, path = leaf.raw[key], (*leaf.path, key)
@@ -114,23 +115,28 @@ class StepBuilder:
             value, path = leaf.container.inherited[key]
         else:
             return default
-        if not is_template(value):
-            try:
+        try:
+            if not is_template(value):
                 return parse(value)
-            except ValueError:
-                return default  # the schema stage reported it
+            rendered = self._render_control(key, value, leaf)
+        except (ValueError, RenderError) as exc:
+            if is_template(value):  # plain values were checked by the schema stage
+                self.problems.append(self.doc.problem(path, str(exc)))
+            return default
+        try:
+            return parse(rendered)
+        except ValueError as exc:
+            self.problems.append(self.doc.problem(path, f"{exc} (rendered from {value!r})"))
+            return default
+
+    def _render_control(self, key: str, value: str, leaf: Leaf) -> Any:
         out = Collector()
         rendered = self.renderer.render(value, leaf.container.scope, out)
-        problems = [message for _, message in out.errors]
+        if out.errors:
+            raise RenderError(out.errors[0][1])
         if out.deferred:
-            problems.append(f"{key} must be known before the run: it cannot read steps or run")
-        try:
-            return parse(rendered) if not problems else default
-        except ValueError as exc:
-            problems.append(f"{exc} (rendered from {value!r})")
-            return default
-        finally:
-            self.problems += [self.doc.problem(path, message) for message in problems]
+            raise RenderError(f"{key} must be known before the run: it cannot read steps or run")
+        return rendered
 
     def _name(self, leaf: Leaf) -> str:
         name = leaf.raw.get("name")

@@ -71,6 +71,8 @@ def _compile(path: str | Path, cli_vars: dict[str, Any], vars_files: list[str],
     plan_vars, rendered = variables.render_vars(renderer, sources)
     problems += found + rendered
     namespace = namespace_override or _namespace(doc, renderer, plan_vars, problems)
+    # Without a plan namespace or -n, the kube context's applies at run time;
+    # templates then see "default", which is what an unset context uses.
     scope = {**plan_vars, "namespace": namespace or "default"}
     pipeline = _Steps(doc, renderer, bad, namespace, scope)
     steps, graph = pipeline.compile(("steps",))
@@ -124,7 +126,7 @@ class _Steps:
         self.problems += tree.problems + self._clashes(tree.leaves)
         graph, problems = build_graph(self.doc, tree)
         self.problems += problems
-        order = execution_order(graph) if not problems else [leaf.id for leaf in tree.leaves]
+        order = self._order(graph, tree.leaves, bool(problems))
         leaves = {leaf.id: leaf for leaf in tree.leaves}
         self.builder.refs.clear()
         steps = [self._build(leaves[i], graph) for i in order]
@@ -134,9 +136,19 @@ class _Steps:
         self.builder.problems.clear()
         return tuple(step for step in steps if step is not None), graph
 
+    @staticmethod
+    def _order(graph: networkx.DiGraph, leaves: list[Leaf], broken: bool) -> list[str]:
+        file_order = list(dict.fromkeys(leaf.id for leaf in leaves))
+        if broken:
+            return file_order
+        try:
+            return execution_order(graph)
+        except networkx.NetworkXUnfeasible:  # a duplicate id (reported) merged two steps
+            return file_order
+
     def _build(self, leaf: Leaf, graph: networkx.DiGraph) -> Step | None:
-        needs = sorted(graph.predecessors(leaf.id), key=lambda n: graph.nodes[n]["position"]) \
-            if leaf.id in graph else []
+        preds = graph.predecessors(leaf.id) if leaf.id in graph else []
+        needs = sorted(preds, key=lambda n: graph.nodes[n]["position"])
         step = self.builder.build(leaf, tuple(needs))
         if step is not None and leaf.id in graph:
             graph.nodes[leaf.id]["step"] = step
@@ -148,8 +160,8 @@ class _Steps:
             first = self.ids.setdefault(leaf.id, leaf)
             if first is not leaf and first.path[0] != leaf.path[0]:
                 line = self.doc.location((*first.path, "id")).line
-                message = f"duplicate id '{leaf.id}': on_failure steps need ids of their own " \
-                          f"(first at line {line})"
+                message = (f"duplicate id '{leaf.id}': on_failure steps need ids of their "
+                           f"own (first at line {line})")
                 problems.append(self.doc.problem((*leaf.path, "id"), message))
         return problems
 

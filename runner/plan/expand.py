@@ -86,7 +86,12 @@ class Tree:
 def expand(doc: Document, path: PathT, renderer: Renderer, scope: dict[str, Any]) -> Tree:
     """Expand the steps listed at `path` (`("steps",)` or `("on_failure",)`)."""
     expander = _Expander(doc, renderer)
-    root = Container("", path, None, scope, {})
+    defaults = doc.data.get("defaults")
+    # The plan's `defaults` are what the top level passes down, like a group's fields.
+    inherited: dict[str, tuple[Any, PathT]] = {
+        key: (value, ("defaults", key)) for key, value in defaults.items() if key in INHERITED
+    } if isinstance(defaults, dict) else {}
+    root = Container("", path, None, scope, inherited)
     items = doc.data.get(path[0])
     expander.fill(items if isinstance(items, list) else [], path, root)
     return Tree(root, expander.leaves, expander.table, expander.problems)

@@ -69,7 +69,11 @@ class _Wiring:
             return [previous] if previous is not None else []
         deps = [self._resolve(name, child, index, box) for index, name in enumerate(needs)]
         found = [dep for dep in deps if dep is not None]
-        return found + ([box.start] if box.start is not None else [])
+        # Inside a group, a step also waits for the group's start, unless one of
+        # its needs is in the group already (which waited for it).
+        if box.start is not None and not any(_inside(dep, box) for dep in found):
+            found.append(box.start)
+        return found
 
     def _group(self, group: Group) -> None:
         before: Vertex = group.start
@@ -148,7 +152,7 @@ def _contract(graph: networkx.DiGraph) -> networkx.DiGraph:
         if isinstance(vertex, Marker):
             carried[vertex] = before
             continue
-        leaves.add_node(vertex.id, position=vertex.position, leaf=vertex)
+        leaves.add_node(vertex.id, position=vertex.position)
         leaves.add_edges_from((dep.id, vertex.id) for dep in before)
     return leaves
 
@@ -163,19 +167,20 @@ def _cycles(doc: Document, graph: networkx.DiGraph) -> list[Problem]:
 
 
 def _cycle_problem(doc: Document, edges: list[tuple[Vertex, Vertex]]) -> Problem:
-    # Edges run dependency -> dependent; people read `a needs b`, so reverse them,
-    # and start at the step listed first so the message does not vary.
-    vertices = list(reversed([a for a, _ in edges]))
-    leaves = [v for v in vertices if isinstance(v, Leaf)]
-    first = min(leaves, key=lambda leaf: leaf.position) if leaves else vertices[0]
-    start = vertices.index(first)
-    labels: list[str] = []
-    for vertex in vertices[start:] + vertices[:start]:
-        label = vertex.id if isinstance(vertex, Leaf) else vertex.label
-        if not labels or labels[-1] != label:
-            labels.append(label)
-    if len(labels) > 1 and labels[0] == labels[-1]:
-        labels.pop()
-    where = first.path if isinstance(first, Leaf) else first.owner.path
+    """`dependency cycle: a -> b -> a`, in `needs` order, from the first listed."""
+    # Edges run dependency -> dependent; people read `a needs b`, so reverse them.
+    named = [_name(vertex) for vertex in reversed([a for a, _ in edges])]
+    # A group's steps are shown as the group when the group is in the cycle.
+    named = [(label, path) for label, path in named
+             if not any(label.startswith((f"{g}.", f"{g}[")) for g, _ in named)]
+    names = [n for i, n in enumerate(named) if n[0] != named[i - 1][0]] or named[:1]
+    start = names.index(min(names, key=lambda n: n[1]))
+    labels = [label for label, _ in names[start:] + names[:start]]
     message = "dependency cycle: " + " -> ".join([*labels, labels[0]]) + " (each needs the next)"
-    return doc.problem((*where, "needs"), message)
+    return doc.problem((*names[start][1], "needs"), message)
+
+
+def _name(vertex: Vertex) -> tuple[str, tuple[Any, ...]]:
+    if isinstance(vertex, Leaf):
+        return vertex.id, vertex.path
+    return vertex.label, vertex.owner.path

@@ -53,8 +53,13 @@ class Document:
     problems: list[Problem] = field(default_factory=list)
 
     def location(self, path: PathT, key: bool = False) -> Location:
-        """The mark of `path`, or of its nearest ancestor that has one."""
-        marks = self.key_marks if key and path in self.key_marks else self.marks
+        """The mark of `path`, or of its nearest ancestor that has one.
+
+        A mapping or list value is pointed at by its key (`steps:`), which a
+        block collection's own mark (its first item, a line below) is not.
+        """
+        at_key = key or isinstance(_node(self.data, path), (dict, list))
+        marks = self.key_marks if at_key and path in self.key_marks else self.marks
         while path and path not in marks:
             path = path[:-1]
         return Location(self.file, *marks.get(path, (1, 1)))
@@ -76,6 +81,12 @@ def where(data: Any, path: PathT) -> str:
         else:
             out.append(f".{part}" if out else str(part))
     return "".join(out)
+
+
+def _node(data: Any, path: PathT) -> Any:
+    for part in path:
+        data = _child(data, part)
+    return data
 
 
 def _child(node: Any, part: str | int) -> Any:
@@ -106,7 +117,7 @@ def load_text(text: str, file: str, what: str = "a plan") -> Document:
         if node is None:
             empty = f"the file is empty: expected {what}"
             raise PlanError([Problem(Location(file, 1, 1), "", empty)])
-        builder = _Builder(doc, loader, merges="<<" in text)
+        builder = _Builder(doc, loader, text)
         doc.data = builder.build(node, ())
     except yaml.MarkedYAMLError as exc:
         raise PlanError([_yaml_problem(file, exc)]) from None
@@ -123,7 +134,7 @@ def _yaml_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
     mark = exc.problem_mark or exc.context_mark
     location = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
     message = " ".join(p for p in (exc.context, exc.problem) if p)
-    if "found character '\\t'" in message:
+    if "tab" in message:
         message += " (YAML indents with spaces, not tabs)"
     return Problem(location, "", f"malformed YAML: {message}")
 
@@ -131,10 +142,11 @@ def _yaml_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
 class _Builder:
     """Turns composed nodes into dicts, lists and scalars, recording marks."""
 
-    def __init__(self, doc: Document, loader: Any, merges: bool) -> None:
+    def __init__(self, doc: Document, loader: Any, text: str) -> None:
         self.doc = doc
         self.loader = loader
-        self.merges = merges  # `<<: *anchor` merge keys need flattening
+        self.text = text
+        self.merges = "<<" in text  # `<<: *anchor` merge keys need flattening
         # (location, path, message): turned into Problems once the data exists,
         # because a problem's `where` names step ids found in the data.
         self.pending: list[tuple[tuple[int, int], PathT, str]] = []
@@ -142,7 +154,8 @@ class _Builder:
     def build(self, node: yaml.Node, path: PathT) -> Any:
         self.doc.marks[path] = _mark(node)
         if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
+            template = self._unquoted_template(node, path)
+            return template if template is not None else self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         return self._scalar(node, path)
@@ -165,6 +178,16 @@ class _Builder:
             self.doc.key_marks[child] = _mark(key_node)
             out[key] = self.build(value_node, child)
         return out
+
+    def _unquoted_template(self, node: yaml.MappingNode, path: PathT) -> str | None:
+        """`image: {{ image }}` is a mapping in YAML; take the text, and say to quote it."""
+        pairs = node.value
+        if not (node.flow_style and len(pairs) == 1 and isinstance(pairs[0][0], yaml.MappingNode)):
+            return None
+        text = self.text[node.start_mark.index:node.end_mark.index]
+        message = f'YAML reads an unquoted {text} as a mapping: quote the template, "{text}"'
+        self.pending.append((_mark(node), path, message))
+        return text
 
     def _key(self, node: yaml.Node, path: PathT) -> str:
         key = self._scalar(node, path) if isinstance(node, yaml.ScalarNode) else None

@@ -61,10 +61,10 @@ class Step:
 class Plan:
     """A plan that passed validation: steps in execution order, and its DAG.
 
-    `graph` has one node per step id (attribute `step`), an edge a -> b when b
-    needs a. `on_failure` is "rollback", the failure steps in order, or None.
-    `digest` is a sha256 over the rendered plan and its vars: what an approval
-    (`--save-review` / `--approved`) pins.
+    `graph` has one node per step id (attributes `step`, and `position`: file
+    order), an edge a -> b when b needs a. `on_failure` is "rollback", the
+    failure steps in order, or None. `digest` is a sha256 over the rendered
+    plan and its vars: what an approval (`--save-review` / `--approved`) pins.
     """
 
     file: str

@@ -34,7 +34,10 @@ _EXACT = re.compile(r"\{\{(?P<expr>.*)\}\}", re.DOTALL)
 _UNDEFINED = re.compile(r"'(?P<name>[^']+)' is undefined")
 # A bare reference (`item`, `steps['a'].outputs.x`, `cfg.ports[0]`): most
 # templates. Their names are read off the text; Jinja parses them only if used.
-_LITERALS = frozenset({"true", "false", "none", "True", "False", "None"})
+_NOT_NAMES = frozenset({
+    "true", "false", "none", "True", "False", "None",  # literals
+    "and", "or", "not", "in", "is", "if", "else",  # keywords: a syntax error, from Jinja
+})
 _KEY = re.compile(r"""\.([A-Za-z_]\w*)|\['([^']*)'\]|\["([^"]*)"\]""")
 _REFERENCE = re.compile(
     r"""\s*(?P<root>[A-Za-z_]\w*)(?P<path>(?:\.[A-Za-z_]\w*|\['[^']*'\]|\["[^"]*"\]|\[\d+\])*)\s*"""
@@ -134,7 +137,7 @@ class Renderer:
     def _reference(self, source: str, inner: str) -> Compiled | None:
         """`{{ steps['canary'].outputs.previous }}`: valid by construction, parsed later."""
         match = _REFERENCE.fullmatch(inner)
-        if match is None or match["root"] in _LITERALS:
+        if match is None or match["root"] in _NOT_NAMES:
             return None
         keys = _KEY.findall(match["path"])[:1] if match["root"] == "steps" else []
         names = frozenset({match["root"]}) - set(self.env.globals)

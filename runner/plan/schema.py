@@ -13,8 +13,10 @@ import functools
 from collections.abc import Iterator
 from typing import Any
 
+import yaml
+
 from runner.errors import Problem, did_you_mean
-from runner.plan.explain import Finding
+from runner.plan.explain import Finding, show
 from runner.plan.loader import Document, PathT
 from runner.plan.validators import findings, header_validator, plan_schema, step_checker
 from runner.steps import REGISTRY
@@ -60,7 +62,29 @@ def _validate_step(doc: Document, path: PathT, step: Any) -> list[Problem]:
         return [doc.problem(path, message)]
     problems = _structure(doc, path, step)
     known = {k: v for k, v in step.items() if k in _step_keys()}
-    return problems + to_problems(doc, path, step_checker().check(known))
+    for kind in [k for k in known if k in REGISTRY and not isinstance(known[k], dict)]:
+        problems.append(_not_params(doc, (*path, kind), known.pop(kind)))
+    return problems + to_problems(doc, path, [_misplaced(f) for f in step_checker().check(known)])
+
+
+def _misplaced(finding: Finding) -> Finding:
+    """`timeout` written among the params: say where it belongs."""
+    kind, key = (finding.path + ("", ""))[:2]
+    if not (finding.at_key and len(finding.path) == 2 and key in control_keys()):
+        return finding
+    message = (f"unknown field '{key}': {key} is a step field, not a {kind} param; "
+               f"move it up a level, beside `{kind}:`")
+    return finding._replace(message=message)
+
+
+def _not_params(doc: Document, path: PathT, value: Any) -> Problem:
+    kind = str(path[-1])
+    (example,) = yaml.safe_load(REGISTRY[kind].example)
+    flow = yaml.safe_dump(example[kind], default_flow_style=True, sort_keys=False, width=1000)
+    flow = flow.strip()
+    message = (f"{kind} takes a mapping of params, got {show(value)}: "
+               f"like `{kind}: {flow}` (see `runplan steps {kind}`)")
+    return doc.problem(path, message)
 
 
 @functools.cache
@@ -73,7 +97,7 @@ def _structure(doc: Document, path: PathT, step: dict[str, Any]) -> list[Problem
     actions = [k for k in step if k in REGISTRY]
     unknown = [k for k in step if k not in _step_keys()]
     kind_like = [k for k in unknown if _looks_like_kind(k, step[k], bool(actions))]
-    problems = [_unknown_key(doc, path, key, key in kind_like) for key in unknown]
+    problems = [_unknown_key(doc, path, step, key) for key in unknown]
     if len(actions) > 1:
         two = f"'{actions[0]}' and '{actions[1]}'"
         message = f"two action keys {two}: a step does exactly one thing; split it into two steps"
@@ -91,14 +115,30 @@ def _structure(doc: Document, path: PathT, step: dict[str, Any]) -> list[Problem
     return problems
 
 
+# What other tools call the step fields (GitHub Actions, Argo, Tekton, Ansible).
+_SYNONYMS = {
+    "depends_on": "needs", "dependencies": "needs", "runAfter": "needs", "after": "needs",
+    "requires": "needs", "if": "when", "condition": "when", "with_items": "loop",
+    "items": "loop", "title": "name", "description": "name", "retry": "retries",
+    "ignore_errors": "continue_on_error", "continue-on-error": "continue_on_error",
+}
+
+
 def _looks_like_kind(key: str, value: Any, has_action: bool) -> bool:
     # A near miss of a kind name, or a mapping where the action should be.
     return bool(did_you_mean(key, REGISTRY)) or (not has_action and isinstance(value, dict))
 
 
-def _unknown_key(doc: Document, path: PathT, key: str, kind_like: bool) -> Problem:
-    if kind_like:
+def _unknown_key(doc: Document, path: PathT, step: dict[str, Any], key: str) -> Problem:
+    actions = [k for k in step if k in REGISTRY]
+    params = [a for a in actions if key in plan_schema()["$defs"][a]["properties"]]
+    if params:
+        message = f"unknown field '{key}': it is a {params[0]} param; indent it under {params[0]}:"
+        return doc.problem((*path, key), message, key=True)
+    if _looks_like_kind(key, step[key], bool(actions)):
         listing = did_you_mean(key, REGISTRY) or f" (kinds: {', '.join(REGISTRY)})"
         return doc.problem((*path, key), f"unknown step kind '{key}'{listing}", key=True)
-    hint = did_you_mean(key, control_keys()) or f" (step fields: {', '.join(control_keys())})"
+    hint = f"; did you mean '{_SYNONYMS[key]}'?" if key in _SYNONYMS else ""
+    hint = hint or did_you_mean(key, control_keys())
+    hint = hint or f" (step fields: {', '.join(control_keys())})"
     return doc.problem((*path, key), f"unknown field '{key}'{hint}", key=True)

@@ -5,7 +5,10 @@ and a reference lookup each time), so:
 - `$ref`s are inlined once, and the editor-only `oneOf` of a step dropped;
 - a mapping is checked property by property, and each (property, value)
   verdict is remembered: plans repeat values (targets, images, durations)
-  and loops repeat whole steps, so most verdicts are looked up, not computed.
+  and loops repeat whole steps, so most verdicts are looked up, not computed;
+- a value every step has its own of (an id) meets a plain scalar schema, which
+  a few Python checks accept at once; only a value they refuse goes to
+  jsonschema (which also explains why).
 Verdicts are kept as Findings (explained errors), which depend only on the
 schema and the value.
 """
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +83,7 @@ class Checker:
             else Draft202012Validator(sub)
             for name, sub in properties.items()
         }
+        self.quick = {name: quick_accept(sub) for name, sub in properties.items()}
         self.memo: dict[tuple[str, Any], list[Finding]] = {}
         # With every property schema `True` and no other rule on values, the
         # shell's verdict depends only on which keys there are: memoize by them.
@@ -109,10 +115,51 @@ class Checker:
             return []
         if isinstance(checker, Checker):
             return checker.check(value)  # memoized one level down, value by value
+        quick = self.quick[key]
+        if quick is not None and quick(value):
+            return []
         memo_key = (key, _freeze(value))
         if memo_key not in self.memo:
             self.memo[memo_key] = findings(checker, value)
         return self.memo[memo_key]
+
+
+_PY_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": (int, float),
+                             "boolean": bool}
+_ANNOTATIONS = {"title", "description", "default", "examples", "format", "x-ref",
+                "patternErrorMessage"}
+Accept = Callable[[Any], bool]
+
+
+def quick_accept(schema: Any) -> Accept | None:
+    """A fast yes for values a plain scalar schema (or an anyOf of them) accepts.
+
+    None when the schema is not that plain. A `False` is not a verdict: the
+    value then goes to jsonschema. So this may refuse too much, never accept.
+    """
+    if not isinstance(schema, dict):
+        return None
+    if "anyOf" in schema and not set(schema) - _ANNOTATIONS - {"anyOf"}:
+        branches = [quick_accept(branch) for branch in schema["anyOf"]]
+        if all(branches):
+            return lambda value: any(accept(value) for accept in branches if accept)
+        return None
+    if set(schema) - _ANNOTATIONS - {"type", "pattern", "maxLength", "minLength", "minimum"}:
+        return None
+    if schema.get("type") not in _PY_TYPES:
+        return None
+    return functools.partial(_plain_accept, schema, _PY_TYPES[schema["type"]],
+                             re.compile(schema.get("pattern", "")))
+
+
+def _plain_accept(schema: dict[str, Any], kind: Any, pattern: re.Pattern[str], value: Any) -> bool:
+    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+        return False
+    if isinstance(value, str):
+        size = len(value)
+        return (bool(pattern.search(value)) and size <= schema.get("maxLength", size)
+                and size >= schema.get("minLength", 0))
+    return "minimum" not in schema or value >= schema["minimum"]
 
 
 def _freeze(value: Any) -> Any:

@@ -66,12 +66,23 @@ def _step_lines(
 
 
 def _control_text(step: Step, plan_namespace: str | None) -> str:
-    parts = [f"timeout {step.timeout:g}s" if step.timeout is not None else ""]
-    parts.append(f"retries {step.retries} (every {step.retry_delay:g}s)" if step.retries else "")
+    parts = [f"timeout {duration_text(step.timeout)}" if step.timeout is not None else ""]
+    every = duration_text(step.retry_delay)
+    parts.append(f"retries {step.retries} (every {every})" if step.retries else "")
     parts.append("continues on error" if step.continue_on_error else "")
     ns = step.target.namespace if step.target else None
     parts.append(f"namespace {ns}" if ns and ns != plan_namespace else "")
     return ", ".join(p for p in parts if p)
+
+
+def duration_text(seconds: float) -> str:
+    """90.0 -> `1m30s`, 0.5 -> `500ms`: durations as plans write them."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(hours, "h"), (minutes, "m"), (secs, "s")]
+    return "".join(f"{value:g}{unit}" for value, unit in parts if value) or "0s"
 
 
 def _failure_lines(plan: Plan) -> list[str]:

@@ -38,7 +38,7 @@ def kind_doc(kind: str) -> str:
         lines += _param_lines(name, spec, name in required, root)
     if cls.outputs:
         lines += ["", "outputs (steps['<id>'].outputs.<name>):"]
-        lines += [f"  {name:<14}{text}" for name, text in cls.outputs.items()]
+        lines += [f"  {name:<16}{text}" for name, text in cls.outputs.items()]
     example = textwrap.indent(cls.example.rstrip(), "  ")
     return "\n".join([*lines, "", "example:", example])
 
@@ -51,4 +51,4 @@ def _param_lines(
         facts.append(f"default {json.dumps(spec['default'])}")
     text = description(spec, root)
     wrapped = textwrap.wrap(text, 72) or [""]
-    return [f"  {name:<14}{'; '.join(facts)}", *(f"  {'':<14}{line}" for line in wrapped)]
+    return [f"  {name:<16}{'; '.join(facts)}", *(f"  {'':<16}{line}" for line in wrapped)]

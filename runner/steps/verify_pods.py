@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from runner.errors import StepFailure, WaitFailed, WaitTimedOut
+from runner.kube import Cache, pod_ready, pod_revision, wait_for
+from runner.kube.pods import describe_not_ready, name
+from runner.kube.pods import ordinal as pod_ordinal
+from runner.steps import podsel
 from runner.steps.base import StepKind, at_most_one_of
 from runner.targets import WORKLOADS, parse_ordinals, target_text
 
 if TYPE_CHECKING:
+    from runner.engine.context import StepContext
     from runner.plan.model import Target
+
+Obj = dict[str, Any]
+# How long a verification waits for the pods to match: a verify right after
+# wait_ready must not fail on a pod that is still being replaced, but a wrong
+# expectation should fail soon rather than at the end of the step's timeout.
+SETTLE_GRACE = 15.0
 
 
 class VerifyPods(StepKind):
@@ -48,6 +61,22 @@ class VerifyPods(StepKind):
             return f"check that {target} has {count} pods{ready}"
         return f"check the pods of {target}{ready or ' exist'}"
 
+    def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
+        target = ctx.target(params)
+        scope = podsel.workload_scope(ctx.kube, target, ctx.step.id)
+        expect = _Expectation.of(params)
+        grace = min(SETTLE_GRACE, ctx.remaining())
+        try:
+            verdict = wait_for(ctx.kube, podsel.sources(scope),
+                               lambda cache: _judge(scope, expect, cache), grace)
+        except WaitTimedOut as exc:
+            last = exc.last if isinstance(exc.last, _Verdict) else _Verdict(False, None, ())
+            raise StepFailure(ctx.step.id, f"the pods of {scope.title} do not match "
+                              f"(checked for {grace:g}s)", list(last.mismatches)) from None
+        except WaitFailed as exc:
+            raise StepFailure(ctx.step.id, exc.message, exc.details) from None
+        return {"pods": [_pod_output(scope, p, expect.container) for p in verdict.pods]}
+
 
 def _overlaps(images: dict[str, Any]) -> list[str]:
     seen: dict[int, str] = {}
@@ -80,3 +109,153 @@ def _bound_text(condition: dict[str, Any]) -> str:
     parts = [f"at least {condition['min']}" if "min" in condition else ""]
     parts.append(f"at most {condition['max']}" if "max" in condition else "")
     return " and ".join(p for p in parts if p)
+
+
+# --- apply ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Expectation:
+    """The rendered params: images by ordinal, or counts per image, or a pod count."""
+
+    images: dict[int, str]
+    counts: list[dict[str, Any]]
+    total: int | None
+    container: str | None
+    ready: bool
+
+    @classmethod
+    def of(cls, params: dict[str, Any]) -> _Expectation:
+        images = {o: str(image) for key, image in (params.get("images") or {}).items()
+                  for o in parse_ordinals(str(key))}
+        count = params.get("count")
+        if isinstance(count, str) and count.strip().isdigit():  # rendered from a template
+            count = int(count)
+        return cls(images, count if isinstance(count, list) else [],
+                   count if isinstance(count, int) else None, params.get("container"),
+                   _truth(params.get("ready", True)))
+
+
+def _truth(value: Any) -> bool:
+    if isinstance(value, str):  # a template rendered to text
+        return value.strip().lower() not in ("false", "no", "0", "")
+    return bool(value)
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    settled: bool
+    failure: str | None
+    mismatches: tuple[str, ...]
+    pods: tuple[Obj, ...] = ()
+
+
+def _judge(scope: podsel.Scope, expect: _Expectation, cache: Cache) -> _Verdict:
+    view = podsel.view(scope, cache)
+    if view.workload is None:
+        gone = f"{scope.title} was deleted while checking its pods"
+        return _Verdict(False, gone, (gone,))
+    pods = podsel.sorted_pods(scope, view.pods)
+    if expect.images:
+        problems = _ordinal_problems(scope, expect, view.workload, pods)
+    else:
+        problems = _count_problems(expect, pods)
+        if expect.ready:
+            problems += [describe_not_ready(p) for p in pods if not pod_ready(p)]
+    return _Verdict(not problems, None, tuple(problems), tuple(pods))
+
+
+def _ordinal_problems(scope: podsel.Scope, expect: _Expectation, workload: Obj,
+                      pods: list[Obj]) -> list[str]:
+    """Per mapped ordinal: the pod exists, runs its image, is on the update revision
+    when at or above the partition (as the controller leaves it), and is Ready."""
+    by_ordinal = {pod_ordinal(name(p), scope.name): p for p in pods}
+    update, first = _rolling(workload)
+    problems = [f"{scope.title}: {update}"] if first is None else []
+    for number, image in sorted(expect.images.items()):
+        pod = by_ordinal.get(number)
+        if pod is None:
+            problems.append(f"ordinal {number}: pod {scope.name}-{number} does not exist "
+                            f"(want image {image})")
+            continue
+        revision = update if first is not None and number >= first else None
+        problems += _pod_problems(pod, image, revision, expect)
+    return problems
+
+
+def _rolling(workload: Obj) -> tuple[str, int | None]:
+    """(update revision, first ordinal that must carry it); (why not, None) when the
+    status is not current. OnDelete: no ordinal must carry it."""
+    waiting = podsel.not_observed(workload)
+    spec, status = workload.get("spec") or {}, workload.get("status") or {}
+    if waiting or not status.get("updateRevision"):
+        return waiting or "no update revision reported yet", None
+    strategy = spec.get("updateStrategy") or {}
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        return str(status["updateRevision"]), 1 << 31
+    partition = (strategy.get("rollingUpdate") or {}).get("partition", 0)
+    start = (spec.get("ordinals") or {}).get("start", 0)
+    return str(status["updateRevision"]), start + partition
+
+
+def _pod_problems(pod: Obj, image: str, revision: str | None,
+                  expect: _Expectation) -> list[str]:
+    problems = []
+    actual = _image(pod, expect.container)
+    if actual != image:
+        problems.append(f"pod {name(pod)}: image {actual or _no_container(expect)} "
+                        f"(want {image})")
+    if revision and pod_revision(pod) != revision:
+        problems.append(f"pod {name(pod)}: revision {pod_revision(pod)} "
+                        f"(want the update revision {revision})")
+    if expect.ready and not pod_ready(pod):
+        problems.append(describe_not_ready(pod))
+    return problems
+
+
+def _count_problems(expect: _Expectation, pods: list[Obj]) -> list[str]:
+    if expect.total is not None and len(pods) != expect.total:
+        listed = ", ".join(name(p) for p in pods) or "none"
+        return [f"{len(pods)} pod(s), want {expect.total}: {listed}"]
+    if not expect.counts and expect.total is None and not pods:
+        return ["no pods"]
+    problems = []
+    for condition in expect.counts:
+        having = [name(p) for p in pods if _image(p, expect.container) == condition["image"]]
+        if not _within(len(having), condition):
+            listed = f": {', '.join(having)}" if having else ""
+            problems.append(f"{condition['image']}: {len(having)} pod(s), want "
+                            f"{_bound_text(condition)}{listed}")
+    return problems
+
+
+def _within(number: int, condition: dict[str, Any]) -> bool:
+    if "equals" in condition:
+        return number == int(condition["equals"])
+    return (number >= int(condition.get("min", 0))
+            and ("max" not in condition or number <= int(condition["max"])))
+
+
+def _containers(pod: Obj) -> list[Obj]:
+    return list((pod.get("spec") or {}).get("containers") or [])
+
+
+def _image(pod: Obj, container: str | None) -> str | None:
+    """The declared image of `container` (default: the first container)."""
+    found = [c for c in _containers(pod) if container is None or c.get("name") == container]
+    return str(found[0].get("image")) if found else None
+
+
+def _no_container(expect: _Expectation) -> str:
+    return f"<no container {expect.container}>" if expect.container else "<no container>"
+
+
+def _pod_output(scope: podsel.Scope, pod: Obj, container: str | None) -> dict[str, Any]:
+    return {
+        "name": name(pod),
+        "ordinal": pod_ordinal(name(pod), scope.name) if scope.kind == "statefulset" else None,
+        "image": _image(pod, container),
+        "images": {str(c.get("name")): c.get("image") for c in _containers(pod)},
+        "revision": pod_revision(pod),
+        "ready": pod_ready(pod),
+    }
