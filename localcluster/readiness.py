@@ -7,6 +7,7 @@ they return the moment the condition holds.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,44 +67,49 @@ def _node_ready(node: Any) -> bool:
 
 
 def _wait_nodes_ready(core: Any, names: set[str], state_dir: Path) -> None:
-    listed = core.list_node()
-    ready = {n.metadata.name for n in listed.items if _node_ready(n)}
-    if names <= ready:
-        return
-    w = watch.Watch()
-    for event in w.stream(
-        core.list_node, resource_version=listed.metadata.resource_version, timeout_seconds=TIMEOUT
-    ):
-        node = event["object"]
-        if _node_ready(node):
-            ready.add(node.metadata.name)
-        if names <= ready:
-            w.stop()
-            return
-    raise ClusterSetupError(
-        f"nodes not Ready after {TIMEOUT}s: {sorted(names - ready)}; "
-        f"log: {log_path(state_dir, 'kwok')}"
-    )
+    def all_ready(nodes: dict[str, Any]) -> bool:
+        return names <= {name for name, node in nodes.items() if _node_ready(node)}
+
+    if watch_until(core.list_node, all_ready, TIMEOUT) is None:
+        raise ClusterSetupError(
+            f"nodes {sorted(names)} not Ready after {TIMEOUT}s; log: {log_path(state_dir, 'kwok')}"
+        )
 
 
 def _wait_default_service_account(core: Any, state_dir: Path) -> None:
-    listed = core.list_namespaced_service_account("default")
-    if any(sa.metadata.name == "default" for sa in listed.items):
-        return
-    w = watch.Watch()
-    for event in w.stream(
-        core.list_namespaced_service_account,
-        "default",
-        resource_version=listed.metadata.resource_version,
-        timeout_seconds=TIMEOUT,
-    ):
-        if event["object"].metadata.name == "default":
-            w.stop()
-            return
-    raise ClusterSetupError(
-        f"ServiceAccount default/default missing after {TIMEOUT}s; "
-        f"log: {log_path(state_dir, 'kube-controller-manager')}"
-    )
+    list_fn = core.list_namespaced_service_account
+    if watch_until(list_fn, lambda sas: "default" in sas, TIMEOUT, namespace="default") is None:
+        raise ClusterSetupError(
+            f"ServiceAccount default/default missing after {TIMEOUT}s; "
+            f"log: {log_path(state_dir, 'kube-controller-manager')}"
+        )
+
+
+def watch_until(
+    list_fn: Callable[..., Any],
+    predicate: Callable[[dict[str, Any]], bool],
+    timeout: int,
+    **kwargs: Any,
+) -> dict[str, Any] | None:
+    """List, then follow a watch from that list's resourceVersion, keeping a name ->
+    object map, until `predicate(map)` holds: the map then, None at the timeout."""
+    listed = list_fn(**kwargs)
+    objects = {o.metadata.name: o for o in listed.items}
+    if predicate(objects):
+        return objects
+    stream = watch.Watch()
+    version = listed.metadata.resource_version
+    for event in stream.stream(list_fn, resource_version=version, timeout_seconds=timeout,
+                               **kwargs):
+        obj = event["object"]
+        if event["type"] == "DELETED":
+            objects.pop(obj.metadata.name, None)
+        else:
+            objects[obj.metadata.name] = obj
+        if predicate(objects):
+            stream.stop()
+            return objects
+    return None
 
 
 def wait_dns(port: int, state_dir: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes import watch
+from localcluster.readiness import watch_until
 
 Objects = dict[str, Any]
 
@@ -23,28 +23,10 @@ def until(
     timeout: int = 60,
     **kwargs: Any,
 ) -> Objects:
-    listed = list_fn(**kwargs)
-    objects: Objects = {o.metadata.name: o for o in listed.items}
-    if predicate(objects):
-        return objects
-    stream = watch.Watch()
-    for event in stream.stream(
-        list_fn,
-        resource_version=listed.metadata.resource_version,
-        timeout_seconds=timeout,
-        **kwargs,
-    ):
-        obj = event["object"]
-        if event["type"] == "DELETED":
-            objects.pop(obj.metadata.name, None)
-        else:
-            objects[obj.metadata.name] = obj
-        if predicate(objects):
-            stream.stop()
-            return objects
-    raise AssertionError(
-        f"timed out after {timeout}s waiting for {what}; last state: {sorted(objects)}"
-    )
+    objects = watch_until(list_fn, predicate, timeout, **kwargs)
+    if objects is None:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return objects
 
 
 def pod_ready(pod: Any) -> bool:
