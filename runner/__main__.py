@@ -1,0 +1,9 @@
+"""`python -m runner PLAN ...` is `runplan PLAN ...`."""
+
+from __future__ import annotations
+
+import sys
+
+from runner.cli import main
+
+sys.exit(main())
