@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+PLAN = REPO / "playbooks" / "statefulset-partition-canary.yaml"
 TOKEN = "s3cr3t-token-value-never-printed"
 
 
@@ -25,8 +26,7 @@ contexts: [{{name: x, context: {{cluster: c, user: u}}}}]
 current-context: x
 """)
     result = subprocess.run(
-        [sys.executable, "-m", "runner", str(REPO / "playbooks/statefulset-partition-canary.yaml"),
-         "--kubeconfig", str(kubeconfig)],
+        [sys.executable, "-m", "runner", str(PLAN), "--kubeconfig", str(kubeconfig)],
         capture_output=True, text=True, timeout=60, cwd=REPO,
     )
     output = result.stdout + result.stderr
