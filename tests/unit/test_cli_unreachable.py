@@ -20,7 +20,9 @@ def test_unreachable_cluster_exits_3(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(f"""apiVersion: v1
 kind: Config
-clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}}}]
+clusters:
+- name: c
+  cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}
 users: [{{name: u, user: {{token: {TOKEN}}}}}]
 contexts: [{{name: x, context: {{cluster: c, user: u}}}}]
 current-context: x
