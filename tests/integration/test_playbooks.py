@@ -55,6 +55,7 @@ def output(proc: subprocess.CompletedProcess[str]) -> str:
 
 def run_ok(plan: Path | str, namespace: str, *extra: str) -> str:
     proc = runplan(str(plan), "-e", f"ns={namespace}", *extra)
+    print(output(proc))  # shown when a later check fails (or with -s)
     assert proc.returncode == 0, f"exit {proc.returncode}\n{output(proc)}"
     assert "Traceback" not in output(proc)
     return output(proc)
@@ -64,6 +65,7 @@ def run_failing(plan: Path | str, namespace: str, *extra: str,
                 env: dict[str, str] | None = None) -> str:
     proc = runplan(str(plan), "-e", f"ns={namespace}", *extra, env=env)
     text = output(proc)
+    print(text)
     assert proc.returncode == 1, f"exit {proc.returncode}, want 1\n{text}"
     assert "Traceback" not in text, text
     return text
@@ -113,7 +115,9 @@ class Cluster:
 
     def __init__(self, api: client.ApiClient, namespace: str) -> None:
         self.api, self.ns = api, namespace
-        self.core, self.apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        # Any: the client's models make every field Optional; a test reads what it expects.
+        self.core: Any = client.CoreV1Api(api)
+        self.apps: Any = client.AppsV1Api(api)
 
     def pods(self, selector: str = "") -> dict[str, Any]:
         items = self.core.list_namespaced_pod(self.ns, label_selector=selector).items
@@ -197,7 +201,8 @@ class Recorder:
         self.api, self.ns = api, namespace
         self.events: list[tuple[str, str, Obj]] = []  # (kind, type, object)
         self._lock, self._stop = threading.Lock(), threading.Event()
-        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        core: Any = client.CoreV1Api(api)
+        apps: Any = client.AppsV1Api(api)
         self._kinds = {"pod": core.list_namespaced_pod, "rs": apps.list_namespaced_replica_set}
         self._threads: list[threading.Thread] = []
 
@@ -276,7 +281,7 @@ def test_playbook_validates_and_reviews_offline(name: str) -> None:
     assert proc.returncode == 0, output(proc)
     proc = runplan(str(playbook(name)), "--dry-run", "--offline")
     assert proc.returncode == 0, output(proc)
-    ids = [s.id for s in compile_plan(str(playbook(name)), {}).steps]
+    ids = [s.id for s in compile_plan(str(playbook(name)), {}).all_steps()]
     listed = [m.group(1) for m in re.finditer(r"^\s*\d+\. (\S+) \(", proc.stdout, re.M)]
     assert listed == ids  # every step, loops expanded, in plan order
 
@@ -549,7 +554,7 @@ def gate(pod: Any) -> str | None:
 
 def _endpoints(cluster: Cluster) -> dict[str, bool]:
     """service-nginx's endpoints: pod name -> ready."""
-    discovery = client.DiscoveryV1Api(cluster.api)
+    discovery: Any = client.DiscoveryV1Api(cluster.api)
     slices = discovery.list_namespaced_endpoint_slice(
         cluster.ns, label_selector="kubernetes.io/service-name=service-nginx").items
     return {e.target_ref.name: bool(e.conditions.ready) for s in slices for e in s.endpoints or []}
@@ -590,12 +595,14 @@ def test_readiness_gate_canary_checkpoints(api: client.ApiClient, namespace: str
         assert condition(pod, "Ready").reason == "ReadinessGatesNotReady"
     assert not cluster.deploy("nginx-deployment").status.available_replicas
 
-    run_ok(segment(name, tmp_path, "approve-initial", "installed-ready"), namespace)
+    text = run_ok(segment(name, tmp_path, "approve-initial", "installed-ready"), namespace)
     initial = cluster.pods()
+    assert sorted(re.findall(r"approve-initial: approved pod (\S+)", text)) == sorted(initial)
     assert sorted(initial) == sorted(p.metadata.name for p in pods)
     assert all(gate(p) == "True" and kubewait.pod_ready(p) for p in initial.values())
 
-    run_ok(segment(name, tmp_path, "new-image", "verify-canary"), namespace)
+    text = run_ok(segment(name, tmp_path, "new-image", "verify-canary"), namespace)
+    assert len(re.findall(r"approve-canary: approved pod", text)) == 1
     _check_canary_held(cluster, set(initial))
 
     run_ok(segment(name, tmp_path, "approve-rest"), namespace)
@@ -656,7 +663,8 @@ def test_cloneset_without_its_crd_fails_clearly(api: client.ApiClient, namespace
     cluster = Cluster(api, namespace)
     assert not cluster.pods() and not cluster.apps.list_namespaced_deployment(namespace).items
     assert not cluster.core.list_namespaced_service(namespace).items
-    leases = client.CoordinationV1Api(api).list_namespaced_lease(namespace).items
+    coordination: Any = client.CoordinationV1Api(api)
+    leases = coordination.list_namespaced_lease(namespace).items
     assert all(not lease.spec.holder_identity for lease in leases)  # released, if any
 
 
@@ -668,3 +676,17 @@ def test_missing_target_names_the_object(namespace: str, tmp_path: Path) -> None
     text = run_failing(write_plan(doc, tmp_path / "missing.yaml"), namespace)
     assert f"statefulset/nope in namespace {namespace} not found" in text
     assert re.search(r"look: failed", text) and not re.search(r"after: succeeded", text)
+
+
+def test_partition_on_a_deployment_is_refused(api: client.ApiClient, namespace: str,
+                                              tmp_path: Path) -> None:
+    doc = plan_doc("rolling-update-undo")
+    doc["steps"] = doc["steps"][:2] + [
+        {"id": "bad", "set_partition": {"target": "deployment/ngx-dep", "partition": 2}}]
+    proc = runplan(str(write_plan(doc, tmp_path / "bad.yaml")), "-e", f"ns={namespace}")
+    text = output(proc)
+    assert proc.returncode in (1, 2), text  # refused when validating, or by the step
+    assert "partition is not valid on a Deployment" in text, text
+    deployments = Cluster(api, namespace).apps.list_namespaced_deployment(namespace).items
+    assert all(d.spec.template.spec.containers[0].image == "nginx:1.24-alpine"
+               for d in deployments)
