@@ -331,7 +331,7 @@ def _next_batch(events: queue.Queue[Any], deadline: float) -> list[tuple[str, st
 
 
 def _timeout_message(verdict: Verdict, timeout: float) -> str:
-    message = f"timed out after {timeout:g}s"
+    message = f"timed out after {round(timeout, 1):g}s"
     reason = getattr(verdict, "reason", "")
     waiting = list(getattr(verdict, "waiting_for", ()) or ())
     if reason:

@@ -6,12 +6,10 @@ cluster (controllers, kwok stages, CoreDNS), not runplan.
 
 from __future__ import annotations
 
-import dns.message
-import dns.query
-import dns.rdatatype
 from kubernetes import client
 
 from tests.integration.kubewait import pod_ready, pods_of, until
+from tests.integration.lookup import resolve
 
 LABELS = {"app": "web"}
 
@@ -249,13 +247,6 @@ def test_readiness_gate_holds_pod_until_condition_patched(
     )
 
 
-def _resolve(dns_server: str, name: str) -> set[str]:
-    host, port = dns_server.rsplit(":", 1)
-    answer = dns.query.udp(
-        dns.message.make_query(name, dns.rdatatype.A), host, port=int(port), timeout=2
-    )
-    return {r.address for rrset in answer.answer for r in rrset}
-
 
 def test_dns_headless_statefulset_and_clusterip(
     api: client.ApiClient, namespace: str, local_cluster
@@ -304,11 +295,11 @@ def test_dns_headless_statefulset_and_clusterip(
         what="headless service endpoints",
     )
     domain = f"{namespace}.svc.cluster.local"
-    assert _resolve(local_cluster.dns, f"web.{domain}") == set(pod_ips.values())
+    assert resolve(f"web.{domain}") == set(pod_ips.values())
     for pod, ip in pod_ips.items():
-        assert _resolve(local_cluster.dns, f"{pod}.web.{domain}") == {ip}
+        assert resolve(f"{pod}.web.{domain}") == {ip}
     cluster_ip = core.read_namespaced_service("web-vip", namespace).spec.cluster_ip
-    assert _resolve(local_cluster.dns, f"web-vip.{domain}") == {cluster_ip}
+    assert resolve(f"web-vip.{domain}") == {cluster_ip}
 
 
 def test_scale_down_and_delete_complete(api: client.ApiClient, namespace: str) -> None:

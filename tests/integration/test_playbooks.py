@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import dns.resolver
 import pytest
 import yaml
 from kubernetes import client, watch
@@ -30,6 +29,7 @@ from kubernetes.client.exceptions import ApiException
 
 from runner.plan import compile_plan
 from tests.integration import kubewait
+from tests.integration.lookup import resolve
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
@@ -38,7 +38,6 @@ _SCRIPT = Path(sys.executable).parent / "runplan"
 RUNPLAN = ([str(_SCRIPT)] if _SCRIPT.exists()
            else [sys.executable, "-c", "import sys; from runner.cli import main; sys.exit(main())"])
 Obj = dict[str, Any]
-
 
 # --- running runplan --------------------------------------------------------------
 
@@ -174,16 +173,6 @@ REVISION = "deployment.kubernetes.io/revision"
 HISTORY = "deployment.kubernetes.io/revision-history"
 CAUSE = "kubernetes.io/change-cause"
 
-
-def resolve(fqdn: str) -> set[str]:
-    """An A lookup against the local CoreDNS; NXDOMAIN is the empty set."""
-    host, _, port = os.environ["RUNPLAN_DNS_SERVER"].rpartition(":")
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers, resolver.port = [host], int(port)
-    try:
-        return {r.address for r in resolver.resolve(fqdn, "A", search=False)}
-    except dns.resolver.NXDOMAIN:
-        return set()
 
 
 # --- watching during a run --------------------------------------------------------------

@@ -7,14 +7,12 @@ the test side is by watch (kubewait, wait_rollout), never by sleeping.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import dns.resolver
 import pytest
 from kubernetes import client
 
@@ -24,6 +22,7 @@ from runner.kube import Kube, connect, wait_rollout
 from runner.plan.model import Step
 from runner.steps import REGISTRY
 from tests.integration import kubewait
+from tests.integration.lookup import resolve
 
 GATE = "gates.runplan.io/ok"
 OLD, NEW = "nginx:1.25.4", "nginx:1.26.1"
@@ -267,16 +266,6 @@ def test_approve_pods_times_out_naming_what_it_waited_for(kube: Kube) -> None:
 
 # --- verify_dns ------------------------------------------------------------------------
 
-
-def resolve(name: str) -> set[str]:
-    """The test's own lookup against the local CoreDNS."""
-    host, _, port = os.environ["RUNPLAN_DNS_SERVER"].rpartition(":")
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers, resolver.port = [host], int(port)
-    try:
-        return {r.address for r in resolver.resolve(name, "A", search=False)}
-    except dns.resolver.NXDOMAIN:
-        return set()
 
 
 def test_verify_dns_headless_with_pod_names(kube: Kube, core: Any,
