@@ -174,8 +174,10 @@ def _next(ctx: StepContext, job: _Job, deadline: float) -> _Verdict:
     except WaitTimedOut as exc:
         last = exc.last if isinstance(exc.last, _Verdict) else _waiting("")
         done = f"approved {', '.join(job.approved)}; " if job.approved else "approved none; "
-        raise StepFailure(job.step_id, f"timed out after {round(job.timeout, 1):g}s waiting for pods to "
-                          f"approve ({job.title()}): {done}{last.reason}",
+        waited = f"timed out after {round(job.timeout, 1):g}s"
+        raise StepFailure(job.step_id,
+                          f"{waited} waiting for pods to approve ({job.title()}): "
+                          f"{done}{last.reason}",
                           list(last.waiting_for)) from None
     except WaitFailed as exc:
         raise StepFailure(job.step_id, exc.message, exc.details) from None
