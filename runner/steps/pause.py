@@ -31,6 +31,33 @@ class Pause(StepKind):
 
     def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
         target = ctx.target(params)
+        if self.paused:
+            _wait_observed(ctx, target.name, target.namespace)
         ctx.kube.patch(target.kind, target.name, target.namespace,
                        {"spec": {"paused": self.paused}}, "merge")
         return {}
+
+
+def _wait_observed(ctx: StepContext, name: str, namespace: str | None) -> None:
+    """Pause only once the controller has seen the change just made.
+
+    `kubectl set image && kubectl rollout pause` races: a pause that lands before
+    the controller observed the new template freezes the rollout before it made
+    its first (canary) ReplicaSet. Once observedGeneration catches up, that
+    ReplicaSet exists, scaled up to what maxSurge allows.
+    """
+    from runner.kube import RolloutState, Source, wait_for
+
+    def evaluate(cache: dict[Any, Any]) -> RolloutState:
+        deployment = cache.get(("deployment", name)) or {}
+        observed = (deployment.get("status") or {}).get("observedGeneration", 0)
+        wanted = (deployment.get("metadata") or {}).get("generation", 1)
+        if not deployment:
+            return RolloutState(False, f"deployment/{name} not found",
+                                failure=f"deployment/{name} not found in namespace {namespace}")
+        return RolloutState(observed >= wanted, "the deployment controller has not observed "
+                                                f"generation {wanted} yet (observed {observed})")
+
+    source = Source("deployment", namespace, field_selector=f"metadata.name={name}")
+    wait_for(ctx.kube, [source], evaluate, ctx.remaining(),
+             lambda state: None if state.settled else ctx.progress(state.reason))
