@@ -67,7 +67,8 @@ def rollout_state(kind: str, workload: Obj, pods: Sequence[Obj] = (),
 # --- shared ---------------------------------------------------------------
 
 
-def _not_observed(obj: Obj) -> str | None:
+def not_observed(obj: Obj) -> str | None:
+    """Why the workload's status cannot be trusted yet (None when it can)."""
     meta, status = obj.get("metadata") or {}, obj.get("status") or {}
     generation, observed = meta.get("generation", 0), status.get("observedGeneration", 0)
     if not observed or observed < generation:
@@ -130,7 +131,7 @@ def _deployment(d: Obj, pods: Sequence[Obj], replicasets: Sequence[Obj]) -> Roll
     failure = _stuck_failure(d, canary)
     if failure:
         return _failed(failure, **kw)
-    unobserved = _not_observed(d)
+    unobserved = not_observed(d)
     if unobserved:
         return _state([unobserved], "", "", **kw)
     if paused:
@@ -210,7 +211,7 @@ def _statefulset(s: Obj, pods: Sequence[Obj]) -> RolloutState:
     failure = _stuck_failure(s, list(by_ordinal.values()))
     if failure:
         return _failed(failure, **kw)
-    unobserved = _not_observed(s) or (None if update else "no update revision reported yet")
+    unobserved = not_observed(s) or (None if update else "no update revision reported yet")
     if unobserved:
         return _state([unobserved], "", "", **kw)
     waiting = _sts_waits(sts, replicas, start, partition if strategy == "RollingUpdate" else None,
@@ -282,7 +283,7 @@ def _daemonset(ds: Obj, pods: Sequence[Obj]) -> RolloutState:
     failure = _stuck_failure(ds, mine)
     if failure:
         return _failed(failure, **kw)
-    unobserved = _not_observed(ds)
+    unobserved = not_observed(ds)
     if unobserved:
         return _state([unobserved], "", "", **kw)
     desired = status.get("desiredNumberScheduled", 0)
@@ -325,7 +326,7 @@ def _cloneset(cs: Obj, pods: Sequence[Obj]) -> RolloutState:
     failure = _stuck_failure(cs, mine)
     if failure:
         return _failed(failure, **kw)
-    unobserved = _not_observed(cs)
+    unobserved = not_observed(cs)
     if unobserved:
         return _state([unobserved], "", "", **kw)
     replicas = spec.get("replicas", 1)

@@ -72,3 +72,10 @@ def at_most_one_of(params: dict[str, Any], *names: str) -> list[str]:
 def is_template(value: Any) -> bool:
     """A value still to be rendered at run time (it reads step outputs)."""
     return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def truthy(value: Any) -> bool:
+    """A boolean param; a template renders to text, so "false", "no", "0" are false."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "no", "0", "")
+    return bool(value)

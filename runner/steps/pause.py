@@ -47,16 +47,15 @@ def _wait_observed(ctx: StepContext, name: str, namespace: str | None) -> None:
     ReplicaSet exists, scaled up to what maxSurge allows.
     """
     from runner.kube import RolloutState, Source, wait_for
+    from runner.kube.rollout import not_observed
 
     def evaluate(cache: dict[Any, Any]) -> RolloutState:
-        deployment = cache.get(("deployment", name)) or {}
-        observed = (deployment.get("status") or {}).get("observedGeneration", 0)
-        wanted = (deployment.get("metadata") or {}).get("generation", 1)
-        if not deployment:
-            return RolloutState(False, f"deployment/{name} not found",
-                                failure=f"deployment/{name} not found in namespace {namespace}")
-        return RolloutState(observed >= wanted, "the deployment controller has not observed "
-                                                f"generation {wanted} yet (observed {observed})")
+        deployment = cache.get(("deployment", name))
+        if deployment is None:
+            gone = f"deployment/{name} not found in namespace {namespace}"
+            return RolloutState(False, gone, failure=gone)
+        waiting = not_observed(deployment)
+        return RolloutState(waiting is None, waiting or "observed")
 
     source = Source("deployment", namespace, field_selector=f"metadata.name={name}")
     wait_for(ctx.kube, [source], evaluate, ctx.remaining(),

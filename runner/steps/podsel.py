@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import StepFailure
 from runner.kube import Cache, Source, of_kind, resource_for, selector_string
 from runner.kube.pods import controlled_by, labels, name, ordinal, terminating
-from runner.kube.rollout import cloneset_partition, new_replicaset
+from runner.kube.rollout import cloneset_partition, new_replicaset, not_observed
 
 if TYPE_CHECKING:
     from runner.kube import Kube
@@ -93,16 +93,6 @@ def sorted_pods(scope: Scope, pods: list[Obj]) -> list[Obj]:
 def by_age(pods: list[Obj]) -> list[Obj]:
     return sorted(pods, key=lambda p: ((p.get("metadata") or {}).get("creationTimestamp", ""),
                                        name(p)))
-
-
-def not_observed(workload: Obj) -> str | None:
-    """Why the workload's status cannot be trusted yet (None when it can)."""
-    meta, status = workload.get("metadata") or {}, workload.get("status") or {}
-    generation, observed = meta.get("generation", 0), status.get("observedGeneration", 0)
-    if observed and observed >= generation:
-        return None
-    return (f"the controller has not observed generation {generation} yet "
-            f"(observed {observed or 'none'})")
 
 
 # --- revisions ------------------------------------------------------------------

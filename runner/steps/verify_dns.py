@@ -14,7 +14,7 @@ import dns.resolver
 
 from runner.errors import StepFailure
 from runner.kube.pods import name, pod_ready, terminating
-from runner.steps.base import StepKind
+from runner.steps.base import StepKind, truthy
 from runner.targets import target_text
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ def _expected(ctx: StepContext, service: Target, params: dict[str, Any]
     domain = str(params.get("cluster_domain") or "cluster.local").strip(".")
     fqdn = f"{service.name}.{namespace}.svc.{domain}."
     headless = (svc.get("spec") or {}).get("clusterIP") == "None"
-    pods_too = _truth(params.get("pods", False))
+    pods_too = truthy(params.get("pods", False))
     if pods_too and not headless:
         raise StepFailure(ctx.step.id, f"pods: true needs a headless Service (clusterIP: None); "
                           f"{service} has clusterIP {(svc.get('spec') or {}).get('clusterIP')}")
@@ -265,7 +265,3 @@ def _pod_names(svc: Obj, pods: list[Obj], domain: str) -> dict[str, _Want]:
     return found
 
 
-def _truth(value: Any) -> bool:
-    if isinstance(value, str):  # a template rendered to text
-        return value.strip().lower() not in ("false", "no", "0", "")
-    return bool(value)

@@ -10,7 +10,8 @@ from runner.kube import Cache, pod_ready, pod_revision, wait_for
 from runner.kube.pods import describe_not_ready, name
 from runner.kube.pods import ordinal as pod_ordinal
 from runner.steps import podsel
-from runner.steps.base import StepKind, at_most_one_of
+from runner.steps.base import StepKind, at_most_one_of, truthy
+from runner.steps.workload import containers
 from runner.targets import WORKLOADS, parse_ordinals, target_text
 
 if TYPE_CHECKING:
@@ -133,13 +134,7 @@ class _Expectation:
             count = int(count)
         return cls(images, count if isinstance(count, list) else [],
                    count if isinstance(count, int) else None, params.get("container"),
-                   _truth(params.get("ready", True)))
-
-
-def _truth(value: Any) -> bool:
-    if isinstance(value, str):  # a template rendered to text
-        return value.strip().lower() not in ("false", "no", "0", "")
-    return bool(value)
+                   truthy(params.get("ready", True)))
 
 
 @dataclass(frozen=True)
@@ -236,13 +231,9 @@ def _within(number: int, condition: dict[str, Any]) -> bool:
             and ("max" not in condition or number <= int(condition["max"])))
 
 
-def _containers(pod: Obj) -> list[Obj]:
-    return list((pod.get("spec") or {}).get("containers") or [])
-
-
 def _image(pod: Obj, container: str | None) -> str | None:
     """The declared image of `container` (default: the first container)."""
-    found = [c for c in _containers(pod) if container is None or c.get("name") == container]
+    found = [c for c in containers(pod) if container is None or c.get("name") == container]
     return str(found[0].get("image")) if found else None
 
 
@@ -255,7 +246,7 @@ def _pod_output(scope: podsel.Scope, pod: Obj, container: str | None) -> dict[st
         "name": name(pod),
         "ordinal": pod_ordinal(name(pod), scope.name) if scope.kind == "statefulset" else None,
         "image": _image(pod, container),
-        "images": {str(c.get("name")): c.get("image") for c in _containers(pod)},
+        "images": {str(c.get("name")): c.get("image") for c in containers(pod)},
         "revision": pod_revision(pod),
         "ready": pod_ready(pod),
     }
