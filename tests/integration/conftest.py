@@ -19,7 +19,8 @@ from localcluster import cluster as localcluster
 from tests.integration import kubewait
 
 REPO = Path(__file__).resolve().parents[2]
-STATE_DIR = REPO / ".localcluster-pytest"
+# Overridable so that two test sessions on one machine never share a cluster.
+STATE_DIR = Path(os.environ.get("RUNPLAN_TEST_STATE_DIR") or REPO / ".localcluster-pytest")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
