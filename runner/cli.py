@@ -109,6 +109,12 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
         help="approve these approval steps in advance")
     add("--approved", metavar="FILE", help="run only if the plan matches this saved review")
     add("--save-review", metavar="FILE", help="write the review (rendered plan and its hash)")
+    add("--require-unchanged", action="store_true",
+        help="with --approved: refuse if a target changed since the review")
+    add("--force-unlock", action="store_true",
+        help="take the plan's lock even if another run holds it (operators only)")
+    add("--lock-duration", type=_seconds, default=30.0, metavar="SECONDS",
+        help="how long the lock outlives a run killed without cleanup (default 30)")
     add("--output", choices=("text", "json"), default="text")
     add("--junit", metavar="FILE", help="write a JUnit XML report")
 
@@ -135,6 +141,16 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, got {text!r}")
     return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 2, got {text!r}")
+    return value
 
 
 def _ids(text: str) -> tuple[str, ...]:
@@ -224,6 +240,8 @@ def _options(args: argparse.Namespace, approve: tuple[str, ...]) -> engine.RunOp
         dry_run=args.dry_run, kubeconfig=args.kubeconfig, context=args.context,
         namespace=args.namespace, max_parallel=args.max_parallel, only=args.only,
         start_from=args.start_from, approve=approve, approved=args.approved,
-        save_review=args.save_review,
-        output=args.output, junit=args.junit,
+        save_review=args.save_review, require_unchanged=args.require_unchanged,
+        output=args.output, junit=args.junit, force_unlock=args.force_unlock,
+        lock_duration=args.lock_duration,
+        cli_vars=tuple(parse_var(a) for a in args.var), vars_files=tuple(args.vars_file),
     )

@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from runner.errors import RunplanError
 from runner.plan.model import Plan
 
 
@@ -25,8 +25,15 @@ class RunOptions:
     approve: tuple[str, ...] = ()
     approved: str | None = None
     save_review: str | None = None
+    require_unchanged: bool = False
     output: str = "text"
     junit: str | None = None
+    force_unlock: bool = False
+    lock_duration: float = 30.0
+    # What the plan was compiled with: the journal keeps them so `resume` re-renders the same.
+    cli_vars: tuple[tuple[str, Any], ...] = ()
+    vars_files: tuple[str, ...] = ()
+    run_id: str | None = None  # set by `runplan resume`: continue that run
 
 
 def run(plan: Plan, options: RunOptions) -> int:
@@ -35,10 +42,13 @@ def run(plan: Plan, options: RunOptions) -> int:
     Raises ClusterUnreachable (exit 3) before any change when the API is not usable.
     """
     if options.dry_run:
-        raise RunplanError(
-            f"{plan.file}: a dry run against the cluster is not implemented yet "
-            "(use --dry-run --offline to review the plan without one)"
-        )
+        from runner.review.live import review_live
+
+        return review_live(plan, options)
+    if options.approved:
+        from runner.review.approved import check_approved
+
+        check_approved(plan, options)  # exit 2 when the plan differs from the review
     from runner.engine.executor import execute
     from runner.kube import connect
     from runner.report.progress import TextReport
