@@ -1,4 +1,8 @@
-"""python -m localcluster up|down|status [--state-dir DIR]"""
+"""python -m localcluster up|down|status|build [--state-dir DIR] [--audit-log]
+
+`up --audit-log` has the API server write every request (Metadata level, JSON
+lines) to DIR/audit.log; off by default.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +18,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localcluster", description=__doc__)
     parser.add_argument("command", choices=("up", "down", "status", "build"))
     parser.add_argument("--state-dir", type=Path, default=Path(".localcluster"))
+    parser.add_argument(
+        "--audit-log",
+        action="store_true",
+        help="up: log every API request (Metadata level) to STATE_DIR/audit.log",
+    )
     args = parser.parse_args(argv)
     # Progress goes to stderr so `eval "$(python -m localcluster up)"` works.
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731
     try:
         if args.command == "up":
-            print(cluster.up(args.state_dir, log).exports())
+            print(cluster.up(args.state_dir, log, audit_log=args.audit_log).exports())
         elif args.command == "down":
             cluster.down(args.state_dir, log)
         elif args.command == "build":

@@ -50,11 +50,20 @@ def endpoints(state_dir: Path, state: State) -> Endpoints:
     return Endpoints(state_dir / "kubeconfig", f"127.0.0.1:{state.ports['dns']}")
 
 
-def up(state_dir: Path, log: Callable[[str], None] = print) -> Endpoints:
+def up(
+    state_dir: Path, log: Callable[[str], None] = print, audit_log: bool = False
+) -> Endpoints:
+    """Start the control plane; `audit_log` has the API server write DIR/audit.log.
+
+    The audit log records every request at Metadata level (verb, URI, user agent,
+    namespace, timestamps; no bodies), one JSON line per event.
+    """
     state_dir = state_dir.resolve()
     existing = State.load(state_dir)
     if existing and healthy(state_dir, existing):
         log(f"local cluster already running (state in {state_dir})")
+        if audit_log and not audit_log_path(state_dir).exists():
+            log("note: it was started without --audit-log; `down` it first to get one")
         return endpoints(state_dir, existing)
     if existing or state_dir.exists():
         _clean_stale(state_dir, existing, log)
@@ -63,7 +72,7 @@ def up(state_dir: Path, log: Callable[[str], None] = print) -> Endpoints:
     state = State(bin_dir=str(build.bin_dir()), ports={})
     started = time.monotonic()
     try:
-        _start_all(state_dir, state)
+        _start_all(state_dir, state, audit_log)
         from localcluster import readiness  # the kubernetes client loads only here
 
         readiness.wait_cluster_ready(state_dir, state, NODE_NAMES, NODE_ANNOTATION)
@@ -111,7 +120,33 @@ def _clean_stale(state_dir: Path, state: State | None, log: Callable[[str], None
     shutil.rmtree(state_dir, ignore_errors=True)
 
 
-def _start_all(state_dir: Path, state: State) -> None:
+def audit_log_path(state_dir: Path) -> Path:
+    return state_dir.resolve() / "audit.log"
+
+
+# Metadata level: who asked what (verb, URI, user agent, namespace, status, times),
+# no request or response bodies. RequestReceived is dropped: one event per request
+# (a watch logs ResponseStarted when it opens and ResponseComplete when it closes).
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+"""
+
+
+def _audit_args(state_dir: Path) -> list[str]:
+    policy = state_dir / "audit-policy.yaml"
+    policy.write_text(AUDIT_POLICY)
+    return [
+        f"--audit-policy-file={policy}",
+        f"--audit-log-path={audit_log_path(state_dir)}",
+        "--audit-log-format=json",
+        "--audit-log-maxsize=0",  # one file, never rotated: the cluster is throwaway
+    ]
+
+
+def _start_all(state_dir: Path, state: State, audit_log: bool = False) -> None:
     for name in ("etcd_client", "etcd_peer", "apiserver", "kcm", "scheduler", "dns", "kwok"):
         state.ports[name] = processes.free_port()
     certs.generate(state_dir / "pki")
@@ -120,6 +155,8 @@ def _start_all(state_dir: Path, state: State) -> None:
     bin_dir = Path(state.bin_dir)
     for name in COMPONENTS:
         argv = [str(bin_dir / name), *_ARGS[name](state_dir, state.ports)]
+        if name == "kube-apiserver" and audit_log:
+            argv += _audit_args(state_dir)
         state.pids[name] = processes.start(state_dir, name, argv).pid
         state.save(state_dir)
         if name == "etcd":
