@@ -86,6 +86,14 @@ class Interrupted(RunplanError):
     exit_code = 130
 
 
+class Cancelled(RunplanError):
+    """A step stopped because the run was cancelled (Ctrl-C, SIGTERM, another step failed)."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(f"cancelled: {reason}" if reason else "cancelled")
+        self.reason = reason
+
+
 class ClusterError(RunplanError):
     """An API call failed for good (mapped from the HTTP status at runner/kube)."""
 

@@ -27,6 +27,10 @@ class StepContext:
     deadline: float  # time.monotonic() by which the step must be done
     progress: Callable[[str], None]
 
+    def sleep(self, seconds: float) -> None:
+        """A deliberate pause that Ctrl-C or a failing step cuts short (raises Cancelled)."""
+        self.kube.cancel.sleep(seconds)
+
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
 

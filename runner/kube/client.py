@@ -14,6 +14,7 @@ from typing import Any
 
 from kubernetes.client import ApiClient
 
+from runner.cancel import CancelToken
 from runner.errors import ClusterError, ClusterUnreachable, Invalid, NotFound, RetryLater
 from runner.kube import resources
 from runner.kube.errors import (
@@ -67,6 +68,8 @@ class Kube:
         self._identity = identity
         api.user_agent = "runplan"
         self._discovered: dict[tuple[str, str], Resource] = {}
+        # Run-wide: every wait through this client ends when the run is cancelled.
+        self.cancel = CancelToken()
 
     def identity(self) -> Identity:
         return self._identity

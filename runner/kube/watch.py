@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from runner.errors import RunplanError, WaitFailed, WaitTimedOut
+from runner.errors import Cancelled, RunplanError, WaitFailed, WaitTimedOut
 from runner.kube.errors import TRANSPORT_ERRORS, Call, Gone, RetryLater, error_for, from_exception
 from runner.kube.resources import resource_for
 
@@ -236,6 +236,7 @@ def wait_for(kube: Kube, sources: Sequence[Source], evaluate: Callable[[Cache], 
     failure, WaitTimedOut (with the last verdict) when `timeout` passes.
     `on_update` sees every verdict that differs from the one before.
     """
+    kube.cancel.check()
     deadline = time.monotonic() + timeout
     cache: Cache = {}
     versions = [_list_into(kube, source, cache) for source in sources]
@@ -245,18 +246,26 @@ def wait_for(kube: Kube, sources: Sequence[Source], evaluate: Callable[[Cache], 
     events: queue.Queue[Any] = queue.Queue()
     watchers = _start(kube, sources, versions, timeout, events)
     try:
-        while True:
-            batch = _next_batch(events, deadline)
-            if batch is None:
-                raise WaitTimedOut(_timeout_message(verdict, timeout), verdict)
-            for kind, event, obj in batch:
-                _apply(cache, kind, event, obj)
-            verdict = _judge(evaluate(cache), verdict, on_update)
-            if verdict.settled:
-                return verdict
+        with kube.cancel.on_cancel(lambda: events.put(Cancelled(kube.cancel.reason))):
+            return _until_settled(events, deadline, cache, evaluate, verdict, timeout,
+                                  on_update)
     finally:
         for watcher in watchers:
             watcher.stop()
+
+
+def _until_settled(events: queue.Queue[Any], deadline: float, cache: Cache,
+                   evaluate: Callable[[Cache], V], verdict: V, timeout: float,
+                   on_update: Callable[[V], None] | None) -> V:
+    while True:
+        batch = _next_batch(events, deadline)
+        if batch is None:
+            raise WaitTimedOut(_timeout_message(verdict, timeout), verdict)
+        for kind, event, obj in batch:
+            _apply(cache, kind, event, obj)
+        verdict = _judge(evaluate(cache), verdict, on_update)
+        if verdict.settled:
+            return verdict
 
 
 def _start(kube: Kube, sources: Sequence[Source], versions: list[str], timeout: float,

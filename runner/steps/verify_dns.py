@@ -77,7 +77,7 @@ class VerifyDns(StepKind):
                 raise StepFailure(ctx.step.id, f"DNS answers for {service} did not match "
                                   f"(nameserver {server})", result.lines)
             ctx.progress(result.lines[0])
-            time.sleep(delay)  # DNS has no watch: a short, capped backoff between rounds
+            ctx.sleep(delay)  # DNS has no watch: a short, capped backoff between rounds
             delay = min(delay * 2, MAX_DELAY)
 
 

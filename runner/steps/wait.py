@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from runner.engine.context import StepContext
 
-import time
 from typing import Any
 
 from runner.errors import StepFailure
@@ -31,5 +30,5 @@ class Wait(StepKind):
         if seconds > ctx.remaining():
             raise StepFailure(ctx.step.id, f"waiting {params['duration']} would outlast the "
                                            "step's timeout")
-        time.sleep(seconds)  # the step *is* a timed pause: nothing to watch
+        ctx.sleep(seconds)  # the step *is* a timed pause: nothing to watch (a cancel wakes it)
         return {}
