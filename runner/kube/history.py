@@ -57,6 +57,7 @@ class Undo:
     skipped: bool  # the current template already matched it
     message: str
     patch: Any = None  # what was (or, when skipped, would have been) sent
+    patch_type: str = "json"  # how: a JSON patch (Deployment), strategic (StatefulSet)
 
 
 def _images(template: Obj) -> tuple[str, ...]:
@@ -135,7 +136,17 @@ def undo_deployment(kube: Kube, name: str, ns: str | None = None,
                     to_revision: int | None = None, dry_run: bool = False) -> Undo:
     """`kubectl rollout undo deployment/NAME [--to-revision=N]`."""
     deployment = kube.get("deployment", name, ns)
-    rs = pick_replicaset(deployment, deployment_replicasets(kube, deployment), to_revision)
+    undo = plan_deployment_undo(deployment, deployment_replicasets(kube, deployment), to_revision)
+    if not undo.skipped:
+        kube.patch("deployment", name, ns, undo.patch, "json", dry_run=dry_run)
+    return undo
+
+
+def plan_deployment_undo(deployment: Obj, replicasets: Sequence[Obj],
+                         to_revision: int | None) -> Undo:
+    """The undo without sending it (the review projects it onto its own history)."""
+    name = name_of(deployment)
+    rs = pick_replicaset(deployment, replicasets, to_revision)
     number = _revision(rs) or 0
     if (deployment.get("spec") or {}).get("paused"):
         raise ClusterError(f"cannot roll back paused deployment/{name}: resume it first "
@@ -145,7 +156,6 @@ def undo_deployment(kube: Kube, name: str, ns: str | None = None,
     if same_template(rs_template, (deployment.get("spec") or {}).get("template") or {}):
         return Undo(number, True, f"skipped rollback (current template already matches "
                                   f"revision {number})", patch)
-    kube.patch("deployment", name, ns, patch, "json", dry_run=dry_run)
     return Undo(number, False, f"rolled back deployment/{name} to revision {number}", patch)
 
 
@@ -194,11 +204,19 @@ def undo_statefulset(kube: Kube, name: str, ns: str | None = None,
                      to_revision: int | None = None, dry_run: bool = False) -> Undo:
     """`kubectl rollout undo statefulset/NAME [--to-revision=N]`: apply the revision's patch."""
     sts, history = statefulset_history(kube, name, ns)
+    undo = plan_statefulset_undo(sts, history, to_revision)
+    if not undo.skipped:
+        kube.patch("statefulset", name, ns, undo.patch, "strategic", dry_run=dry_run)
+    return undo
+
+
+def plan_statefulset_undo(sts: Obj, history: Sequence[Obj], to_revision: int | None) -> Undo:
+    """The undo without sending it (the review projects it onto its own history)."""
     cr = pick_controller_revision(sts, history, to_revision)
     number, patch = int(cr.get("revision", 0)), cr.get("data") or {}
     current = (sts.get("spec") or {}).get("template") or {}
     if same_template(revision_template(cr), current):
         return Undo(number, True, f"skipped rollback (current template already matches "
-                                  f"revision {number})", patch)
-    kube.patch("statefulset", name, ns, patch, "strategic", dry_run=dry_run)
-    return Undo(number, False, f"rolled back statefulset/{name} to revision {number}", patch)
+                                  f"revision {number})", patch, "strategic")
+    return Undo(number, False, f"rolled back statefulset/{name_of(sts)} to revision {number}",
+                patch, "strategic")

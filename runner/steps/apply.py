@@ -43,7 +43,7 @@ class Apply(StepKind):
     def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
         namespace = ctx.namespace
         applied = []
-        for obj in _objects(ctx, params["manifests"]):
+        for obj in self.objects(ctx.plan_dir, ctx.step.id, params):
             if params.get("server_side", True):
                 done = ctx.kube.apply(obj, ns=namespace)
             else:
@@ -54,6 +54,11 @@ class Apply(StepKind):
             ctx.progress(f"applied {applied[-1]}")
         return {"objects": applied}
 
+    def objects(self, plan_dir: Path, step_id: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """The objects the step applies, in order (the review dry-runs the same list)."""
+        return _objects(plan_dir, step_id, params["manifests"])
+
+
 def _manifest_text(item: Any) -> str:
     if isinstance(item, dict):
         name = (item.get("metadata") or {}).get("name", "?")
@@ -61,7 +66,7 @@ def _manifest_text(item: Any) -> str:
     return str(item)
 
 
-def _objects(ctx: StepContext, manifests: Any) -> list[dict[str, Any]]:
+def _objects(plan_dir: Path, step_id: str, manifests: Any) -> list[dict[str, Any]]:
     """Objects from paths, folders, globs and inline objects, in the order given."""
     items = manifests if isinstance(manifests, list) else [manifests]
     objects: list[dict[str, Any]] = []
@@ -69,11 +74,11 @@ def _objects(ctx: StepContext, manifests: Any) -> list[dict[str, Any]]:
         if isinstance(item, dict):
             objects.append(item)
             continue
-        for path in _files(ctx.plan_dir, str(item)):
+        for path in _files(plan_dir, str(item)):
             try:
                 docs = list(yaml.safe_load_all(path.read_text()))
             except (OSError, yaml.YAMLError) as exc:
-                raise StepFailure(ctx.step.id, f"cannot read manifest {path}: {exc}") from None
+                raise StepFailure(step_id, f"cannot read manifest {path}: {exc}") from None
             objects += _flatten([d for d in docs if d])
     return objects
 

@@ -4,6 +4,7 @@ runner/schemas/plan.schema.json (the one copy: validation, editors and
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from runner.targets import KIND_TITLES
@@ -12,6 +13,24 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from runner.plan.model import Target
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a mutating step sends for one object, computed without side effects.
+
+    `apply()` sends it; the review (runner/review) projects the same value onto
+    the state the steps before left and sends it with dryRun=All, so a review
+    and a run cannot compute different changes. `patch_type` is merge, strategic
+    or json; `send` is False when there is nothing to do (`note` says why).
+    """
+
+    patch: Any
+    patch_type: str
+    subresource: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    send: bool = True
+    note: str = ""
 
 
 class StepKind:
@@ -45,6 +64,12 @@ class StepKind:
     def describe(self, params: dict[str, Any]) -> str:
         """One line saying what the step would do; no side effects."""
         raise NotImplementedError
+
+    def change(self, step_id: str, target: Target, obj: dict[str, Any], params: dict[str, Any],
+               history: list[dict[str, Any]] | None = None) -> Change:
+        """A mutating kind's change to `obj` (the target as it is, or as the review
+        projects it); `history` is the rollout history a rollback picks from."""
+        raise NotImplementedError(f"step kind {self.kind} changes no single object")
 
     def apply(self, ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
         """Do it; returns the step's outputs. Implemented with the executor."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from runner.steps.base import StepKind
+from runner.steps.base import Change, StepKind
 from runner.targets import target_text
 
 if TYPE_CHECKING:
     from runner.engine.context import StepContext
+    from runner.plan.model import Target
 
 DEPLOYMENTS = frozenset({"deployment"})
 
@@ -33,9 +34,14 @@ class Pause(StepKind):
         target = ctx.target(params)
         if self.paused:
             _wait_observed(ctx, target.name, target.namespace)
-        ctx.kube.patch(target.kind, target.name, target.namespace,
-                       {"spec": {"paused": self.paused}}, "merge")
-        return {}
+        change = self.change(ctx.step.id, target, {}, params)
+        ctx.kube.patch(target.kind, target.name, target.namespace, change.patch,
+                       change.patch_type)
+        return change.outputs
+
+    def change(self, step_id: str, target: Target, obj: dict[str, Any], params: dict[str, Any],
+               history: list[dict[str, Any]] | None = None) -> Change:
+        return Change({"spec": {"paused": self.paused}}, "merge")
 
 
 def _wait_observed(ctx: StepContext, name: str, namespace: str | None) -> None:

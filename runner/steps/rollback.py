@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from runner.engine.context import StepContext
+    from runner.plan.model import Target
 
 from typing import Any
 
-from runner.steps.base import StepKind
+from runner.steps.base import Change, StepKind
 from runner.targets import target_text
 
 
@@ -38,3 +39,14 @@ class Rollback(StepKind):
         result = undo(ctx.kube, target.name, target.namespace, params.get("to_revision"))
         ctx.progress(result.message)
         return {"revision": result.revision}
+
+    def change(self, step_id: str, target: Target, obj: dict[str, Any], params: dict[str, Any],
+               history: list[dict[str, Any]] | None = None) -> Change:
+        """The undo apply() makes (same planner), against `history`: the workload's
+        ReplicaSets or ControllerRevisions."""
+        from runner.kube.history import plan_deployment_undo, plan_statefulset_undo
+
+        plan = plan_deployment_undo if target.kind == "deployment" else plan_statefulset_undo
+        undo = plan(obj, history or [], params.get("to_revision"))
+        return Change(undo.patch, undo.patch_type, outputs={"revision": undo.revision},
+                      send=not undo.skipped, note=undo.message)

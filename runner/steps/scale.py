@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from runner.engine.context import StepContext
+    from runner.plan.model import Target
 
 from typing import Any
 
-from runner.steps.base import StepKind
+from runner.steps.base import Change, StepKind
 from runner.targets import target_text
 
 
@@ -31,6 +32,14 @@ class Scale(StepKind):
     def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
         target = ctx.target(params)
         scale = ctx.kube.get(target.kind, target.name, target.namespace, subresource="scale")
-        ctx.kube.patch(target.kind, target.name, target.namespace,
-                       {"spec": {"replicas": params["replicas"]}}, "merge", subresource="scale")
-        return {"previous": (scale.get("spec") or {}).get("replicas", 0)}
+        change = self.change(ctx.step.id, target, scale, params)
+        ctx.kube.patch(target.kind, target.name, target.namespace, change.patch,
+                       change.patch_type, subresource=change.subresource)
+        return change.outputs
+
+    def change(self, step_id: str, target: Target, obj: dict[str, Any], params: dict[str, Any],
+               history: list[dict[str, Any]] | None = None) -> Change:
+        """`obj` is the scale subresource or the workload: both keep spec.replicas."""
+        previous = (obj.get("spec") or {}).get("replicas", 0)
+        return Change({"spec": {"replicas": params["replicas"]}}, "merge", subresource="scale",
+                      outputs={"previous": previous})

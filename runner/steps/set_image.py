@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from runner.steps.base import StepKind, one_of
+from runner.steps.base import Change, StepKind, one_of
 from runner.steps.workload import images, pick_container
 from runner.targets import WORKLOADS, target_text
 
@@ -48,11 +48,18 @@ class SetImage(StepKind):
     def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
         target = ctx.target(params)
         obj = ctx.kube.get(target.kind, target.name, target.namespace)
+        change = self.change(ctx.step.id, target, obj, params)
+        ctx.kube.patch(target.kind, target.name, target.namespace, change.patch,
+                       change.patch_type)
+        return change.outputs
+
+    def change(self, step_id: str, target: Target, obj: dict[str, Any], params: dict[str, Any],
+               history: list[dict[str, Any]] | None = None) -> Change:
         wanted = dict(params.get("containers") or {})
         if not wanted:
-            wanted = {pick_container(ctx.step.id, obj, params.get("container")): params["image"]}
+            wanted = {pick_container(step_id, obj, params.get("container")): params["image"]}
         for name in wanted:
-            pick_container(ctx.step.id, obj, name)
+            pick_container(step_id, obj, name)
         before = images(obj)
         patch: dict[str, Any] = {"spec": {"template": {"spec": {"containers": [
             {"name": name, "image": image} for name, image in wanted.items()]}}}}
@@ -63,5 +70,4 @@ class SetImage(StepKind):
             patch["spec"]["template"]["spec"]["containers"] = merged
         if params.get("change_cause"):
             patch["metadata"] = {"annotations": {CHANGE_CAUSE: params["change_cause"]}}
-        ctx.kube.patch(target.kind, target.name, target.namespace, patch, "strategic")
-        return {"previous": {name: before[name] for name in wanted}}
+        return Change(patch, "strategic", outputs={"previous": {n: before[n] for n in wanted}})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import StepFailure
-from runner.steps.base import StepKind, is_template
+from runner.steps.base import Change, StepKind, is_template
 from runner.targets import target_text
 
 if TYPE_CHECKING:
@@ -57,16 +57,24 @@ class SetPartition(StepKind):
         if target.kind not in self.target_kinds:
             raise StepFailure(ctx.step.id, DEPLOYMENT.removeprefix("target: "))
         obj = ctx.kube.get(target.kind, target.name, target.namespace)
+        change = self.change(ctx.step.id, target, obj, params)
+        ctx.kube.patch(target.kind, target.name, target.namespace, change.patch,
+                       change.patch_type)
+        return change.outputs
+
+    def change(self, step_id: str, target: Target, obj: dict[str, Any], params: dict[str, Any],
+               history: list[dict[str, Any]] | None = None) -> Change:
+        if target.kind not in self.target_kinds:
+            raise StepFailure(step_id, DEPLOYMENT.removeprefix("target: "))
         strategy = (obj.get("spec") or {}).get("updateStrategy") or {}
         if target.kind == "cloneset":
             previous = strategy.get("partition", 0)
             patch = {"spec": {"updateStrategy": {"partition": params["partition"]}}}
         else:
             if strategy.get("type", "RollingUpdate") != "RollingUpdate":
-                raise StepFailure(ctx.step.id, f"{target} uses updateStrategy "
+                raise StepFailure(step_id, f"{target} uses updateStrategy "
                                   f"{strategy.get('type')}: a partition needs RollingUpdate")
             previous = (strategy.get("rollingUpdate") or {}).get("partition", 0)
             patch = {"spec": {"updateStrategy": {"rollingUpdate": {
                 "partition": params["partition"]}}}}
-        ctx.kube.patch(target.kind, target.name, target.namespace, patch, "merge")
-        return {"previous": previous}
+        return Change(patch, "merge", outputs={"previous": previous})

@@ -1,0 +1,106 @@
+"""Semantic diffs: the fields a step changes, not the noise around them.
+
+Both sides of a diff come from the API server (the projected object before,
+the dry-run answer after), so defaulted fields are equal on both and drop out.
+What never counts: status, and metadata other than labels and annotations
+(managedFields, resourceVersion, generation, uid, creationTimestamp ...).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from runner.review.patching import MERGE_KEYS
+
+Obj = dict[str, Any]
+# Annotations tools keep for themselves: a copy of the object, not a change to review.
+NOISY_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One changed leaf: `op` is "+" (added), "-" (removed) or "~" (changed)."""
+
+    op: str
+    path: str
+    before: Any = None
+    after: Any = None
+
+    def text(self) -> str:
+        if self.op == "+":
+            return f"+ {self.path}: {value_text(self.after)}"
+        if self.op == "-":
+            return f"- {self.path}: {value_text(self.before)}"
+        return f"~ {self.path}: {value_text(self.before)} -> {value_text(self.after)}"
+
+    def as_json(self) -> Obj:
+        return {"op": self.op, "path": self.path, "before": self.before, "after": self.after}
+
+
+def value_text(value: Any) -> str:
+    if isinstance(value, str) and value and value.strip() == value and "\n" not in value:
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def meaningful(obj: Obj | None) -> Obj:
+    """What a review compares: everything but status and bookkeeping metadata."""
+    if not obj:
+        return {}
+    meta = obj.get("metadata") or {}
+    kept: Obj = {}
+    if meta.get("labels"):
+        kept["labels"] = meta["labels"]
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
+                   if k not in NOISY_ANNOTATIONS}
+    if annotations:
+        kept["annotations"] = annotations
+    rest = {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+    return {**({"metadata": kept} if kept else {}), **rest}
+
+
+def diff(before: Obj | None, after: Obj | None) -> list[FieldChange]:
+    """The changed leaves between two objects, in a stable order."""
+    old, new = flatten(meaningful(before)), flatten(meaningful(after))
+    changes = []
+    for path in list(old) + [p for p in new if p not in old]:
+        a, b = old.get(path, _ABSENT), new.get(path, _ABSENT)
+        if a is _ABSENT:
+            changes.append(FieldChange("+", path, None, b))
+        elif b is _ABSENT:
+            changes.append(FieldChange("-", path, a, None))
+        elif a != b:
+            changes.append(FieldChange("~", path, a, b))
+    return changes
+
+
+def flatten(value: Any, path: str = "", field: str = "") -> dict[str, Any]:
+    """Leaves by path; list items with a merge key (containers by name) by that key,
+    so moving one container's image reads `containers[nginx].image`."""
+    if isinstance(value, dict) and (value or not path):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{path}.{key}" if path else str(key), str(key)))
+        return out
+    key = _list_key(value, field)
+    if key:
+        out = {}
+        for item in value:
+            out.update(flatten({k: v for k, v in item.items() if k != key},
+                               f"{path}[{item[key]}]"))
+            if len(item) == 1:  # an item that is nothing but its key still exists
+                out[f"{path}[{item[key]}]"] = {key: item[key]}
+        return out
+    return {path: value}
+
+
+def _list_key(value: Any, field: str) -> str | None:
+    if not isinstance(value, list) or not value:
+        return None
+    key = MERGE_KEYS.get(field, "name")
+    items_keyed = all(isinstance(i, dict) and key in i for i in value)
+    unique = items_keyed and len({json.dumps(i[key]) for i in value}) == len(value)
+    return key if unique else None

@@ -1,0 +1,59 @@
+"""`runplan PLAN --dry-run`: review the plan against the live cluster.
+
+Exit 0 when every step would be accepted, 2 when the API refused a change
+(invalid, forbidden, a missing object): all such steps are reported, each
+named by its place in the plan.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.plan.selection import selection
+from runner.review import approved
+from runner.review.preview import end_state, review_step
+from runner.review.project import Projection
+from runner.review.render import LiveReview, as_json, print_text
+
+if TYPE_CHECKING:
+    from runner.engine import RunOptions
+    from runner.kube import Kube
+    from runner.plan.model import Plan
+
+
+def review_live(plan: Plan, options: RunOptions) -> int:
+    from runner.kube import connect
+
+    kube = connect(options.kubeconfig, options.context, options.namespace)
+    try:
+        review = build(plan, kube, selection(plan, options.only, options.start_from))
+    finally:
+        kube.close()
+    if options.output == "json":
+        print(json.dumps(as_json(review), indent=2, default=str, ensure_ascii=False))
+    else:
+        print_text(review)
+    if options.save_review:
+        _save(review, options.save_review)
+    return 2 if review.errors else 0
+
+
+def build(plan: Plan, kube: Kube, selected: Any) -> LiveReview:
+    """Review each step in order against one projection of the cluster."""
+    projection = Projection(kube)
+    plan_dir = Path(plan.file).parent
+    steps = tuple(review_step(s, projection, plan_dir, s.id in selected) for s in plan.steps)
+    touched = {o.title: o.end_state for s in steps for o in s.objects}
+    ends = {e.title: end_state(e.obj) for e in projection.entries.values() if e.title in touched}
+    return LiveReview(plan, kube.identity(), steps, projection.resource_versions(), ends)
+
+
+def _save(review: LiveReview, path: str) -> None:
+    if review.errors:  # a review the API refused is nothing to approve
+        print(f"runplan: --save-review {path}: not written, the review found errors",
+              file=sys.stderr)
+        return
+    approved.save(review.plan, path, review.identity, review.resource_versions, as_json(review))

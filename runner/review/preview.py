@@ -1,0 +1,187 @@
+"""One step of a live review: its change projected and dry-run, or its expectation.
+
+A mutating step's change is computed by its kind's `change()` (the code its
+`apply()` sends) from the projected object, applied to that object locally and
+sent with dryRun=All; the answer is the diff's "after" and the next step's
+"before". Waits and verifies say what they wait for, from the projection.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.errors import Invalid, RunplanError, StepFailure
+from runner.plan.values import parse_target
+from runner.report.review import shown
+from runner.review import expect
+from runner.review.diff import FieldChange, diff
+from runner.steps import REGISTRY
+from runner.steps.apply import Apply
+
+if TYPE_CHECKING:
+    from runner.plan.model import Step, Target
+    from runner.review.project import Entry, Projection
+
+Obj = dict[str, Any]
+_REFS = re.compile(r"steps\[\s*['\"]([^'\"]+)['\"]\s*\]|steps\.([A-Za-z_][\w]*)")
+PATCH_NAMES = {"merge": "merge patch", "strategic": "strategic merge patch",
+               "json": "JSON patch"}
+PROJECTED_KINDS = frozenset({"set_image", "set_partition", "scale", "pause", "resume",
+                             "rollback"})
+
+
+@dataclass(frozen=True)
+class ObjectChange:
+    """What one step does to one object: `action` create, update or unchanged."""
+
+    title: str
+    action: str
+    how: str
+    changes: tuple[FieldChange, ...]
+    end_state: dict[str, Any]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class StepReview:
+    step: Step
+    selected: bool
+    describe: str
+    objects: tuple[ObjectChange, ...] = ()
+    expect: tuple[str, ...] = ()
+    depends: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def review_step(step: Step, projection: Projection, plan_dir: Path,
+                selected: bool) -> StepReview:
+    kind = REGISTRY[step.kind]()
+    depends = dependencies(step)
+    review = StepReview(step, selected, kind.describe(shown(step.params)), depends=depends)
+    if not selected:
+        return review
+    try:
+        if step.deferred and kind.mutating:
+            return replace(review, expect=(_deferred_text(depends),))
+        if isinstance(kind, Apply):
+            return replace(review, objects=_apply(kind, step, projection, plan_dir))
+        if step.kind in PROJECTED_KINDS:
+            return replace(review, objects=(_mutate(step, projection),))
+        return replace(review, expect=expect.lines(step, projection, namespace(step, projection)))
+    except RunplanError as exc:
+        return replace(review, error=error_text(step, exc))
+
+
+def dependencies(step: Step) -> tuple[str, ...]:
+    """The steps whose outputs the params read (rendered just before it runs)."""
+    found: list[str] = []
+    for text in _strings(step.params):
+        for quoted, dotted in _REFS.findall(text):
+            ref = quoted or dotted
+            if ref not in found:
+                found.append(ref)
+    return tuple(found)
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _deferred_text(depends: tuple[str, ...]) -> str:
+    names = ", ".join(depends) or "run"
+    return (f"its params read the outputs of {names}: the change is known only when it runs "
+            "(the objects it targets are projected unchanged)")
+
+
+def namespace(step: Step, projection: Projection) -> str:
+    """The step's namespace, as the executor resolves it (StepContext.namespace)."""
+    own = step.target.namespace if step.target else None
+    return str(own or step.scope.get("namespace") or projection.kube.namespace)
+
+
+def target_of(step: Step, projection: Projection, param: str = "target",
+              default_kind: str = "") -> Target:
+    return parse_target(step.params[param], namespace(step, projection), default_kind)
+
+
+def _mutate(step: Step, projection: Projection) -> ObjectChange:
+    kind = REGISTRY[step.kind]()
+    target = target_of(step, projection)
+    entry = projection.read(target.kind, target.name, target.namespace)
+    if entry.obj is None:
+        raise _missing(entry)
+    history = projection.history(entry) if step.kind == "rollback" else None
+    change = kind.change(step.id, target, entry.obj, step.params, history)
+    how = PATCH_NAMES[change.patch_type] + (f" of /{change.subresource}"
+                                            if change.subresource else "")
+    if not change.send:
+        return ObjectChange(entry.title, "unchanged", how, (), end_state(entry.obj),
+                            change.note)
+    before = entry.obj
+    projection.record(entry, projection.change(entry, change.patch, change.patch_type))
+    return _object_change(entry, before, how, change.note)
+
+
+def _apply(kind: Apply, step: Step, projection: Projection,
+           plan_dir: Path) -> tuple[ObjectChange, ...]:
+    server_side = bool(step.params.get("server_side", True))  # as Apply.apply reads it
+    how = "server-side apply" if server_side else "create or merge patch"
+    done = []
+    for manifest in kind.objects(plan_dir, step.id, step.params):
+        ns = namespace(step, projection)
+        meta = manifest.get("metadata") or {}
+        entry = projection.read(projection.kube.resource_of(manifest), str(meta.get("name")),
+                                meta.get("namespace") or ns)
+        before = entry.obj
+        projection.apply(manifest, ns, server_side)
+        done.append(_object_change(entry, before, how, "", manifest if before is None else None))
+    return tuple(done)
+
+
+def _object_change(entry: Entry, before: Obj | None, how: str, note: str,
+                   manifest: Obj | None = None) -> ObjectChange:
+    """A created object shows the fields its manifest sets (not the server's defaults)."""
+    after = manifest if manifest is not None else entry.obj
+    changes = tuple(diff(before, after))
+    action = "create" if before is None else ("update" if changes else "unchanged")
+    return ObjectChange(entry.title, action, how, changes, end_state(entry.obj), note)
+
+
+def end_state(obj: Obj | None) -> dict[str, Any]:
+    """The fields rollouts change, as a fidelity check compares them with the run's."""
+    if obj is None:
+        return {}
+    spec = obj.get("spec") or {}
+    strategy = spec.get("updateStrategy") or {}
+    partition = (strategy.get("rollingUpdate") or {}).get("partition", strategy.get("partition"))
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    state = {"images": {c.get("name"): c.get("image") for c in containers} or None,
+             "replicas": spec.get("replicas"), "partition": partition,
+             "paused": spec.get("paused")}
+    return {k: v for k, v in state.items() if v is not None}
+
+
+def _missing(entry: Entry) -> RunplanError:
+    from runner.errors import NotFound
+
+    where = f" in namespace {entry.namespace}" if entry.namespace else ""
+    return NotFound(f"{entry.title} not found{where}", 404)
+
+
+def error_text(step: Step, exc: RunplanError) -> str:
+    """`plan.yaml:40:5: step canary (set_image): <what the API said>`."""
+    message = exc.message if isinstance(exc, StepFailure) else str(exc)
+    causes = exc.causes if isinstance(exc, Invalid) else []
+    details = list(getattr(exc, "details", []))
+    lines = [f"{step.location}: step {step.id} ({step.kind}): {message}",
+             *(f"    {c}" for c in causes if c not in message), *(f"    {d}" for d in details)]
+    return "\n".join(lines)
