@@ -222,10 +222,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     check_approvals(plan, approve)
     if not (args.dry_run and args.offline):
         return engine.run(plan, _options(args, approve))
+    from runner.review import approved
+
     if args.approved:
-        review.check_approved(plan, args.approved)
+        approved.check_plan(plan, args.approved)
     if args.save_review:
-        review.save(plan, args.save_review)
+        approved.save(plan, args.save_review)
     if args.junit:
         print("runplan: --junit has no effect with --offline (nothing runs)", file=sys.stderr)
     if args.output == "json":

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from pathlib import Path
 from typing import Any
 
-from runner.errors import UsageError
 from runner.plan.model import Plan, Step
 from runner.plan.render import is_template
 from runner.steps import REGISTRY
@@ -48,7 +46,7 @@ def text(plan: Plan, selected: Collection[str]) -> str:
     for number, step in enumerate(plan.steps, 1):
         lines += _step_lines(number, step, previous, step.id in selected, plan.namespace)
         previous = step.id
-    return "\n".join(lines + ["", *_failure_lines(plan)])
+    return "\n".join(lines + ["", *failure_lines(plan)])
 
 
 def _step_lines(
@@ -85,7 +83,7 @@ def duration_text(seconds: float) -> str:
     return "".join(f"{value:g}{unit}" for value, unit in parts if value) or "0s"
 
 
-def _failure_lines(plan: Plan) -> list[str]:
+def failure_lines(plan: Plan) -> list[str]:
     if plan.on_failure == "rollback":
         return [f"on failure: {ROLLBACK}"]
     if not isinstance(plan.on_failure, tuple):
@@ -132,29 +130,3 @@ def _step_json(step: Step, selected: bool) -> dict[str, Any]:
         "retries": step.retries,
         "location": str(step.location),
     }
-
-
-def save(plan: Plan, path: str) -> None:
-    """`--save-review` offline: the rendered plan and its digest (no cluster identity)."""
-    review = {"review": as_json(plan, [s.id for s in plan.steps]), "cluster": None}
-    Path(path).write_text(json.dumps(review, indent=2, default=str) + "\n", encoding="utf-8")
-
-
-def check_approved(plan: Plan, path: str) -> None:
-    """`--approved`: the freshly rendered plan must be the one reviewed."""
-    try:
-        review = json.loads(Path(path).read_text(encoding="utf-8"))["review"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"--approved {path}: not a saved review ({exc})") from None
-    if review.get("digest") == plan.digest:
-        return
-    fresh = {s["id"]: s for s in as_json(plan, [])["steps"]}
-    old = {s["id"]: s for s in review.get("steps", [])}
-    differ = [i for i in sorted(set(fresh) | set(old)) if _key(fresh.get(i)) != _key(old.get(i))]
-    named = ", ".join(differ) or "vars or namespace"
-    raise UsageError(f"the plan changed since the review in {path}: {named} differ")
-
-
-def _key(step: dict[str, Any] | None) -> Any:
-    keep = ("kind", "params", "needs", "when", "target", "timeout", "retries")
-    return None if step is None else json.dumps({k: step.get(k) for k in keep}, default=str)

@@ -176,7 +176,7 @@ def _verify_dns(step: Step, projection: Projection, namespace: str) -> tuple[str
     if step.params.get("expect", "auto") != "auto":
         return ()
     if spec.get("clusterIP") != "None":
-        ip = spec.get("clusterIP") if entry.live else "the ClusterIP it gets when created"
+        ip = spec.get("clusterIP") if entry.live else "(allocated when it is created)"
         return (f"{entry.name} resolves to its ClusterIP {ip}",)
     owners = _selected_workloads(projection, entry)
     count = sum(int(_spec(w).get("replicas", 1)) for w in owners)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.plan.selection import selection
 from runner.review import approved
-from runner.review.preview import end_state, review_step
+from runner.review.preview import StepReview, after_failure, end_state, review_step
 from runner.review.project import Projection
 from runner.review.render import LiveReview, as_json, print_text
 
@@ -45,10 +45,16 @@ def build(plan: Plan, kube: Kube, selected: Any) -> LiveReview:
     """Review each step in order against one projection of the cluster."""
     projection = Projection(kube)
     plan_dir = Path(plan.file).parent
-    steps = tuple(review_step(s, projection, plan_dir, s.id in selected) for s in plan.steps)
+    steps: list[StepReview] = []
+    failed: list[str] = []
+    for step in plan.steps:
+        review = after_failure(review_step(step, projection, plan_dir, step.id in selected),
+                               failed)
+        failed += [step.id] if review.error else []
+        steps.append(review)
     touched = {o.title: o.end_state for s in steps for o in s.objects}
     ends = {e.title: end_state(e.obj) for e in projection.entries.values() if e.title in touched}
-    return LiveReview(plan, kube.identity(), steps, projection.resource_versions(), ends)
+    return LiveReview(plan, kube.identity(), tuple(steps), projection.resource_versions(), ends)
 
 
 def _save(review: LiveReview, path: str) -> None:

@@ -54,6 +54,15 @@ class StepReview:
     expect: tuple[str, ...] = ()
     depends: tuple[str, ...] = ()
     error: str | None = None
+    blocked: str | None = None  # an earlier failed step explains this one's error
+
+
+def after_failure(review: StepReview, failed: list[str]) -> StepReview:
+    """A missing object after a failed step is that step's doing, not a second problem."""
+    if review.error and failed and " not found" in review.error:
+        return replace(review, error=None, blocked=f"not reviewed: it needs what "
+                       f"{failed[0]} would have done")
+    return review
 
 
 def review_step(step: Step, projection: Projection, plan_dir: Path,

@@ -51,7 +51,7 @@ def text_lines(review: LiveReview) -> list[Text]:
                   STYLES["dim"]), Text("")]
     for number, step in enumerate(review.steps, 1):
         lines += _step_lines(number, step)
-    lines += [Text(""), *(Text(line) for line in offline._failure_lines(plan))]
+    lines += [Text(""), *(Text(line) for line in offline.failure_lines(plan))]
     if review.errors:
         lines += [Text(""), Text(f"{len(review.errors)} step(s) would fail:", STYLES["!"])]
         lines += [Text(f"  {e}", STYLES["!"]) for e in review.errors]
@@ -73,8 +73,9 @@ def _step_lines(number: int, step: StepReview) -> list[Text]:
         style = STYLES["!"] if line.startswith("!") else STYLES["expect"]
         lines.append(Text(f"     {'' if line.startswith('!') else 'expect: '}{line}", style))
     if step.error:
-        lines += [Text(f"     error: {part.strip()}", STYLES["!"])
-                  for part in step.error.split("\n", 1)[:1]]
+        lines.append(Text(f"     error: {step.error.splitlines()[0]}", STYLES["!"]))
+    if step.blocked:
+        lines.append(Text(f"     {step.blocked}", STYLES["dim"]))
     return lines
 
 
@@ -107,5 +108,5 @@ def _step_json(step: StepReview) -> dict[str, Any]:
         "objects": [{"object": o.title, "action": o.action, "how": o.how, "note": o.note,
                      "changes": [c.as_json() for c in o.changes], "end_state": o.end_state}
                     for o in step.objects],
-        "expect": list(step.expect), "error": step.error,
+        "expect": list(step.expect), "error": step.error, "blocked": step.blocked,
     }
