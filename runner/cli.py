@@ -119,6 +119,32 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     add("--junit", metavar="FILE", help="write a JUnit XML report")
 
 
+def _cluster_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kubeconfig", metavar="FILE")
+    parser.add_argument("--context", metavar="NAME")
+
+
+def _runs_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("plan", nargs="?", metavar="PLAN",
+                        help="only runs of this plan (a plan file or a plan name)")
+    _cluster_args(parser)
+    parser.add_argument("--local", action="store_true",
+                        help="only the local copies under .runplan/runs (no cluster)")
+
+
+def _resume_args(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("run_id", metavar="RUN_ID")
+    _cluster_args(parser)
+    add("-e", "--var", action="append", default=[], metavar="KEY=VALUE",
+        help="give again a variable the journal redacted (secret-looking names)")
+    add("--max-parallel", type=_positive, default=4, metavar="N")
+    add("--output", choices=("text", "json"), default="text")
+    add("--junit", metavar="FILE", help="write a JUnit XML report")
+    add("--force-unlock", action="store_true")
+    add("--lock-duration", type=_seconds, default=30.0, metavar="SECONDS")
+
+
 def _graph_args(parser: argparse.ArgumentParser) -> None:
     _plan_args(parser)
     parser.add_argument("--format", choices=("text", "dot", "mermaid"), default="text")
@@ -130,8 +156,8 @@ _ARGUMENTS = {
     "graph": _graph_args,
     "steps": lambda p: p.add_argument("kind", nargs="?", metavar="KIND"),
     "schema": lambda p: None,
-    "runs": lambda p: None,
-    "resume": lambda p: p.add_argument("run_id", metavar="RUN_ID"),
+    "runs": lambda p: _runs_args(p),
+    "resume": lambda p: _resume_args(p),
     "approve": lambda p: (p.add_argument("run_id", metavar="RUN_ID"),
                           p.add_argument("step_id", metavar="STEP_ID")),
 }
@@ -206,11 +232,43 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_yet(args: argparse.Namespace) -> int:
-    raise RunplanError("run records (runs, resume, approve) need a cluster: not implemented yet")
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from runner.engine.journal import list_runs
+
+    plan_name = args.plan
+    if plan_name and plan_name.endswith((".yaml", ".yml")):
+        plan_name = compile_plan(plan_name).name
+    kube = None if args.local else _connect_or_none(args)
+    runs = list_runs(kube, plan_name)
+    print(f"{'RUN':<24} {'PLAN':<28} {'NAMESPACE':<16} {'STATUS':<12} {'STEPS':<7} STARTED")
+    for run in runs:
+        print(f"{run.run_id:<24} {run.plan:<28} {run.namespace or '-':<16} {run.status:<12} "
+              f"{f'{run.steps_done}/{run.steps_total}':<7} {run.started or '-'}")
+    return 0
 
 
-_cmd_runs = _cmd_resume = _cmd_approve = _not_yet
+def _connect_or_none(args: argparse.Namespace) -> Any:
+    """The cluster's journals when it answers; else say so and list the local copies."""
+    from runner.errors import ClusterUnreachable
+    from runner.kube import connect
+
+    try:
+        return connect(args.kubeconfig, args.context, None)
+    except ClusterUnreachable as exc:
+        print(f"runplan: {exc}\nrunplan: listing local copies only", file=sys.stderr)
+        return None
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    options = engine.RunOptions(
+        kubeconfig=args.kubeconfig, context=args.context, max_parallel=args.max_parallel,
+        output=args.output, junit=args.junit, force_unlock=args.force_unlock,
+        lock_duration=args.lock_duration, cli_vars=tuple(parse_var(a) for a in args.var))
+    return engine.resume(args.run_id, options)
+
+
+def _cmd_approve(args: argparse.Namespace) -> int:
+    raise RunplanError("runplan approve: approval steps are not implemented yet")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

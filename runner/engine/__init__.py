@@ -49,13 +49,23 @@ def run(plan: Plan, options: RunOptions) -> int:
         from runner.review.approved import check_approved
 
         check_approved(plan, options)  # exit 2 when the plan differs from the review
-    from runner.engine.executor import execute
+    from runner.engine.session import run_plan
     from runner.kube import connect
-    from runner.report.progress import TextReport
 
     kube = connect(options.kubeconfig, options.context, options.namespace)
     try:
-        state = execute(plan, kube, TextReport())
+        return run_plan(plan, options, kube)
     finally:
         kube.close()
-    return 1 if state.failed() else 0
+
+
+def resume(run_id: str, options: RunOptions) -> int:
+    """Continue a recorded run after its last succeeded steps (`runplan resume`)."""
+    from runner.engine.resume import resume_run
+    from runner.kube import connect
+
+    kube = connect(options.kubeconfig, options.context, options.namespace)
+    try:
+        return resume_run(run_id, options, kube)
+    finally:
+        kube.close()

@@ -1,0 +1,101 @@
+"""The run journal's document, kept up to date from the run's own events.
+
+The journal is one more sink of the event stream (so it can never tell a
+different story than the terminal), plus the change log's before-images,
+which are saved *before* the write they protect goes out.
+
+Document fields: run_id, plan, file, digest, namespace, server, context, user,
+host, status (running|succeeded|failed|interrupted), started, finished,
+compile ({cli_vars, vars_files, namespace}), selected (step ids), resumes
+(times the run was resumed), steps ({id: {status, started, finished,
+attempts, duration, outputs, error}}), changes (before/after images).
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from runner.engine.executor import DONE, RunState
+
+if TYPE_CHECKING:
+    from runner.engine import RunOptions
+    from runner.engine.journal import JournalStore
+    from runner.kube import Kube
+    from runner.plan.model import Plan
+    from runner.report.events import Event
+
+QUIET = ("step_progress", "message", "lock")  # not worth a ConfigMap write each
+
+
+def iso(epoch: float) -> str:
+    """UTC with milliseconds: journals of parallel steps must show their overlap."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
+
+
+def new_document(plan: Plan, options: RunOptions, kube: Kube, run_id: str,
+                 namespace: str) -> dict[str, Any]:
+    ident = kube.identity()
+    return {
+        "run_id": run_id, "plan": plan.name, "file": plan.file, "digest": plan.digest,
+        "namespace": namespace, "server": ident.server, "context": ident.context,
+        "user": ident.user or getpass.getuser(), "host": socket.gethostname(),
+        "status": "running", "started": iso(time.time()), "finished": None,
+        "compile": {"cli_vars": [list(kv) for kv in options.cli_vars],
+                    "vars_files": list(options.vars_files), "namespace": options.namespace},
+        "selected": [], "resumes": [], "steps": {}, "changes": {},
+    }
+
+
+class JournalSink:
+    """Updates the document on each event and saves it (ConfigMap + local copy)."""
+
+    def __init__(self, store: JournalStore, doc: dict[str, Any], resumed: bool = False) -> None:
+        self.store, self.doc, self.resumed = store, doc, resumed
+
+    def emit(self, event: Event) -> None:
+        handler = getattr(self, f"_on_{event.type}", None)
+        if handler is not None:
+            handler(event)
+        if event.type not in QUIET:
+            self.store.save(self.doc)
+
+    def changes_changed(self, changes: dict[str, Any]) -> None:
+        """The change log's callback: called before each write it protects (write-ahead)."""
+        self.doc["changes"] = changes
+        self.store.save(self.doc)
+
+    def close(self) -> None:
+        self.store.flush()
+
+    def prior_state(self) -> RunState:
+        """What a resumed run starts from: the finished steps and their outputs."""
+        state = RunState()
+        for sid, record in self.doc["steps"].items():
+            if record.get("status") in DONE:
+                state.statuses[sid] = record["status"]
+                state.outputs[sid] = record.get("outputs") or {}
+        return state
+
+    def _on_step_started(self, event: Event) -> None:
+        self.doc["steps"][event.data["step"]] = {
+            "status": "running", "started": iso(event.time), "finished": None, "attempts": 1}
+
+    def _on_step_retry(self, event: Event) -> None:
+        self.doc["steps"][event.data["step"]]["attempts"] = event.data["attempt"] + 1
+
+    def _on_step_finished(self, event: Event) -> None:
+        record = self.doc["steps"].setdefault(event.data["step"], {"started": None})
+        record.update(status=event.data["status"], finished=iso(event.time),
+                      duration=event.data["duration"], outputs=event.data["outputs"],
+                      error=event.data["error"])
+
+    def _on_run_started(self, event: Event) -> None:
+        self.doc["status"] = "running"
+        if event.data.get("resumed"):
+            self.doc["resumes"].append(iso(event.time))
+
+    def _on_run_finished(self, event: Event) -> None:
+        self.doc.update(status=event.data["status"], finished=iso(event.time))
