@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from runner import __version__, engine
-from runner.errors import PlanError, RunplanError, UsageError
+from runner.errors import PlanError, RunplanError, UsageError, did_you_mean
 from runner.plan import Plan, compile_plan
 from runner.plan.selection import check_approvals, selection
 from runner.plan.validators import SCHEMA_FILE
@@ -145,6 +145,14 @@ def _resume_args(parser: argparse.ArgumentParser) -> None:
     add("--lock-duration", type=_seconds, default=30.0, metavar="SECONDS")
 
 
+def _approve_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id", metavar="RUN_ID")
+    parser.add_argument("step_id", metavar="STEP_ID")
+    parser.add_argument("--reject", action="store_true", help="reject: the step fails")
+    parser.add_argument("--reason", default="", help="why (recorded with the decision)")
+    _cluster_args(parser)
+
+
 def _graph_args(parser: argparse.ArgumentParser) -> None:
     _plan_args(parser)
     parser.add_argument("--format", choices=("text", "dot", "mermaid"), default="text")
@@ -158,8 +166,7 @@ _ARGUMENTS = {
     "schema": lambda p: None,
     "runs": lambda p: _runs_args(p),
     "resume": lambda p: _resume_args(p),
-    "approve": lambda p: (p.add_argument("run_id", metavar="RUN_ID"),
-                          p.add_argument("step_id", metavar="STEP_ID")),
+    "approve": lambda p: _approve_args(p),
 }
 
 
@@ -268,7 +275,24 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_approve(args: argparse.Namespace) -> int:
-    raise RunplanError("runplan approve: approval steps are not implemented yet")
+    from runner.engine import approvals
+    from runner.engine.journal import load_run
+    from runner.kube import connect
+
+    kube = connect(args.kubeconfig, args.context, None)
+    doc = load_run(args.run_id, kube)
+    status = ((doc.get("steps") or {}).get(args.step_id) or {}).get("status", "pending")
+    waiting = status in ("running", "pending") and doc.get("status") == "running"
+    if args.step_id not in (doc.get("selected") or ()) or not waiting:
+        raise UsageError(f"run {args.run_id} ({doc.get('status')}): step {args.step_id} does "
+                         f"not wait for a decision (step status: {status})"
+                         f"{did_you_mean(args.step_id, doc.get('selected') or ())}")
+    decision = approvals.Decision(not args.reject, approvals.who(kube), approvals.now(),
+                                  "runplan approve", args.reason)
+    approvals.record(kube, doc["namespace"], args.run_id, args.step_id, decision)
+    verb = "rejected" if args.reject else "approved"
+    print(f"run {args.run_id}: {args.step_id} {verb} by {decision.by}")
+    return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from runner.plan.values import parse_duration, parse_target
 
 if TYPE_CHECKING:
+    from runner.engine.approvals import Approvals
     from runner.kube import Kube
     from runner.plan.model import Step, Target
 
@@ -26,6 +27,7 @@ class StepContext:
     plan_dir: Path
     deadline: float  # time.monotonic() by which the step must be done
     progress: Callable[[str], None]
+    approvals: Approvals | None = None  # where approval steps' decisions land
 
     def sleep(self, seconds: float) -> None:
         """A deliberate pause that Ctrl-C or a failing step cuts short (raises Cancelled)."""

@@ -26,6 +26,7 @@ from runner.plan import evaluate_when, render_deferred
 from runner.steps import REGISTRY
 
 if TYPE_CHECKING:
+    from runner.engine.approvals import Approvals
     from runner.kube import Kube
     from runner.plan.model import Plan, Step
     from runner.report.events import Bus
@@ -66,8 +67,10 @@ class Executor:
     """One run's scheduling: the state, the bus, and the run-wide cancel switch."""
 
     def __init__(self, plan: Plan, kube: Kube, bus: Bus, max_parallel: int = 4,
-                 kube_for: KubeFor | None = None, state: RunState | None = None) -> None:
+                 kube_for: KubeFor | None = None, state: RunState | None = None,
+                 approvals: Approvals | None = None) -> None:
         self.plan, self.kube, self.bus = plan, kube, bus
+        self.approvals = approvals
         self.max_parallel = max_parallel
         self.kube_for = kube_for or (lambda kube, step: kube)
         self.state = state or RunState()
@@ -136,7 +139,7 @@ class Executor:
 
         for attempt in range(1, step.retries + 2):
             ctx = StepContext(kube, step, Path(self.plan.file).parent, deadline_for(step),
-                              progress)
+                              progress, self.approvals)
             try:
                 outputs = dict(kind.apply(ctx, params) or {})
                 return Outcome(SUCCEEDED, outputs, None, time.monotonic() - started)

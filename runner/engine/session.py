@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from runner.engine.approvals import Approvals
 from runner.engine.changes import ChangeLog, restore
 from runner.engine.executor import FAILED, Executor, RunState, failure_text
 from runner.engine.journal import JournalStore, new_run_id
@@ -59,9 +60,11 @@ def _run(plan: Plan, options: RunOptions, kube: Kube, bus: Bus, journal: Journal
     steps = _selected(plan, options, journal.doc)
     changes = ChangeLog.from_json(journal.doc.get("changes") or {},
                                   lambda record: journal.changes_changed(changes.to_json()))
+    approvals = Approvals(kube, journal.store.namespace, bus.run_id, frozenset(options.approve),
+                          prompt=options.output != "json" and sys.stdin.isatty())
     executor = Executor(plan, kube, bus, options.max_parallel,
                         lambda k, step: k.recording(changes.recorder(step.id)),
-                        journal.prior_state())
+                        journal.prior_state(), approvals)
     lock.on_lost = lambda why: executor.interrupt(f"the lock was lost: {why}")
     ident = kube.identity()
     bus.emit("run_started", plan=plan.name, file=plan.file, run_id=bus.run_id,

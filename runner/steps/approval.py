@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from runner.errors import StepFailure
 from runner.steps.base import StepKind
+
+if TYPE_CHECKING:
+    from runner.engine.context import StepContext
 
 
 class Approval(StepKind):
     kind = "approval"
-    outputs = {"approved_by": "who approved, and when"}
+    outputs = {"approved_by": "who approved (the Kubernetes identity, else the local user)",
+               "approved_at": "when (UTC)", "via": "--approve, terminal or runplan approve"}
     example = """\
 - id: go-ahead
   approval:
@@ -20,3 +25,13 @@ class Approval(StepKind):
     def describe(self, params: dict[str, Any]) -> str:
         within = f" (at most {params['timeout']})" if "timeout" in params else ""
         return f"wait for approval: {params['message']!r}{within}"
+
+    def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
+        if ctx.approvals is None:
+            raise StepFailure(ctx.step.id, "an approval needs a run journal to record it")
+        decision = ctx.approvals.decide(ctx.step.id, params["message"], ctx.timeout(params),
+                                        ctx.progress)
+        if not decision.approved:
+            why = f": {decision.reason}" if decision.reason else ""
+            raise StepFailure(ctx.step.id, f"rejected by {decision.by} ({decision.via}){why}")
+        return {"approved_by": decision.by, "approved_at": decision.at, "via": decision.via}

@@ -312,3 +312,56 @@ def test_sigint_mid_wait_exits_130_journals_and_releases_the_lock(
         "first": "succeeded", "hold": "cancelled", "last": "not_run", "last-ready": "not_run"}
     assert not lease_exists(kube, "interrupted")
     assert lines[-1]["event"] == "run_finished" and lines[-1]["status"] == "interrupted"
+
+
+# --- approval steps -------------------------------------------------------------------
+
+GATED = """\
+  - {id: first, set_image: {target: deployment/web, image: nginx:1.26.1}}
+  - {id: go, approval: {message: "widen the rollout?", timeout: 60s}}
+  - {id: after, set_image: {target: deployment/web, image: nginx:1.27.0}}
+"""
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_approval_waits_for_runplan_approve_from_elsewhere(
+        tmp_path: Path, kube: Kube, namespace: str, decision: str) -> None:
+    settled(kube, deployment("web"))
+    plan = write_plan(tmp_path, f"gated-{decision}", namespace, GATED)
+    proc = start(tmp_path, str(plan), "--output", "json")
+    lines = _read_until(proc, lambda e: e.get("step") == "go" and e["event"] == "step_progress")
+    run_id = run_id_of(lines)
+    extra = ["--reject", "--reason", "error rate up"] if decision == "reject" else []
+    code, said, err = runplan(tmp_path, "approve", run_id, "go", *extra)
+    assert code == 0, err
+    code, out, _ = finish(proc)
+    lines += events(out)
+    go = next(e for e in lines if e["event"] == "step_finished" and e["step"] == "go")
+    image = kube.get("deployment", "web")["spec"]["template"]["spec"]["containers"][0]["image"]
+    if decision == "approve":
+        assert code == 0 and go["outputs"]["via"] == "runplan approve"
+        assert go["outputs"]["approved_by"] == kube.identity().authenticated_as  # SelfSubjectReview
+        assert image == "nginx:1.27.0"
+    else:
+        assert code == 1 and "error rate up" in go["error"]
+        assert image == "nginx:1.26.1"  # no on_failure in this plan: left as it was
+    reasons = [e["reason"] for e in kube.list("event")[0]
+               if e["involvedObject"]["name"] == f"runplan-run-{run_id}"]
+    assert reasons == ["Approved" if decision == "approve" else "Rejected"]
+    assert journal(kube, run_id)["steps"]["go"]["status"] == (
+        "succeeded" if decision == "approve" else "failed")
+
+
+def test_approve_upfront_and_an_unanswered_approval_times_out(
+        tmp_path: Path, kube: Kube, namespace: str) -> None:
+    settled(kube, deployment("web"))
+    plan = write_plan(tmp_path, "upfront", namespace, GATED)
+    code, out, _ = runplan(tmp_path, str(plan), "--output", "json", "--approve", "go")
+    assert code == 0
+    go = next(e for e in events(out) if e["event"] == "step_finished" and e["step"] == "go")
+    assert go["outputs"]["via"] == "--approve"
+    short = write_plan(tmp_path, "unanswered", namespace, GATED.replace("60s", "2s"))
+    code, out, _ = runplan(tmp_path, str(short), "--output", "json")
+    assert code == 1
+    go = next(e for e in events(out) if e["event"] == "step_finished" and e["step"] == "go")
+    assert "no approval within 2s" in go["error"]
