@@ -70,13 +70,13 @@ def _spec(entry: Entry) -> Obj:
 
 
 def revision_text(projection: Projection, entry: Entry) -> str:
-    """`revision 3 (web-6d4f8c)`, or `a new revision 4` when the run would create it."""
+    """`revision 3, web-6d4f8c`, or `a new revision 4` when the run would create it."""
     found = matching(entry.res.kind, projection.history(entry), _spec(entry).get("template"))
     if found is None:
         return "its revision"
     name = str((found.get("metadata") or {}).get("name"))
     number = number_of(entry.res.kind, found)
-    return f"a new revision {number}" if name.endswith(NEW) else f"revision {number} ({name})"
+    return f"a new revision {number}" if name.endswith(NEW) else f"revision {number}, {name}"
 
 
 def current_template(projection: Projection, entry: Entry) -> Obj | None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.plan.selection import selection
 from runner.review import approved
-from runner.review.preview import StepReview, after_failure, end_state, review_step
+from runner.review.preview import StepReview, after_failure, end_state, review_step, touched
 from runner.review.project import Projection
 from runner.review.render import LiveReview, as_json, print_text
 
@@ -46,14 +46,15 @@ def build(plan: Plan, kube: Kube, selected: Any) -> LiveReview:
     projection = Projection(kube)
     plan_dir = Path(plan.file).parent
     steps: list[StepReview] = []
-    failed: list[str] = []
+    failed: dict[str, str] = {}  # kind/name -> the failed step that touches it
     for step in plan.steps:
         review = after_failure(review_step(step, projection, plan_dir, step.id in selected),
                                failed)
-        failed += [step.id] if review.error else []
+        if review.error:
+            failed.update({t: step.id for t in touched(step, plan_dir) if t not in failed})
         steps.append(review)
-    touched = {o.title: o.end_state for s in steps for o in s.objects}
-    ends = {e.title: end_state(e.obj) for e in projection.entries.values() if e.title in touched}
+    changed = {o.title for s in steps for o in s.objects}
+    ends = {e.title: end_state(e.obj) for e in projection.entries.values() if e.title in changed}
     return LiveReview(plan, kube.identity(), tuple(steps), projection.resource_versions(), ends)
 
 

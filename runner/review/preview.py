@@ -57,12 +57,29 @@ class StepReview:
     blocked: str | None = None  # an earlier failed step explains this one's error
 
 
-def after_failure(review: StepReview, failed: list[str]) -> StepReview:
-    """A missing object after a failed step is that step's doing, not a second problem."""
-    if review.error and failed and " not found" in review.error:
-        return replace(review, error=None, blocked=f"not reviewed: it needs what "
-                       f"{failed[0]} would have done")
+def after_failure(review: StepReview, failed: dict[str, str]) -> StepReview:
+    """A missing object that a failed step would have made is that step's doing, not
+    a second problem; `failed` maps `kind/name` to the failed step that touches it."""
+    target = review.step.target
+    cause = failed.get(f"{target.kind}/{target.name}") if target else None
+    if review.error and cause and " not found" in review.error:
+        return replace(review, error=None,
+                       blocked=f"not reviewed: it needs what {cause} would have done")
     return review
+
+
+def touched(step: Step, plan_dir: Path) -> list[str]:
+    """`kind/name` of the objects a step acts on (an apply step: its manifests')."""
+    if step.target is not None:
+        return [f"{step.target.kind}/{step.target.name}"]
+    if step.kind != "apply" or step.deferred:
+        return []
+    try:
+        objects = Apply().objects(plan_dir, step.id, step.params)
+    except RunplanError:
+        return []
+    return [f"{str(o.get('kind', '')).lower()}/{(o.get('metadata') or {}).get('name')}"
+            for o in objects]
 
 
 def review_step(step: Step, projection: Projection, plan_dir: Path,
