@@ -33,8 +33,11 @@ class LiveReview:
         return [s.error for s in self.steps if s.error]
 
 
-def print_text(review: LiveReview, out: IO[str] | None = None) -> None:
-    console = Console(file=out or sys.stdout, highlight=False, soft_wrap=True)
+def print_text(review: LiveReview, out: IO[str] | None = None,
+               terminal: bool | None = None) -> None:
+    """Coloured when `out` is a terminal (rich decides unless `terminal` says)."""
+    console = Console(file=out or sys.stdout, highlight=False, soft_wrap=True,
+                      force_terminal=terminal)
     for line in text_lines(review):
         console.print(line)
 
