@@ -1,190 +1,116 @@
-"""How fast does wait_ready notice the cluster, and what does a step cost in API requests?
+"""How fast does runplan's wait_ready notice that a rollout has settled?
 
-For a Deployment (scale 2 -> 3) and a StatefulSet partition move (partition
-1 -> 0), an independent watcher (the kubernetes client's own watch, in a thread)
-records when the rollout first satisfies the settled rule; runplan's
-`wait_rollout` runs beside it and records when it returns. The difference is
-runplan's reaction latency. API requests are counted around each mutating step
-and each wait by counting `Kube.request` and watch opens.
+For a Deployment rollout (a pod-template change, 2 replicas) and a StatefulSet
+partition move (3 replicas: the template changes at partition 2, untimed, then
+the timed step moves the partition to 0), the bench's own settle watcher
+(bench/common.py: separate kubernetes-client watches, judged at each event's
+receipt) records when the rollout first satisfied the settled rule; runplan's
+`wait_rollout` (what the wait_ready step runs) starts right after the change
+and records when it returns. The difference is runplan's reaction latency.
+Requests of the mutating step and of the wait are counted from the audit log.
 
-Usage: python bench/wait_latency.py [--runs 20]   (starts its own local cluster)
+    python -m bench.wait_latency [--runs 20]   (brings up its own bench cluster)
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import sys
-import tempfile
-import threading
 import time
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.audit import AuditLog, by_kind
+from bench.common import (
+    Bench,
+    SettleWatcher,
+    bench_cluster,
+    create_namespace,
+    delete_namespace,
+    log,
+    median,
+    percentile,
+)
+from runner.kube import Kube, connect, wait_rollout
 
-from kubernetes import client, config, watch  # noqa: E402
-
-from localcluster import cluster  # noqa: E402
-from runner.kube import Kube, connect, rollout_state, wait_rollout  # noqa: E402
-from runner.kube.client import Kube as KubeClass  # noqa: E402
-
-
-class Counter:
-    """Counts API requests and watch opens made through runner.kube."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.watches = 0
-        original_request, original_stream = KubeClass.request, KubeClass.open_stream
-
-        def request(kube: Any, *args: Any, **kwargs: Any) -> Any:
-            self.requests += 1
-            return original_request(kube, *args, **kwargs)
-
-        def open_stream(kube: Any, *args: Any, **kwargs: Any) -> Any:
-            self.watches += 1
-            return original_stream(kube, *args, **kwargs)
-
-        KubeClass.request = request  # type: ignore[method-assign]
-        KubeClass.open_stream = open_stream  # type: ignore[method-assign]
-
-    def take(self) -> tuple[int, int]:
-        counts = (self.requests, self.watches)
-        self.requests = self.watches = 0
-        return counts
+NS = "latency"
 
 
-class IndependentWatcher:
-    """The moment the rollout satisfied the settled rule, seen by separate watches.
-
-    One kubernetes-client watch per kind (workload, pods, ReplicaSets), each
-    feeding a shared cache; the rule is judged at every event's receipt.
-    """
-
-    def __init__(self, api: client.ApiClient, kind: str, ns: str) -> None:
-        self.api, self.kind, self.ns = api, kind, ns
-        self.cache: dict[tuple[str, str], Any] = {}
-        self.lock = threading.Lock()
-        self.settled_at: float | None = None
-        self.generation: int | None = None
-        self.ready = threading.Barrier(4)
-        self.done = threading.Event()
-        apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
-        workload = (apps.list_namespaced_deployment if kind == "deployment"
-                    else apps.list_namespaced_stateful_set)
-        sources = {kind: workload, "pod": core.list_namespaced_pod,
-                   "replicaset": apps.list_namespaced_replica_set}
-        self.threads = [threading.Thread(target=self._follow, args=(k, f), daemon=True)
-                        for k, f in sources.items()]
-        for thread in self.threads:
-            thread.start()
-        self.ready.wait()
-
-    def _follow(self, kind: str, list_fn: Any) -> None:
-        try:
-            self._follow_watch(kind, list_fn)
-        except Exception:  # noqa: BLE001 -- the cluster stops under idle watchers at the end
-            self.ready.abort()
-
-    def _follow_watch(self, kind: str, list_fn: Any) -> None:
-        listed = list_fn(self.ns)
-        with self.lock:
-            for obj in listed.items:
-                self.cache[(kind, obj.metadata.name)] = self.api.sanitize_for_serialization(obj)
-        self.ready.wait()
-        stream = watch.Watch()
-        for event in stream.stream(list_fn, self.ns, timeout_seconds=60,
-                                   resource_version=listed.metadata.resource_version):
-            received = time.monotonic()
-            obj = self.api.sanitize_for_serialization(event["object"])
-            with self.lock:
-                key = (kind, obj["metadata"]["name"])
-                if event["type"] == "DELETED":
-                    self.cache.pop(key, None)
-                else:
-                    self.cache[key] = obj
-                self._judge(received)
-            if self.done.is_set():
-                stream.stop()
-
-    def _judge(self, received: float) -> None:
-        if self.settled_at is not None or self.generation is None:
-            return
-        of = lambda k: [o for (kk, _), o in self.cache.items() if kk == k]  # noqa: E731
-        workload = self.cache.get((self.kind, "bench"))
-        # Until the watch shows the changed object, the cache holds the old, settled one.
-        if workload and workload["metadata"]["generation"] < self.generation:
-            return
-        if workload and rollout_state(self.kind, workload, of("pod"), of("replicaset")).settled:
-            self.settled_at = received
-            self.done.set()
-
-    def arm(self, generation: int) -> None:
-        """Judge from now on, once the cache shows the object the change produced."""
-        with self.lock:
-            self.generation = generation
-            self._judge(time.monotonic())
-
-
-def one_run(kube: Kube, api: client.ApiClient, counter: Counter, kind: str, ns: str,
-            run: int) -> tuple[float, tuple[int, int], tuple[int, int]]:
-    change = ({"spec": {"replicas": 3 if run % 2 == 0 else 2}} if kind == "deployment" else
-              {"spec": {"template": {"metadata": {"annotations": {"bench/run": str(run)}}}}})
-    independent = IndependentWatcher(api, kind, ns)
-    counter.take()
-    changed = kube.patch(kind, "bench", ns, change, "strategic")
-    mutate_cost = counter.take()
-    independent.arm(changed["metadata"]["generation"])
-    wait_rollout(kube, kind, "bench", ns, timeout=60)
-    done = time.monotonic()
-    wait_cost = counter.take()
-    independent.done.wait(60)
-    assert independent.settled_at is not None, "the independent watch never saw it settle"
-    return done - independent.settled_at, mutate_cost, wait_cost
-
-
-def setup(kube: Kube, ns: str) -> None:
-    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+def _workloads() -> list[dict[str, Any]]:
     template = {"metadata": {"labels": {"app": "bench"}},
                 "spec": {"containers": [{"name": "c", "image": "nginx:1.26.1"}]}}
-    spec = {"replicas": 2, "selector": {"matchLabels": {"app": "bench"}}, "template": template}
-    kube.create({"apiVersion": "apps/v1", "kind": "Deployment",
-                 "metadata": {"name": "bench", "namespace": ns}, "spec": spec})
-    kube.create({"apiVersion": "apps/v1", "kind": "StatefulSet",
-                 "metadata": {"name": "bench", "namespace": ns},
-                 "spec": {**spec, "serviceName": "bench", "podManagementPolicy": "Parallel"}})
-    for kind in ("deployment", "statefulset"):
-        wait_rollout(kube, kind, "bench", ns, timeout=60)
+    spec = {"selector": {"matchLabels": {"app": "bench"}}, "template": template}
+    return [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bench"},
+         "spec": {**spec, "replicas": 2}},
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "bench"},
+         "spec": {**spec, "replicas": 3, "serviceName": "bench",
+                  "podManagementPolicy": "Parallel",
+                  "updateStrategy": {"type": "RollingUpdate",
+                                     "rollingUpdate": {"partition": 0}}}},
+    ]
 
 
-def report(kind: str, samples: list[tuple[float, tuple[int, int], tuple[int, int]]]) -> None:
-    lat = sorted(s[0] * 1000 for s in samples)
-    p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
-    print(f"{kind:<12} runs={len(lat):<3} reaction p50={statistics.median(lat):6.1f} ms "
-          f"p95={p95:6.1f} ms  | mutating step: {samples[0][1][0]} requests | "
-          f"wait: {statistics.median(s[2][0] for s in samples):.0f} requests + "
-          f"{statistics.median(s[2][1] for s in samples):.0f} watches")
+def _template_change(run: int, partition: int | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"template": {"metadata": {"annotations": {"bench/run": str(run)}}}}
+    if partition is not None:
+        spec["updateStrategy"] = {"rollingUpdate": {"partition": partition}}
+    return {"spec": spec}
 
 
-def main() -> int:
+def one_run(kube: Kube, watcher: SettleWatcher, audit: AuditLog, kind: str,
+            run: int) -> dict[str, float]:
+    if kind == "statefulset":  # untimed: pods 2.. move; the timed step moves 1 and 0
+        prepared = kube.patch(kind, "bench", NS, _template_change(run, 2), "strategic")
+        watcher.expect(prepared["metadata"]["generation"])
+        watcher.wait(60)
+        change = {"spec": {"updateStrategy": {"rollingUpdate": {"partition": 0}}}}
+    else:
+        change = _template_change(run)
+    began = time.time()
+    changed = kube.patch(kind, "bench", NS, change, "strategic")
+    patched = time.time()
+    watcher.expect(changed["metadata"]["generation"])
+    wait_rollout(kube, kind, "bench", NS, timeout=60)
+    done_mono, done = time.monotonic(), time.time()
+    settled = watcher.wait(60)
+    mutating = by_kind(audit.select("runplan", began, patched))["total"]
+    waiting = by_kind(audit.select("runplan", patched, done))
+    return {"latency": done_mono - settled, "mutating": mutating,
+            "wait": waiting["total"], "wait_watches": waiting["watch"]}
+
+
+def run(bench: Bench, runs: int) -> dict[str, dict[str, float]]:
+    api = bench.api()
+    audit = AuditLog(bench.audit_log)
+    create_namespace(api, NS, _workloads())
+    kube = connect(str(bench.kubeconfig))
+    results = {}
+    try:
+        for kind in ("deployment", "statefulset"):
+            with SettleWatcher(api, kind, "bench", NS) as watcher:
+                samples = [one_run(kube, watcher, audit, kind, r) for r in range(runs)]
+            ms = [s["latency"] * 1000 for s in samples]
+            results[kind] = {
+                "runs": runs, "p50_ms": median(ms), "p95_ms": percentile(ms, 95),
+                "min_ms": min(ms), "max_ms": max(ms),
+                "mutating_requests": median([s["mutating"] for s in samples]),
+                "wait_requests": median([s["wait"] for s in samples]),
+                "wait_watches": median([s["wait_watches"] for s in samples]),
+            }
+            log(f"latency {kind}: {results[kind]}")
+    finally:
+        kube.close()
+        delete_namespace(api, NS)
+    return results
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
-    state_dir = Path(tempfile.mkdtemp(prefix="runplan-bench-"))
-    endpoints = cluster.up(state_dir, log=lambda m: print(m, file=sys.stderr))
-    try:
-        kube = connect(str(endpoints.kubeconfig))
-        api = config.new_client_from_config(config_file=str(endpoints.kubeconfig))
-        counter = Counter()
-        setup(kube, "bench")
-        for kind in ("deployment", "statefulset"):
-            report(kind, [one_run(kube, api, counter, kind, "bench", r) for r in range(args.runs)])
-    finally:
-        cluster.down(state_dir, log=lambda m: None)
-    return 0
+    with bench_cluster() as bench:
+        for kind, row in run(bench, args.runs).items():
+            print(kind, row)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
