@@ -5,7 +5,8 @@ and the journal are all sinks of the same stream, so they can never disagree.
 Event types and their fields (the README documents them for `--output json`):
 
 - run_started     plan, file, run_id, server, user, steps (ids in order), max_parallel,
-                  resumed (bool)
+                  resumed (bool), done (optional: {step id: status} of the steps a resumed
+                  run finished before; they get no step events this time)
 - lock            action (acquired|released|taken_over|lost), lease, namespace, holder
 - step_started    step, kind, name, description, attempt
 - step_progress   step, message
