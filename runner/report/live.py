@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rich import box
 from rich.console import Console, ConsoleOptions, JustifyMethod, RenderResult
@@ -49,13 +50,28 @@ class LiveView:
         self._live = Live(self, console=self.console, refresh_per_second=refresh_per_second,
                           redirect_stdout=redirect, redirect_stderr=redirect)
         self._closed = False
+        self._begun = False  # started on the first event; a suspension must not restart it
+
+    @contextmanager
+    def suspended(self) -> Iterator[None]:
+        """Hands the terminal to a prompt (input()): no redraws and the real stdout meanwhile;
+        the table is drawn afresh below the answer afterwards."""
+        running = self._live.is_started
+        if running:
+            self._live.stop()
+        try:
+            yield
+        finally:
+            if running and not self._closed:
+                self._live.start()
 
     def emit(self, event: Event) -> None:
         with self._lock:
             self.record.apply(event)
             lines = _log_lines(self.record, event)
         # Printed outside our lock: Live takes its own lock and then renders us (no ABBA).
-        if not self._live.is_started and not self._closed:
+        if not self._begun and not self._closed:
+            self._begun = True
             self._live.start()
         if lines:
             self.console.print(*lines, sep="\n")  # one print, one redraw of the table

@@ -402,3 +402,20 @@ def test_a_resumed_run_counts_the_steps_done_before(tmp_path: Path) -> None:
     suite = ET.parse(path).getroot()
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "0", "0")
     assert re.search(r"scale\s+succeeded\s+before the resume", live_output(run, width=80))
+
+
+def test_live_view_steps_aside_for_a_prompt() -> None:
+    out = io.StringIO()
+    view = LiveView(Console(file=out, force_terminal=True, width=60), redirect=False)
+    run = PARALLEL_WITH_RETRY
+    view.emit(run[0])
+    with view.suspended():
+        view.emit(run[1])  # a step thread may report meanwhile: said, but no redraws
+        assert not view._live.is_started
+        out.write("approve? [y/N] y\n")
+    assert view._live.is_started
+    for event in run[2:]:
+        view.emit(event)
+    view.close()
+    text = ANSI.sub("", out.getvalue())
+    assert "approve? [y/N] y" in text and "run succeeded" in text
