@@ -15,6 +15,8 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +25,6 @@ from runner.errors import StepFailure, WaitTimedOut
 from runner.kube.watch import Source, wait_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from runner.kube import Kube
 
 PREFIX = "approval."
@@ -100,6 +100,7 @@ class Approvals:
     run_id: str
     approved_upfront: frozenset[str]
     prompt: bool  # a person at a terminal can answer
+    pause_display: Callable[[], AbstractContextManager[None]] = nullcontext
 
     def decide(self, step_id: str, message: str, timeout: float,
                progress: Callable[[str], None]) -> Decision:
@@ -132,7 +133,8 @@ class Approvals:
     def _ask(self, step_id: str, message: str) -> None:
         """Terminal prompt (its own thread): the answer goes where remote ones go."""
         try:
-            answer = input(f"\n{step_id}: {message}\napprove? [y/N] ")
+            with self.pause_display():
+                answer = input(f"\n{step_id}: {message}\napprove? [y/N] ")
         except (EOFError, OSError):
             return
         approved = answer.strip().lower() in ("y", "yes")

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from runner.engine.approvals import Approvals
@@ -25,6 +25,7 @@ from runner.engine.lock import Holder, PlanLock
 from runner.engine.runlog import JournalSink, new_document
 from runner.plan.selection import selection
 from runner.report.events import Bus
+from runner.report.live import LiveView
 from runner.report.sinks import sinks_for
 
 if TYPE_CHECKING:
@@ -50,9 +51,12 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
         try:
             return _run(plan, options, kube, bus, journal, lock)
         finally:
-            bus.close()  # flushes the journal: before the lock goes
+            if lock.release():
+                bus.emit("lock", action="released", lease=lock.name,
+                         namespace=lock.namespace, holder=run_id)
+            bus.close()  # flushes the journal
     finally:
-        lock.release()
+        lock.release()  # no-op when released above; here when the journal could not start
 
 
 def _run(plan: Plan, options: RunOptions, kube: Kube, bus: Bus, journal: JournalSink,
@@ -61,16 +65,21 @@ def _run(plan: Plan, options: RunOptions, kube: Kube, bus: Bus, journal: Journal
     changes = ChangeLog.from_json(journal.doc.get("changes") or {},
                                   lambda record: journal.changes_changed(changes.to_json()))
     approvals = Approvals(kube, journal.store.namespace, bus.run_id, frozenset(options.approve),
-                          prompt=options.output != "json" and sys.stdin.isatty())
+                          prompt=options.output != "json" and sys.stdin.isatty(),
+                          pause_display=_display_pauser(bus))
     executor = Executor(plan, kube, bus, options.max_parallel,
                         lambda k, step: k.recording(changes.recorder(step.id)),
                         journal.prior_state(), approvals)
-    lock.on_lost = lambda why: executor.interrupt(f"the lock was lost: {why}")
+    def lost(why: str) -> None:  # someone --force-unlock'ed: stop, as on Ctrl-C
+        bus.emit("lock", action="lost", lease=lock.name, namespace=lock.namespace, holder=why)
+        executor.interrupt(f"the lock was lost: {why}")
+
+    lock.on_lost = lost
     ident = kube.identity()
     bus.emit("run_started", plan=plan.name, file=plan.file, run_id=bus.run_id,
              server=ident.server, user=journal.doc.get("user"),
              steps=[s.id for s in steps], max_parallel=options.max_parallel,
-             resumed=journal.resumed)
+             resumed=journal.resumed, done=dict(executor.state.statuses))
     bus.emit("lock", action="acquired", lease=lock.name, namespace=lock.namespace,
              holder=bus.run_id)
     _report_outside_needs(bus, steps)
@@ -82,6 +91,12 @@ def _run(plan: Plan, options: RunOptions, kube: Kube, bus: Bus, journal: Journal
              counts=_counts(state, steps), failed=state.failed(),
              rolled_back=state.rolled_back, summary=_summary(state, status, bus.run_id))
     return 130 if state.interrupted else 1 if state.failed() else 0
+
+
+def _display_pauser(bus: Bus) -> Callable[[], AbstractContextManager[None]]:
+    """A prompt must not fight the live view for the terminal: it pauses it."""
+    live = next((sink for sink in bus.sinks if isinstance(sink, LiveView)), None)
+    return live.suspended if live is not None else nullcontext
 
 
 def _selected(plan: Plan, options: RunOptions, doc: dict[str, Any]) -> tuple[Step, ...]:

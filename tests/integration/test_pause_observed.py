@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from runner.engine.executor import execute
+from runner.engine.executor import Executor
 from runner.kube import Kube, connect, wait_rollout
 from runner.plan import compile_plan
-from runner.report.progress import TextReport
+from runner.report.events import Bus
+from runner.report.text import TextLines
 
 PLAN = """apiVersion: runplan/v1
 kind: Plan
@@ -49,7 +50,8 @@ def test_pause_right_after_set_image_always_holds_a_canary(
     for round_ in range(1, 4):
         plan_file = tmp_path / f"plan{round_}.yaml"
         plan_file.write_text(PLAN.format(ns=namespace, tag=f"1.{round_}.0"))
-        state = execute(compile_plan(plan_file), kube, TextReport(io.StringIO()))
+        plan = compile_plan(plan_file)
+        state = Executor(plan, kube, Bus("t", [TextLines(io.StringIO())])).run(plan.steps)
         assert state.failed() == []
         deployment = apps.read_namespaced_deployment("web", namespace)
         new = [rs for rs in apps.list_namespaced_replica_set(namespace).items
