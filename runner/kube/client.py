@@ -8,9 +8,10 @@ with backoff here, so callers see either a dict or a runplan error.
 
 from __future__ import annotations
 
+import copy
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 from kubernetes.client import ApiClient
 
@@ -44,6 +45,23 @@ REQUEST_TIMEOUT = (10.0, 60.0)  # (connect, read) seconds for ordinary calls
 CONNECT_TIMEOUT = (5.0, 15.0)  # the connect-time check must fail fast
 
 
+class WriteRecorder(Protocol):
+    """Told about every real write of a recording Kube (runner.engine.changes implements it).
+
+    `before_write` runs before the request is sent and may call `read` (the live
+    object, None when absent) to keep a before-image; if it raises, nothing is sent.
+    `after_write` gets the object the API answered (for a scale, the parent workload).
+    """
+
+    def before_write(self, res: Resource, name: str, ns: str | None,
+                     read: Callable[[], Obj | None]) -> None: ...
+
+    def after_write(self, res: Resource, obj: Obj) -> None: ...
+
+
+RECORDED_SUBRESOURCES = (None, "scale")  # pods/status (readiness gates) is not the run's change
+
+
 def connect(kubeconfig: str | None = None, context: str | None = None,
             namespace: str | None = None) -> Kube:
     """A checked client: raises ClusterUnreachable (exit 3) if the API is not usable."""
@@ -68,8 +86,18 @@ class Kube:
         self._identity = identity
         api.user_agent = "runplan"
         self._discovered: dict[tuple[str, str], Resource] = {}
+        self._recorder: WriteRecorder | None = None
         # Run-wide: every wait through this client ends when the run is cancelled.
         self.cancel = CancelToken()
+
+    def recording(self, recorder: WriteRecorder) -> Kube:
+        """This client (same connection) telling `recorder` about each create, patch and apply.
+
+        Dry runs and subresource writes other than `scale` are not recorded.
+        """
+        twin = copy.copy(self)
+        twin._recorder = recorder
+        return twin
 
     def identity(self) -> Identity:
         return self._identity
@@ -210,8 +238,8 @@ class Kube:
         ns = self.namespace_for(res, obj.get("metadata", {}).get("namespace") or ns)
         name = obj.get("metadata", {}).get("name")
         query = _write_query(dry_run)
-        return self.request("POST", res.path(ns), Call("create", res, name, ns),
-                            query=query, body=obj)
+        return self._write(res, name, ns, dry_run, None, lambda: self.request(
+            "POST", res.path(ns), Call("create", res, name, ns), query=query, body=obj))
 
     def patch(self, kind: str | Resource, name: str, ns: str | None, patch: Any,
               patch_type: str = "merge", dry_run: bool = False,
@@ -223,9 +251,9 @@ class Kube:
             raise ValueError(f"patch_type must be merge, strategic or json, not {patch_type!r}")
         if res.crd and patch_type == "strategic":
             patch_type = "merge"  # custom resources do not support strategic merge patches
-        return self.request("PATCH", res.path(ns, name, subresource),
-                            Call("patch", res, name, ns), query=_write_query(dry_run),
-                            body=patch, content_type=CONTENT_TYPES[patch_type])
+        return self._write(res, name, ns, dry_run, subresource, lambda: self.request(
+            "PATCH", res.path(ns, name, subresource), Call("patch", res, name, ns),
+            query=_write_query(dry_run), body=patch, content_type=CONTENT_TYPES[patch_type]))
 
     def apply(self, obj: Obj, field_manager: str = "runplan", dry_run: bool = False,
               force: bool = True, ns: str | None = None) -> Obj:
@@ -239,20 +267,46 @@ class Kube:
         if "managedFields" in meta:  # the API refuses applied objects that carry them
             obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
         query = [("fieldManager", field_manager), ("force", force), *_write_query(dry_run)]
-        return self.request("PATCH", res.path(ns, name), Call("patch", res, name, ns),
-                            query=query, body=obj, content_type=CONTENT_TYPES["apply"])
+        return self._write(res, name, ns, dry_run, None, lambda: self.request(
+            "PATCH", res.path(ns, name), Call("patch", res, name, ns), query=query, body=obj,
+            content_type=CONTENT_TYPES["apply"]))
+
+    def _write(self, res: Resource, name: str | None, ns: str | None, dry_run: bool,
+               subresource: str | None, send: Callable[[], Obj]) -> Obj:
+        """`send()`, told to the recorder before (write-ahead) and after, if recording."""
+        recorder = self._recorder
+        if recorder is None or dry_run or subresource not in RECORDED_SUBRESOURCES:
+            return send()
+        if name:  # a generateName create has no object to read yet: recorded after
+            recorder.before_write(res, name, ns, lambda: self.get_or_none(res, name, ns))
+        answer = send()
+        if subresource == "scale" and name:  # the answer is a Scale: keep the workload
+            answer = self.get(res, name, ns)
+        recorder.after_write(res, answer)
+        return answer
+
+    def get_or_none(self, kind: str | Resource, name: str, ns: str | None = None) -> Obj | None:
+        """The object, or None when it does not exist."""
+        try:
+            return self.get(kind, name, ns)
+        except NotFound:
+            return None
 
     def delete(self, kind: str | Resource, name: str, ns: str | None = None,
                dry_run: bool = False, propagation: str = "Background",
-               missing_ok: bool = False) -> Obj | None:
+               missing_ok: bool = False, uid: str | None = None) -> Obj | None:
+        """DELETE; with `uid`, only that very object (another one of the name -> Conflict)."""
         res = resource_for(kind)
         ns = self.namespace_for(res, ns)
         query: Query = [("propagationPolicy", propagation)]
         if dry_run:
             query.append(("dryRun", "All"))
+        body = None
+        if uid:
+            body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
         try:
             return self.request("DELETE", res.path(ns, name), Call("delete", res, name, ns),
-                                query=query)
+                                query=query, body=body)
         except NotFound:
             if missing_ok:
                 return None
