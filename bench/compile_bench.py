@@ -1,22 +1,27 @@
-"""Plan compiler benchmark: plans of 500, 5,000 and 20,000 leaf steps.
+"""Plan compiler benchmark: plans of 100, 1,000 and 10,000 leaf steps.
 
 Each generated plan repeats a 10-step block: a set_image, a wait_ready, two
 checks that fan out from it (`needs`) and join again in a scale with a
 templated replica count, a loop group of 2 iterations x 2 steps, and a
 conditional step reading an earlier step's output (deferred to run time).
-`compile_plan` is timed end to end, cold, in a fresh process per size (as a
-CLI run), then each stage on its own; the CPU time per step shows whether
-growth is linear (reported, not asserted).
+`compile_plan` (load + validate + render + graph) is timed end to end, cold,
+in a fresh process per size (as a CLI run), then each stage on its own; peak
+memory is measured in another fresh process under tracemalloc (which slows
+Python down, so never in the timed one). The time per step at each size, and
+its ratio to the smallest size's, shows whether growth is linear (reported,
+not asserted).
 
-    .venv/bin/python bench/compile_bench.py [SIZE ...]
+    python -m bench.compile_bench [SIZE ...]
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +38,7 @@ from runner.plan.render import Renderer
 from runner.plan.schema import validate_plan
 from runner.plan.variables import collect, render_vars
 
-SIZES = (500, 5_000, 20_000)
+SIZES = (100, 1_000, 10_000)
 BLOCK = 10  # leaf steps per generated block
 
 
@@ -105,11 +110,16 @@ def _scope(doc: Any, renderer: Renderer) -> dict[str, Any]:
 COLUMNS = ("load", "schema", "vars", "expand", "graph", "order", "render")
 
 
-def measure(size: int) -> str:
+def _plan_file(tmp: str, size: int) -> Path:
+    path = Path(tmp) / f"plan-{size}.yaml"
+    path.write_text(plan_text(size), encoding="utf-8")
+    return path
+
+
+def measure(size: int) -> dict[str, Any]:
     """One row: compile_plan cold (fresh caches, as a CLI run), then each stage."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"plan-{size}.yaml"
-        path.write_text(plan_text(size), encoding="utf-8")
+        path = _plan_file(tmp, size)
         wall, cpu = time.perf_counter(), time.process_time()
         plan = compile_plan(path)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -117,23 +127,50 @@ def measure(size: int) -> str:
             times = stages(path)
         kib = path.stat().st_size // 1024
     steps = len(plan.steps)
-    return (f"{steps:>7} {kib:>6}K {wall:>8.3f} {cpu:>8.3f} {cpu / steps * 1e6:>8.1f}  "
-            + " ".join(f"{times[c]:>6.3f}" for c in COLUMNS))
+    return {"steps": steps, "yaml_kib": kib, "wall": wall, "cpu": cpu,
+            "us_per_step": cpu / steps * 1e6, "stages": times}
+
+
+def peak_memory(size: int) -> dict[str, Any]:
+    """Peak Python heap (tracemalloc) of compile_plan, cold, in this fresh process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _plan_file(tmp, size)
+        tracemalloc.start()
+        compile_plan(path)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return {"peak_mib": peak / 2**20}
+
+
+def _child(mode: str, size: int) -> dict[str, Any]:
+    child = subprocess.run([sys.executable, "-m", "bench.compile_bench", mode, str(size)],
+                           capture_output=True, text=True, check=True)
+    return dict(json.loads(child.stdout))
+
+
+def run(sizes: tuple[int, ...] = SIZES) -> list[dict[str, Any]]:
+    """One row per size, each measured in fresh processes; us/step relative to the first."""
+    rows = [{**_child("--one", size), **_child("--memory", size)} for size in sizes]
+    for row in rows:
+        row["growth"] = row["us_per_step"] / rows[0]["us_per_step"]
+    return rows
 
 
 def main(sizes: tuple[int, ...]) -> None:
     print("compile_plan, cold, in a fresh process per size (seconds; cpu us per step);")
     print("then each stage on its own (warm caches)")
-    print(f"{'steps':>7} {'yaml':>7} {'wall':>8} {'cpu':>8} {'us/step':>8}  "
+    print(f"{'steps':>7} {'yaml':>7} {'wall':>8} {'cpu':>8} {'us/step':>8} {'peak':>8}  "
           + " ".join(f"{c:>6}" for c in COLUMNS))
-    for size in sizes:
-        child = subprocess.run([sys.executable, __file__, "--one", str(size)],
-                               capture_output=True, text=True, check=True)
-        print(child.stdout.rstrip())
+    for r in run(sizes):
+        print(f"{r['steps']:>7} {r['yaml_kib']:>6}K {r['wall']:>8.3f} {r['cpu']:>8.3f} "
+              f"{r['us_per_step']:>8.1f} {r['peak_mib']:>6.1f}M  "
+              + " ".join(f"{r['stages'][c]:>6.3f}" for c in COLUMNS))
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--one"]:
-        print(measure(int(sys.argv[2])))
+        print(json.dumps(measure(int(sys.argv[2]))))
+    elif sys.argv[1:2] == ["--memory"]:
+        print(json.dumps(peak_memory(int(sys.argv[2]))))
     else:
         main(tuple(int(a) for a in sys.argv[1:]) or SIZES)

@@ -35,7 +35,7 @@ from typing import Any
 
 from kubernetes import client
 
-from bench.audit import AuditLog, Request
+from bench.audit import AuditLog, Request, by_kind, describe
 from bench.common import (
     BENCH_AGENT,
     BENCH_VENV,
@@ -50,6 +50,7 @@ from bench.common import (
     delete_namespace,
     load_manifests,
     log,
+    median,
     run_timed,
 )
 from bench.limit import run_limit
@@ -142,7 +143,8 @@ def _kubectl(ctx: Context, ns: str) -> Run:
         return run
     stamps = [(name, float(at)) for name, at in
               (line.split() for line in marks.read_text().splitlines())]
-    windows = [(name, began, ended) for (name, began), (_, ended) in zip(stamps, stamps[1:])]
+    windows = [(name, began, ended)
+               for (name, began), (_, ended) in zip(stamps, stamps[1:], strict=False)]
     run.per_step = _split(ctx.audit.select("kubectl", done.start, done.end), windows)
     return run
 
@@ -229,3 +231,35 @@ def run(bench: Bench, runs: int, contenders: tuple[str, ...] = CONTENDERS) -> di
                 results[name].append(result)
         probe = wait_probe(ctx) if "ansible" in contenders else {}
     return {"runs": results, "probe": probe}
+
+
+def summarize(raw: dict[str, Any]) -> dict[str, Any]:
+    """Plain figures per contender: wall medians, ratios to the limit, request counts."""
+    out: dict[str, Any] = {"probe": raw["probe"], "contenders": {}}
+    for name, runs in raw["runs"].items():
+        ok = [r for r in runs if r.ok]
+        walls = [r.wall for r in ok]
+        counts = [by_kind(r.requests) for r in ok]
+        per_step: dict[str, list[int]] = defaultdict(list)
+        for r in ok:
+            for kind, values in r.per_step.items():
+                per_step[kind].extend(values)
+        bookkeeping = [sum(q.resource in BOOKKEEPING for q in r.requests) for r in ok]
+        stepped = [sum(sum(v) for v in r.per_step.values()) for r in ok]
+        out["contenders"][name] = {
+            "runs": len(runs), "ok": len(ok),
+            "errors": [r.error[-600:] for r in runs if not r.ok],
+            "median": median(walls), "min": min(walls, default=float("nan")),
+            "max": max(walls, default=float("nan")), "walls": walls,
+            "requests": {k: median([c[k] for c in counts])
+                         for k in ("total", "mutating", "read", "watch")},
+            "requests_detail": describe(ok[0].requests) if ok else "",
+            "per_step": {kind: sum(v) / len(v) for kind, v in per_step.items()},
+            "bookkeeping": median(bookkeeping),
+            "outside_steps": median([c["total"] - b - s for c, b, s
+                                     in zip(counts, bookkeeping, stepped, strict=True)]),
+        }
+    limit = out["contenders"].get("limit", {}).get("median")
+    for row in out["contenders"].values():
+        row["ratio"] = row["median"] / limit if limit else float("nan")
+    return out

@@ -1,0 +1,104 @@
+"""Fan-out: one plan updating 50 Deployments in 50 parallel branches vs. one Deployment.
+
+Each branch is a group (set_image, then wait_ready) with `needs: []`, so all
+branches are roots; the plan runs with `--max-parallel 50`. The 1-Deployment
+plan is the same with one branch. Plans are generated into a temp dir; the
+Deployments (2 replicas each) live in a namespace of their own, created once,
+and runs alternate the image between two tags so every run is a real rollout.
+Reported: wall time of the runplan process and the run's own duration (from its
+JSON events), their ratios, and API requests per step from the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.audit import AuditLog, by_kind
+from bench.common import (
+    NEW_IMAGE,
+    OLD_IMAGE,
+    RUNPLAN,
+    Bench,
+    create_namespace,
+    delete_namespace,
+    log,
+    median,
+    run_timed,
+)
+
+WIDE = 50
+
+
+def deployment(i: int) -> dict[str, Any]:
+    labels = {"app": f"app-{i}"}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": f"app-{i}"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"containers": [{"name": "c", "image": OLD_IMAGE}]}}}}
+
+
+def plan(width: int, ns: str) -> dict[str, Any]:
+    branches = [{"id": f"app-{i}", "needs": [], "steps": [
+        {"id": "image", "set_image": {"target": f"deployment/app-{i}", "container": "c",
+                                      "image": "{{ image }}"}},
+        {"id": "ready", "wait_ready": {"target": f"deployment/app-{i}"}},
+    ]} for i in range(width)]
+    return {"apiVersion": "runplan/v1", "kind": "Plan",
+            "metadata": {"name": f"fanout-{width}"}, "namespace": ns,
+            "vars": {"image": NEW_IMAGE}, "defaults": {"timeout": "5m"}, "steps": branches}
+
+
+def _duration(output: str) -> float:
+    for line in output.splitlines():
+        if line.startswith("{") and '"run_finished"' in line:
+            return float(json.loads(line).get("duration", "nan"))
+    return float("nan")
+
+
+def run(bench: Bench, runs: int) -> dict[str, Any]:
+    api = bench.api()
+    audit = AuditLog(bench.audit_log)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="runplan-fanout-") as tmp:
+        plans = {}
+        for width in (1, WIDE):
+            ns = f"fanout-{width}"
+            create_namespace(api, ns, [deployment(i) for i in range(width)])
+            plans[width] = Path(tmp) / f"fanout-{width}.yaml"
+            plans[width].write_text(yaml.safe_dump(plan(width, ns), sort_keys=False))
+        samples: dict[int, list[dict[str, float]]] = {1: [], WIDE: []}
+        failures = []
+        try:
+            for r in range(runs):
+                image = NEW_IMAGE if r % 2 == 0 else OLD_IMAGE
+                for width in (1, WIDE) if r % 2 == 0 else (WIDE, 1):
+                    done = run_timed([str(RUNPLAN), str(plans[width]), "-e", f"image={image}",
+                                      "--max-parallel", str(WIDE), "--output", "json"],
+                                     bench.env())
+                    steps = 2 * width
+                    counts = by_kind(audit.select("runplan", done.start, done.end))
+                    sample = {"wall": done.wall, "run": _duration(done.output),
+                              "per_step": counts["total"] / steps,
+                              "mutating_per_step": counts["mutating"] / steps,
+                              "watches_per_step": counts["watch"] / steps}
+                    log(f"fan-out {width:>2}: {done.wall:.2f}s rc={done.returncode} "
+                        f"{counts['total']} requests")
+                    if done.returncode != 0:
+                        failures.append(f"fan-out {width}: {done.output[-1500:]}")
+                        log(failures[-1])
+                    samples[width].append(sample)
+        finally:
+            for width in (1, WIDE):
+                delete_namespace(api, f"fanout-{width}")
+    for width, rows in samples.items():
+        results[str(width)] = {key: median([row[key] for row in rows]) for key in rows[0]}
+    results["wall_ratio"] = results[str(WIDE)]["wall"] / results["1"]["wall"]
+    results["run_ratio"] = results[str(WIDE)]["run"] / results["1"]["run"]
+    results["runs"] = runs
+    results["failures"] = failures
+    return results

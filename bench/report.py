@@ -1,0 +1,259 @@
+"""docs/benchmarks.md from the results of one `make bench` run (figures, not verdicts)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+LABELS = {
+    "limit": "limit (watcher applies each change the instant the previous settled)",
+    "runplan": "runplan (`playbooks/statefulset-partition-canary.yaml`)",
+    "kubectl": "kubectl script (`bench/contenders/kubectl-canary.sh`)",
+    "ansible": "ansible-playbook, kubernetes.core, 5 s checks (module defaults)",
+    "ansible-1s": "ansible-playbook, kubernetes.core, 1 s checks",
+}
+
+
+def _f(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _goal(met: bool | None) -> str:
+    return "n/a" if met is None else ("met" if met else "not met")
+
+
+def e2e_section(e2e: dict[str, Any]) -> str:
+    rows = e2e["contenders"]
+    table = _table(
+        ["contender", "runs ok", "median wall s", "min s", "max s", "× limit",
+         "requests/run (mutating / read / watch)"],
+        [[LABELS.get(name, name), f"{r['ok']}/{r['runs']}", _f(r["median"]), _f(r["min"]),
+          _f(r["max"]), _f(r["ratio"]),
+          f"{_f(r['requests']['total'], 0)} ({_f(r['requests']['mutating'], 0)} / "
+          f"{_f(r['requests']['read'], 0)} / {_f(r['requests']['watch'], 0)})"]
+         for name, r in rows.items()])
+    med = {name: r["median"] for name, r in rows.items()}
+
+    def ok(x: str) -> bool:
+        return x in med and not math.isnan(med[x])
+
+    goals = [
+        ("runplan ≤ 1.10× the limit", _f(rows.get("runplan", {}).get("ratio")),
+         _goal(med["runplan"] <= 1.10 * med["limit"]) if ok("runplan") and ok("limit")
+         else "n/a"),
+        ("runplan not slower than the kubectl script",
+         f"{_f(med.get('runplan'))} s vs {_f(med.get('kubectl'))} s",
+         _goal(med["runplan"] <= med["kubectl"]) if ok("runplan") and ok("kubectl") else "n/a"),
+        ("runplan ≥ 3× faster than Ansible (module defaults)",
+         f"{_f(med['ansible'] / med['runplan'])}×" if ok("runplan") and ok("ansible") else "n/a",
+         _goal(med["ansible"] >= 3 * med["runplan"]) if ok("runplan") and ok("ansible")
+         else "n/a"),
+        ("… and than Ansible with 1 s checks",
+         f"{_f(med['ansible-1s'] / med['runplan'])}×" if ok("runplan") and ok("ansible-1s")
+         else "n/a",
+         _goal(med["ansible-1s"] >= 3 * med["runplan"]) if ok("runplan") and ok("ansible-1s")
+         else "n/a"),
+    ]
+    probe = e2e.get("probe") or {}
+    probe_text = ""
+    if probe:
+        probe_text = (
+            "\n\n**Ansible `wait: true` on a partitioned StatefulSet** (checked once per run "
+            "of the bench, `bench/contenders/ansible-wait-probe.yml`: set the image at "
+            f"partition 2 with `wait: true`, `wait_timeout: 20`): exit code "
+            f"{probe.get('returncode')} after {_f(probe.get('wall'), 1)} s, "
+            f"{'timed out' if probe.get('timed_out') else 'did not time out'} — "
+            f"`{probe.get('message', '')[:160]}`. kubernetes.core's `statefulset_ready` "
+            "requires `updatedReplicas == replicas` and `currentRevision == updateRevision`, "
+            "which a canary never reaches, so the Ansible contender waits on partitioned "
+            "steps with `k8s_info` + `until` instead.")
+    failures = "".join(
+        f"\n\n**{name} failed {r['runs'] - r['ok']} of {r['runs']} runs**; last error:\n\n"
+        f"```\n{r['errors'][-1].strip()}\n```" for name, r in rows.items() if r["errors"])
+    return (table + "\n\n" + _table(["goal (from issue 7)", "measured", ""],
+                                    [list(g) for g in goals]) + probe_text + failures)
+
+
+def economy_section(e2e: dict[str, Any]) -> str:
+    rows = []
+    for name in ("runplan", "kubectl"):
+        r = e2e["contenders"].get(name)
+        if not r or not r["ok"]:
+            continue
+        steps = r["per_step"]
+        rows.append([name, _f(steps.get("set_image")), _f(steps.get("set_partition")),
+                     _f(steps.get("wait_ready")),
+                     ", ".join(f"{k} {_f(v)}" for k, v in sorted(steps.items())
+                               if k not in ("set_image", "set_partition", "wait_ready")) or "—",
+                     _f(r["bookkeeping"], 0), _f(r["outside_steps"], 0),
+                     _f(r["requests"]["total"], 0)])
+    table = _table(["tool", "set_image", "set_partition", "wait_ready", "other steps",
+                    "lock + journal / run", "outside any step / run", "total / run"], rows)
+    detail = "\n".join(f"- {name}: {r['requests_detail']}"
+                       for name, r in e2e["contenders"].items() if r.get("requests_detail"))
+    return (table + "\n\nRequests per step are the mean over every step of that kind in "
+            "every run. Verbs and resources of one run of each contender:\n\n" + detail)
+
+
+def latency_section(latency: dict[str, Any]) -> str:
+    labels = {"deployment": "Deployment rollout (template change, 2 replicas)",
+              "statefulset": "StatefulSet partition move 2 → 0 (3 replicas)"}
+    return _table(
+        ["wait_ready on", "runs", "p50 ms", "p95 ms", "min ms", "max ms",
+         "requests: mutating step", "requests: wait (watches)"],
+        [[labels[k], str(r["runs"]), _f(r["p50_ms"], 1), _f(r["p95_ms"], 1), _f(r["min_ms"], 1),
+          _f(r["max_ms"], 1), _f(r["mutating_requests"], 0),
+          f"{_f(r['wait_requests'], 0)} ({_f(r['wait_watches'], 0)})"]
+         for k, r in latency.items()])
+
+
+def fanout_section(fan: dict[str, Any]) -> str:
+    rows = [[f"{w} Deployment{'s' if w != '1' else ''} ({2 * int(w)} steps)",
+             _f(fan[w]["wall"]), _f(fan[w]["run"]), _f(fan[w]["per_step"], 1),
+             _f(fan[w]["mutating_per_step"], 2), _f(fan[w]["watches_per_step"], 2)]
+            for w in ("1", "50")]
+    text = _table(["plan", "median wall s", "median run s", "requests / step",
+                   "mutating / step", "watches / step"], rows)
+    text += (f"\n\nWall ratio 50 : 1 = **{_f(fan['wall_ratio'])}×** (goal ≤ 2×, "
+             f"{_goal(fan['wall_ratio'] <= 2) if not math.isnan(fan['wall_ratio']) else 'n/a'}); "
+             f"run-duration ratio (the runplan process's own `run_finished.duration`, without "
+             f"interpreter start-up and compile) = {_f(fan['run_ratio'])}×. "
+             f"Medians over {fan['runs']} runs each.")
+    if fan["failures"]:
+        text += f"\n\n**{len(fan['failures'])} fan-out runs failed**; last error:\n\n```\n" \
+                f"{fan['failures'][-1].strip()[-1200:]}\n```"
+    return text
+
+
+def compile_section(rows: list[dict[str, Any]]) -> str:
+    table = _table(
+        ["steps", "plan YAML", "wall s", "CPU s", "CPU µs / step", "× µs/step of 100",
+         "peak MiB (tracemalloc)"],
+        [[f"{r['steps']:,}", f"{r['yaml_kib']} KiB", _f(r["wall"], 3), _f(r["cpu"], 3),
+          _f(r["us_per_step"], 1), _f(r["growth"]), _f(r["peak_mib"], 1)] for r in rows])
+    return table + (
+        "\n\nLinear growth shows as a flat CPU µs / step column (the last-but-one column ≈ 1); "
+        "peak memory per step: "
+        + ", ".join(f"{r['peak_mib'] * 1024 / r['steps']:.1f} KiB at {r['steps']:,}" for r in rows)
+        + ".")
+
+
+def facts_section(facts: dict[str, Any]) -> str:
+    names = [("cpu", "CPU"), ("cores", "cores"), ("memory_gib", "memory GiB"), ("os", "OS"),
+             ("python", "Python"), ("go", "Go"), ("kubernetes", "Kubernetes (server)"),
+             ("kubectl", "kubectl"), ("etcd", "etcd"), ("kwok", "kwok"),
+             ("coredns", "CoreDNS"), ("ansible", "Ansible"),
+             ("kubernetes_core", "kubernetes.core collection"),
+             ("ansible_kubernetes_lib", "kubernetes Python lib (Ansible's venv)"),
+             ("pod_ready_delay", "kwok pod-ready delay (all contenders)"),
+             ("load_start", "load average at start"), ("load_end", "load average at end"),
+             ("elapsed", "bench duration")]
+    return _table(["fact", "value"], [[label, f"`{facts.get(key, 'n/a')}`"]
+                                      for key, label in names])
+
+
+METHOD = """\
+## Method
+
+- **One cluster, one session.** `make bench` starts its own local control plane
+  (`python -m localcluster up --state-dir bench/.localcluster --audit-log`: real etcd,
+  kube-apiserver, controller-manager, scheduler, CoreDNS; kwok plays the kubelet of 3
+  fake nodes), runs every benchmark against it one after the other, writes this file
+  and stops the cluster. The machine is shared (other builds and tests may run
+  beside it), so absolute figures are noisy; the ratios compare contenders measured
+  in the same session, interleaved.
+- **Pod timing.** kwok's stages (`localcluster/kwok-stages.yaml`) are the same for
+  every contender: a scheduled pod becomes Running and Ready with no delay, so the
+  limit is the control plane's own reaction time, and a tool's fixed costs
+  (process start-up, polling intervals) weigh more than they would against real
+  pods that take seconds to start.
+- **End to end.** Each run of each contender starts from the same state: a fresh
+  namespace with the seed manifest (`playbooks/manifests/statefulset-partition-canary/web.yaml`:
+  headless Service, StatefulSet `web`, 5 replicas, nginx:1.25.4, partition 2), created
+  and waited settled before the clock starts; the namespace is deleted (and waited
+  gone) afterwards. Within a round the contenders take turns, the order rotating per
+  round. A run counts only if the process exited 0 *and* an independent check then
+  finds all 5 pods on nginx:1.26.1 and Ready. Wall time is the whole process
+  (start-up included) for runplan, kubectl and Ansible; for the limit it is first
+  PATCH → the watch event that showed the last settle.
+- **What each contender does.**
+  - *runplan*: `runplan playbooks/statefulset-partition-canary.yaml -n NS -e ns=NS --output json`,
+    the playbook as shipped: apply the manifest (unchanged, server-side apply), wait,
+    verify the old image, hold partition 2, set image, wait, verify, then partition 1 and
+    0 each with wait and verify, verify all — with the run lock (Lease) and journal
+    (ConfigMap) of the engine.
+  - *kubectl script*: `kubectl patch` partition 2 (hold), `kubectl set image`,
+    `kubectl rollout status --timeout=5m`, then `kubectl patch` partition 1 / 0 each
+    followed by `kubectl rollout status`. kubectl is the locally built one, with a warm
+    discovery cache. On a partitioned StatefulSet `rollout status` judges by counters:
+    done once `observedGeneration` is current, `readyReplicas >= replicas` and
+    `updatedReplicas >= replicas - partition` ("partitioned roll out complete"); it does
+    not look at pods' revisions, and with no partition set it reports complete without
+    comparing revisions. The partition has to be set before the image (else every
+    ordinal starts moving) and each wait needs `--timeout` (the default is forever).
+  - *Ansible*: `ansible-playbook bench/contenders/ansible-canary.yml` (ansible from PyPI in a
+    bench-only venv; the `kubernetes.core` collection it ships): `k8s` tasks patch the
+    StatefulSet (hold, image, partition 1, partition 0); the partitioned waits are
+    `k8s_info` + `until` with kubectl's rule (see the probe above: `wait: true` cannot
+    wait on them); the last step is `k8s` with `wait: true`. Checks every 5 s (the
+    default of `wait_sleep` and of `delay`) and, as a second row, every 1 s.
+  - *limit*: `bench/limit.py`, in the bench process: list + watch the StatefulSet and its
+    pods (opened before the clock starts), JSON-patch the image, and each time the
+    watch shows the rollout settled (runplan's per-pod rule, `runner.kube.rollout_state`)
+    patch the next partition at once.
+- **Reaction latency.** `bench/wait_latency.py`: the bench's own watches (separate
+  kubernetes-client connections) record when the rollout first satisfies the settled
+  rule; runplan's `wait_rollout` (the code of the `wait_ready` step) is started right
+  after the change and its return is timed; latency = return − settle. It can be
+  slightly negative when runplan's watch delivers an event before the bench's thread does.
+- **API requests** come from the kube-apiserver audit log (Metadata level, one record per
+  request; a watch counts once), attributed by user agent (`runplan`, `kubectl/…`,
+  Ansible's `OpenAPI-Generator/…`, the bench's own `bench-watcher`) and the run's time
+  window, per step by runplan's JSON step events or the kubectl script's marks. Lock
+  and journal requests (Leases, ConfigMaps) are runplan's per-run bookkeeping.
+- **Fan-out.** `bench/fanout.py` generates a plan of 50 groups (set_image → wait_ready),
+  each `needs: []`, on 50 Deployments of 2 replicas, run with `--max-parallel 50`, and the
+  same plan with one group; runs alternate the image between two tags.
+- **Compile scaling.** `bench/compile_bench.py`: generated plans of 100, 1,000 and 10,000
+  leaf steps made of 10-step blocks (set_image, wait_ready, two verifications fanning out
+  and joining in a templated scale, a 2-iteration loop group, a conditional step reading an
+  earlier step's output); `compile_plan` (load, schema, render, graph) cold in a fresh
+  process per size, and peak memory under tracemalloc in another.
+- Reproduce: `make bench` (about {minutes} minutes here).
+"""
+
+
+def render(results: dict[str, Any]) -> str:
+    facts = results["facts"]
+    parts = [
+        "# Benchmarks\n",
+        f"Measured by `make bench` on {results['date']} (UTC) in one session on one local "
+        f"control plane; {facts.get('cores')} cores, {facts.get('cpu')}. Figures are "
+        "reported, not asserted. Method and exact contenders below.\n",
+        "## End to end: StatefulSet partition canary, side by side\n",
+        f"Seed canary (5 replicas: image at partition 2, wait, partition 1, wait, "
+        f"partition 0, wait), {results['e2e_runs']} runs per contender, medians.\n",
+        e2e_section(results["e2e"]),
+        "\n## API economy: requests per step (audit log)\n",
+        economy_section(results["e2e"]),
+        "\n## Reaction latency of wait_ready\n",
+        latency_section(results["latency"]),
+        "\n## Fan-out: 50 Deployments in parallel branches vs. 1\n",
+        fanout_section(results["fanout"]),
+        "\n## Compile scaling\n",
+        compile_section(results["compile"]),
+        "\n## Machine and versions\n",
+        facts_section(facts),
+        "\n" + METHOD.replace("{minutes}", f"{results['minutes']:.0f}"),
+    ]
+    return "\n".join(parts)
