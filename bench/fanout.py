@@ -6,17 +6,21 @@ plan is the same with one branch. Plans are generated into a temp dir; the
 Deployments (2 replicas each) live in a namespace of their own, created once,
 and runs alternate the image between two tags so every run is a real rollout.
 Reported: wall time of the runplan process and the run's own duration (from its
-JSON events), their ratios, and API requests per step from the audit log.
+JSON events), their ratios, and API requests per step from the audit log; and,
+for scale, the cluster's own time to roll the 50 Deployments when the bench
+patches them all at once and watches their status (`cluster_limit`).
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+from kubernetes import client, watch
 
 from bench.audit import AuditLog, by_kind
 from bench.common import (
@@ -53,6 +57,35 @@ def plan(width: int, ns: str) -> dict[str, Any]:
             "vars": {"image": NEW_IMAGE}, "defaults": {"timeout": "5m"}, "steps": branches}
 
 
+def _complete(d: Any) -> bool:
+    """The Deployment controller's own verdict: observed, all updated and available."""
+    want, status = d.spec.replicas, d.status
+    return bool(status.observed_generation and status.observed_generation >= d.metadata.generation
+                and status.updated_replicas == want and status.replicas == want
+                and status.available_replicas == want)
+
+
+def cluster_limit(api: client.ApiClient, ns: str, width: int, image: str) -> float:
+    """Seconds from the first of `width` image patches to the last Deployment complete."""
+    apps = client.AppsV1Api(api)
+    listed = apps.list_namespaced_deployment(ns)
+    start = time.monotonic()
+    for i in range(width):
+        apps.patch_namespaced_deployment(f"app-{i}", ns, [
+            {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image}])
+    pending = {f"app-{i}" for i in range(width)}
+    stream = watch.Watch()
+    for event in stream.stream(apps.list_namespaced_deployment, ns, timeout_seconds=120,
+                               resource_version=listed.metadata.resource_version):
+        d = event["object"]
+        if d.metadata.name in pending and d.spec.template.spec.containers[0].image == image \
+                and _complete(d):
+            pending.discard(d.metadata.name)
+        if not pending:
+            stream.stop()
+    return time.monotonic() - start if not pending else float("nan")
+
+
 def _duration(output: str) -> float:
     for line in output.splitlines():
         if line.startswith("{") and '"run_finished"' in line:
@@ -73,6 +106,7 @@ def run(bench: Bench, runs: int) -> dict[str, Any]:
             plans[width].write_text(yaml.safe_dump(plan(width, ns), sort_keys=False))
         samples: dict[int, list[dict[str, float]]] = {1: [], WIDE: []}
         failures = []
+        limits: dict[int, list[float]] = {1: [], WIDE: []}
         try:
             for r in range(runs):
                 image = NEW_IMAGE if r % 2 == 0 else OLD_IMAGE
@@ -92,6 +126,11 @@ def run(bench: Bench, runs: int) -> dict[str, Any]:
                         failures.append(f"fan-out {width}: {done.output[-1500:]}")
                         log(failures[-1])
                     samples[width].append(sample)
+            for r in range(runs):  # the images alternate on from where the runs left them
+                image = NEW_IMAGE if (runs + r) % 2 == 0 else OLD_IMAGE
+                for width in (1, WIDE):
+                    limits[width].append(cluster_limit(api, f"fanout-{width}", width, image))
+                    log(f"fan-out cluster limit {width}: {limits[width][-1]:.2f}s")
         finally:
             for width in (1, WIDE):
                 delete_namespace(api, f"fanout-{width}")
@@ -100,5 +139,6 @@ def run(bench: Bench, runs: int) -> dict[str, Any]:
     results["wall_ratio"] = results[str(WIDE)]["wall"] / results["1"]["wall"]
     results["run_ratio"] = results[str(WIDE)]["run"] / results["1"]["run"]
     results["runs"] = runs
+    results["cluster_limit"] = {str(w): median(v) for w, v in limits.items()}
     results["failures"] = failures
     return results

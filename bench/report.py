@@ -118,6 +118,7 @@ def latency_section(latency: dict[str, Any]) -> str:
 
 
 def fanout_section(fan: dict[str, Any]) -> str:
+    limit, nan = fan.get("cluster_limit") or {}, float("nan")
     rows = [[f"{w} Deployment{'s' if w != '1' else ''} ({2 * int(w)} steps)",
              _f(fan[w]["wall"]), _f(fan[w]["run"]), _f(fan[w]["per_step"], 1),
              _f(fan[w]["mutating_per_step"], 2), _f(fan[w]["watches_per_step"], 2)]
@@ -128,6 +129,12 @@ def fanout_section(fan: dict[str, Any]) -> str:
              f"{_goal(fan['wall_ratio'] <= 2) if not math.isnan(fan['wall_ratio']) else 'n/a'}); "
              f"run-duration ratio (the runplan process's own `run_finished.duration`, without "
              f"interpreter start-up and compile) = {_f(fan['run_ratio'])}×. "
+             f"For scale, the cluster itself rolls the 50 Deployments in "
+             f"{_f(limit.get('50'))} s and one in {_f(limit.get('1'))} s when the bench patches "
+             f"them all at once and watches their status (observed, all updated and "
+             f"available): its own ratio is {_f(limit.get('50', nan) / limit.get('1', nan))}×, "
+             f"and runplan's 50-branch run takes "
+             f"{_f(fan['50']['run'] / limit.get('50', nan))}× the cluster's time. "
              f"Medians over {fan['runs']} runs each.")
     if fan["failures"]:
         text += f"\n\n**{len(fan['failures'])} fan-out runs failed**; last error:\n\n```\n" \
