@@ -11,6 +11,8 @@ counts as a failure.
 Contenders:
 - runplan: `runplan playbooks/statefulset-partition-canary.yaml -n NS` as is
   (its install / verify steps included), a fresh process per run;
+- runplan-steps: bench/contenders/runplan-canary-steps.yaml, the same plan
+  with only the steps that change or wait (the kubectl script's work);
 - kubectl: bench/contenders/kubectl-canary.sh with the locally built kubectl;
 - ansible: bench/contenders/ansible-canary.yml (kubernetes.core), polling every
   5 s (the modules' defaults) and, as "ansible, 1 s poll", every second;
@@ -55,8 +57,9 @@ from bench.common import (
 )
 from bench.limit import run_limit
 
-CONTENDERS = ("limit", "runplan", "kubectl", "ansible", "ansible-1s")
-AGENTS = {"runplan": "runplan", "kubectl": "kubectl", "ansible": "OpenAPI-Generator",
+CONTENDERS = ("limit", "runplan", "runplan-steps", "kubectl", "ansible", "ansible-1s")
+AGENTS = {"runplan": "runplan", "runplan-steps": "runplan", "kubectl": "kubectl",
+          "ansible": "OpenAPI-Generator",
           "ansible-1s": "OpenAPI-Generator", "limit": BENCH_AGENT}
 # Requests a tool makes for its own bookkeeping rather than for a step.
 BOOKKEEPING = frozenset({"leases", "configmaps"})
@@ -96,14 +99,17 @@ def ansible_argv(playbook: str, ns: str, *extra: str) -> list[str]:
             str(CONTENDER_DIR / playbook), "-e", f"ns={ns}", *extra]
 
 
-def _runplan(ctx: Context, ns: str) -> Run:
-    done = run_timed([str(RUNPLAN), str(CANARY_PLAN), "-n", ns, "-e", f"ns={ns}",
-                      "--output", "json"], ctx.env())
-    run = Run("runplan", done.wall, done.start, done.end, done.returncode == 0)
-    run.per_step = _runplan_steps(done.output, ctx.audit, done.start, done.end)
-    if not run.ok:
-        run.error = done.output[-2000:]
-    return run
+def _runplan(plan: Path, name: str) -> Callable[[Context, str], Run]:
+    def contender(ctx: Context, ns: str) -> Run:
+        done = run_timed([str(RUNPLAN), str(plan), "-n", ns, "-e", f"ns={ns}",
+                          "--output", "json"], ctx.env())
+        run = Run(name, done.wall, done.start, done.end, done.returncode == 0)
+        run.per_step = _runplan_steps(done.output, ctx.audit, done.start, done.end)
+        if not run.ok:
+            run.error = done.output[-2000:]
+        return run
+
+    return contender
 
 
 def _runplan_steps(output: str, audit: AuditLog, start: float, end: float) -> dict[str, list[int]]:
@@ -167,7 +173,9 @@ def _limit(ctx: Context, ns: str) -> Run:
 
 
 RUNNERS: dict[str, Callable[[Context, str], Run]] = {
-    "runplan": _runplan, "kubectl": _kubectl, "ansible": _ansible(5, "ansible"),
+    "runplan": _runplan(CANARY_PLAN, "runplan"),
+    "runplan-steps": _runplan(CONTENDER_DIR / "runplan-canary-steps.yaml", "runplan-steps"),
+    "kubectl": _kubectl, "ansible": _ansible(5, "ansible"),
     "ansible-1s": _ansible(1, "ansible-1s"), "limit": _limit,
 }
 

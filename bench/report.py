@@ -8,10 +8,15 @@ from typing import Any
 LABELS = {
     "limit": "limit (watcher applies each change the instant the previous settled)",
     "runplan": "runplan (`playbooks/statefulset-partition-canary.yaml`)",
+    "runplan-steps": "runplan, only the steps that change or wait "
+                     "(`bench/contenders/runplan-canary-steps.yaml`)",
     "kubectl": "kubectl script (`bench/contenders/kubectl-canary.sh`)",
     "ansible": "ansible-playbook, kubernetes.core, 5 s checks (module defaults)",
     "ansible-1s": "ansible-playbook, kubernetes.core, 1 s checks",
 }
+
+
+ANSIBLE = {"ansible": "Ansible (5 s checks, the defaults)", "ansible-1s": "Ansible (1 s checks)"}
 
 
 def _f(value: Any, digits: int = 2) -> str:
@@ -47,23 +52,21 @@ def e2e_section(e2e: dict[str, Any]) -> str:
     def ok(x: str) -> bool:
         return x in med and not math.isnan(med[x])
 
-    goals = [
-        ("runplan ≤ 1.10× the limit", _f(rows.get("runplan", {}).get("ratio")),
-         _goal(med["runplan"] <= 1.10 * med["limit"]) if ok("runplan") and ok("limit")
-         else "n/a"),
-        ("runplan not slower than the kubectl script",
-         f"{_f(med.get('runplan'))} s vs {_f(med.get('kubectl'))} s",
-         _goal(med["runplan"] <= med["kubectl"]) if ok("runplan") and ok("kubectl") else "n/a"),
-        ("runplan ≥ 3× faster than Ansible (module defaults)",
-         f"{_f(med['ansible'] / med['runplan'])}×" if ok("runplan") and ok("ansible") else "n/a",
-         _goal(med["ansible"] >= 3 * med["runplan"]) if ok("runplan") and ok("ansible")
-         else "n/a"),
-        ("… and than Ansible with 1 s checks",
-         f"{_f(med['ansible-1s'] / med['runplan'])}×" if ok("runplan") and ok("ansible-1s")
-         else "n/a",
-         _goal(med["ansible-1s"] >= 3 * med["runplan"]) if ok("runplan") and ok("ansible-1s")
-         else "n/a"),
-    ]
+    goals = []
+    for who in ("runplan", "runplan-steps"):
+        if not ok(who):
+            continue
+        ran, tag = med[who], "" if who == "runplan" else " (only the steps that change or wait)"
+        goals += [
+            (f"runplan{tag} ≤ 1.10× the limit", f"{_f(ran / med['limit'])}×" if ok("limit")
+             else "n/a", _goal(ran <= 1.10 * med["limit"]) if ok("limit") else "n/a"),
+            (f"runplan{tag} not slower than the kubectl script",
+             f"{_f(ran)} s vs {_f(med.get('kubectl'))} s",
+             _goal(ran <= med["kubectl"]) if ok("kubectl") else "n/a"),
+        ]
+        goals += [(f"runplan{tag} ≥ 3× faster than {ANSIBLE[a]}",
+                   f"{_f(med[a] / ran)}×", _goal(med[a] >= 3 * ran))
+                  for a in ("ansible", "ansible-1s") if ok(a)]
     probe = e2e.get("probe") or {}
     probe_text = ""
     if probe:
@@ -86,7 +89,7 @@ def e2e_section(e2e: dict[str, Any]) -> str:
 
 def economy_section(e2e: dict[str, Any]) -> str:
     rows = []
-    for name in ("runplan", "kubectl"):
+    for name in ("runplan", "runplan-steps", "kubectl"):
         r = e2e["contenders"].get(name)
         if not r or not r["ok"]:
             continue
@@ -149,7 +152,8 @@ def compile_section(rows: list[dict[str, Any]]) -> str:
         [[f"{r['steps']:,}", f"{r['yaml_kib']} KiB", _f(r["wall"], 3), _f(r["cpu"], 3),
           _f(r["us_per_step"], 1), _f(r["growth"]), _f(r["peak_mib"], 1)] for r in rows])
     return table + (
-        "\n\nLinear growth shows as a flat CPU µs / step column (the last-but-one column ≈ 1); "
+        "\n\nLinear growth shows as a CPU µs / step that does not rise with the size (the "
+        "× column stays ≤ 1; at 100 steps fixed costs weigh most); "
         "peak memory per step: "
         + ", ".join(f"{r['peak_mib'] * 1024 / r['steps']:.1f} KiB at {r['steps']:,}" for r in rows)
         + ".")
@@ -199,6 +203,9 @@ METHOD = """\
     verify the old image, hold partition 2, set image, wait, verify, then partition 1 and
     0 each with wait and verify, verify all — with the run lock (Lease) and journal
     (ConfigMap) of the engine.
+  - *runplan, only the steps that change or wait*: `bench/contenders/runplan-canary-steps.yaml`,
+    the playbook without install and verify steps (hold, set image, wait, partition 1,
+    wait, partition 0, wait) — the kubectl script's work, with runplan's lock and journal.
   - *kubectl script*: `kubectl patch` partition 2 (hold), `kubectl set image`,
     `kubectl rollout status --timeout=5m`, then `kubectl patch` partition 1 / 0 each
     followed by `kubectl rollout status`. kubectl is the locally built one, with a warm
