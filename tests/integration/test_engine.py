@@ -154,12 +154,13 @@ def test_independent_branches_overlap_unless_max_parallel_is_one(
 
 def _check_json_story(lines: list[Obj]) -> None:
     kinds = [e["event"] for e in lines]
-    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert kinds[0] == "run_started" and kinds[-2:] == ["run_finished", "lock"]
+    assert lines[-1]["action"] == "released"
     finished = {e["step"]: e for e in lines if e["event"] == "step_finished"}
     started = {e["step"] for e in lines if e["event"] == "step_started"}
     assert set(finished) == started == set(lines[0]["steps"])
     assert all(e["status"] == "succeeded" and e["duration"] >= 0 for e in finished.values())
-    assert lines[-1]["status"] == "succeeded" and lines[-1]["counts"] == {"succeeded": 5}
+    assert lines[-2]["status"] == "succeeded" and lines[-2]["counts"] == {"succeeded": 5}
     assert any(e["event"] == "step_progress" for e in lines)
 
 
@@ -217,7 +218,7 @@ def test_a_failing_wait_rolls_back_to_the_before_images_and_keeps_others_edits(
     assert db["spec"]["updateStrategy"] == before["statefulset"]["updateStrategy"]
     assert web["metadata"]["annotations"]["team.example.org/ticket"] == "OPS-7"
     assert "kubernetes.io/change-cause" not in web["metadata"].get("annotations", {})
-    final = lines[-1]
+    final = lines[-2]
     assert final["event"] == "run_finished" and final["status"] == "failed"
     assert final["failed"] == ["never-ready"] and len(final["rolled_back"]) == 2
     _pods_back_on(api, namespace, "db", "nginx:1.25.4", 3)
@@ -311,7 +312,7 @@ def test_sigint_mid_wait_exits_130_journals_and_releases_the_lock(
     assert {s: r["status"] for s, r in doc["steps"].items()} == {
         "first": "succeeded", "hold": "cancelled", "last": "not_run", "last-ready": "not_run"}
     assert not lease_exists(kube, "interrupted")
-    assert lines[-1]["event"] == "run_finished" and lines[-1]["status"] == "interrupted"
+    assert lines[-2]["event"] == "run_finished" and lines[-2]["status"] == "interrupted"
 
 
 # --- approval steps -------------------------------------------------------------------

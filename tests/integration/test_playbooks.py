@@ -394,7 +394,7 @@ def test_failing_verify_exits_1_before_any_change(api: client.ApiClient, namespa
     assert "baseline" in text
     assert f"pod web-0: image {STS_OLD} (want nginx:0.0.1)" in text
     for step in ("hold", "canary"):
-        assert not re.search(rf"\b{step}: succeeded", text)
+        assert not re.search(rf"\[{re.escape(step)}\] succeeded", text)
     try:
         template = Cluster(api, namespace).sts("web").spec.template.spec.containers[0].image
     except ApiException as exc:  # a rollback may have removed what the run created
@@ -544,7 +544,7 @@ def test_dns_without_an_answering_nameserver_exits_1(namespace: str) -> None:
         text = run_failing(playbook("headless-dns-verify"), namespace,
                            env={"RUNPLAN_DNS_SERVER": server})
     assert f"no answer from the nameserver {server}" in text
-    assert re.search(r"dns-headless: failed", text), text
+    assert re.search(r"\[dns-headless\] failed", text), text
     assert time.monotonic() - started < 150  # well within the step timeout (3m)
 
 
@@ -604,12 +604,12 @@ def test_readiness_gate_canary_checkpoints(api: client.ApiClient, namespace: str
 
     text = run_ok(segment(name, tmp_path, "approve-initial", "installed-ready"), namespace)
     initial = cluster.pods()
-    assert sorted(re.findall(r"approve-initial: approved pod (\S+)", text)) == sorted(initial)
+    assert sorted(re.findall(r"\[approve-initial\] approved pod (\S+)", text)) == sorted(initial)
     assert sorted(initial) == sorted(p.metadata.name for p in pods)
     assert all(gate(p) == "True" and kubewait.pod_ready(p) for p in initial.values())
 
     text = run_ok(segment(name, tmp_path, "new-image", "verify-canary"), namespace)
-    assert len(re.findall(r"approve-canary: approved pod", text)) == 1
+    assert len(re.findall(r"\[approve-canary\] approved pod", text)) == 1
     _check_canary_held(cluster, set(initial))
 
     run_ok(segment(name, tmp_path, "approve-rest"), namespace)
@@ -646,11 +646,11 @@ def test_wait_that_times_out_runs_the_failure_steps(api: client.ApiClient, names
     doc["steps"].insert(at, {"id": "too-soon", "timeout": "2s",
                              "wait_ready": {"target": "deployment/nginx-deployment"}})
     text = run_failing(write_plan(doc, tmp_path / "too-soon.yaml"), namespace)
-    assert re.search(r"too-soon: failed in [\d.]+s: .*timed out", text), text
+    assert re.search(r"\[too-soon\] failed in [\d.]+s: .*timed out", text), text
     assert f"readiness gate {GATE}" in text  # why: the new pods are held by their gate
-    assert not re.search(r"approve-canary: succeeded", text)
-    assert re.search(r"restore-approve: succeeded", text) and re.search(
-        r"restore-ready: succeeded", text), text
+    assert not re.search(r"\[approve-canary\] succeeded", text)
+    assert re.search(r"\[restore-approve\] succeeded", text) and re.search(
+        r"\[restore-ready\] succeeded", text), text
     cluster = Cluster(api, namespace)
     deploy = cluster.deploy("nginx-deployment")
     assert deploy.spec.template.spec.containers[0].image == GATE_V2  # restore-image
@@ -665,7 +665,7 @@ def test_wait_that_times_out_runs_the_failure_steps(api: client.ApiClient, names
 
 def test_cloneset_without_its_crd_fails_clearly(api: client.ApiClient, namespace: str) -> None:
     text = run_failing(playbook("cloneset-partition"), namespace)
-    assert re.search(r"install: failed", text), text
+    assert re.search(r"\[install\] failed", text), text
     assert "CloneSet" in text and "apps.kruise.io" in text and "CRD" in text
     cluster = Cluster(api, namespace)
     assert not cluster.pods() and not cluster.apps.list_namespaced_deployment(namespace).items
@@ -682,7 +682,7 @@ def test_missing_target_names_the_object(namespace: str, tmp_path: Path) -> None
                      {"id": "after", "wait": {"duration": "1s"}}]}
     text = run_failing(write_plan(doc, tmp_path / "missing.yaml"), namespace)
     assert f"statefulset/nope in namespace {namespace} not found" in text
-    assert re.search(r"look: failed", text) and not re.search(r"after: succeeded", text)
+    assert re.search(r"\[look\] failed", text) and not re.search(r"\[after\] succeeded", text)
 
 
 def test_partition_on_a_deployment_is_refused(api: client.ApiClient, namespace: str,
