@@ -265,7 +265,8 @@ SLOW = """\
 def test_second_run_is_locked_out_and_a_killed_run_resumes_after_the_lease_expires(
         tmp_path: Path, kube: Kube, namespace: str) -> None:
     settled(kube, deployment("web"))
-    plan = write_plan(tmp_path, "locked", namespace, SLOW)
+    # `hold` must outlast the second run's attempt; the resumed run waits it out again.
+    plan = write_plan(tmp_path, "locked", namespace, SLOW.replace("60s}}", "10s}}", 1))
     proc = start(tmp_path, str(plan), "--output", "json", "--lock-duration", "3")
     lines = _read_until(proc, lambda e: e.get("step") == "hold" and e["event"] == "step_started")
     run_id = run_id_of(lines)
@@ -292,6 +293,10 @@ def test_second_run_is_locked_out_and_a_killed_run_resumes_after_the_lease_expir
     assert kube.get("deployment", "web")["spec"]["template"]["spec"]["containers"][0][
         "image"] == "nginx:1.27.0"
     assert not lease_exists(kube, "locked")
+    code, listed, _ = runplan(tmp_path, "runs", str(plan))
+    assert code == 0
+    row = next(line for line in listed.splitlines() if line.startswith(run_id))
+    assert row.split()[1:5] == ["locked", namespace, "succeeded", "4/4"]
 
 
 # --- Ctrl-C -------------------------------------------------------------------------
@@ -366,3 +371,31 @@ def test_approve_upfront_and_an_unanswered_approval_times_out(
     assert code == 1
     go = next(e for e in events(out) if e["event"] == "step_finished" and e["step"] == "go")
     assert "no approval within 2s" in go["error"]
+
+
+def test_a_terminal_gets_the_live_view(tmp_path: Path, kube: Kube, namespace: str) -> None:
+    """stdout on a pseudo-terminal: the rich live view draws the steps and their states."""
+    import pty
+
+    settled(kube, deployment("left"), deployment("right"))
+    plan = write_plan(tmp_path, "live", namespace, BRANCHES)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([*RUNPLAN, str(plan)], cwd=tmp_path, stdout=follower,
+                            stderr=subprocess.PIPE, text=True)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the run closed its end of the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(120) == 0
+    screen = b"".join(chunks).decode(errors="replace")
+    assert "\x1b[" in screen  # drawn with terminal control sequences
+    for step in ("left-ready", "right-ready", "both"):
+        assert step in screen
+    assert "succeeded" in screen
