@@ -267,7 +267,7 @@ def test_wait_for_partition_canary_settles_exactly_when_high_ordinals_are_ready(
     verdicts: list[Any] = []
     result: dict[str, Any] = {}
     waiter = threading.Thread(target=lambda: result.update(
-        state=wait_rollout(kube, "statefulset", "web", timeout=60, on_update=verdicts.append)))
+        state=wait_rollout(kube, "statefulset", "web", timeout=120, on_update=verdicts.append)))
     waiter.start()
     for number in (4, 3, 2):
         name = f"web-{number}"
@@ -276,7 +276,8 @@ def test_wait_for_partition_canary_settles_exactly_when_high_ordinals_are_ready(
             f"{name} on the new revision")
         assert "state" not in result, "settled before every canary pod was approved"
         approve(kube, name)
-    waiter.join(30)
+    waiter.join(90)  # generous: on a loaded 2-core machine the controllers lag
+    assert "state" in result, f"not settled after the last approval: {verdicts[-1:]}"
     state = result["state"]
     assert state.settled and verdicts[-1] == state
     pods, _ = kube.list("pod", label_selector="app=web")
