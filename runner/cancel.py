@@ -18,7 +18,8 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler may cancel while its own thread is registering.
+        self._lock = threading.RLock()
         self._callbacks: dict[int, Callable[[], None]] = {}
         self.reason = ""
 
