@@ -24,7 +24,7 @@ class Approval(StepKind):
 
     def describe(self, params: dict[str, Any]) -> str:
         within = f" (at most {params['timeout']})" if "timeout" in params else ""
-        return f"wait for approval: {params['message']!r}{within}"
+        return f"waits for approval: {params['message']}{within}"
 
     def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
         if ctx.approvals is None:
