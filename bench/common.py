@@ -106,7 +106,7 @@ def load_manifests(path: Path) -> list[Obj]:
 def create_namespace(api: client.ApiClient, ns: str, objects: Sequence[Obj]) -> None:
     """A namespace holding `objects` (created, then each workload waited settled)."""
     core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": ns}})
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     for obj in objects:
         create_from_dict(api, obj, namespace=ns)
     for obj in objects:
@@ -155,7 +155,7 @@ class SettleWatcher:
         apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
         workload = (apps.list_namespaced_deployment if kind == "deployment"
                     else apps.list_namespaced_stateful_set)
-        sources = {kind: workload, "pod": core.list_namespaced_pod}
+        sources: dict[str, Any] = {kind: workload, "pod": core.list_namespaced_pod}
         if kind == "deployment":
             sources["replicaset"] = apps.list_namespaced_replica_set
         self.listed = threading.Barrier(len(sources) + 1)

@@ -182,14 +182,15 @@ RUNNERS: dict[str, Callable[[Context, str], Run]] = {
 
 def all_new_and_ready(api: client.ApiClient, ns: str) -> bool:
     """The independent check: 5 pods, each on the new image, each Ready."""
-    pods = client.CoreV1Api(api).list_namespaced_pod(ns, label_selector="app=web").items
-    live = [p for p in pods if p.metadata.deletion_timestamp is None]
+    listed = client.CoreV1Api(api).list_namespaced_pod(ns, label_selector="app=web")
+    pods = api.sanitize_for_serialization(listed)["items"]
+    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
 
     def ready(pod: Any) -> bool:
-        return any(c.type == "Ready" and c.status == "True"
-                   for c in (pod.status.conditions or []))
+        return any(c["type"] == "Ready" and c["status"] == "True"
+                   for c in pod.get("status", {}).get("conditions") or [])
 
-    return len(live) == 5 and all(p.spec.containers[0].image == NEW_IMAGE and ready(p)
+    return len(live) == 5 and all(p["spec"]["containers"][0]["image"] == NEW_IMAGE and ready(p)
                                   for p in live)
 
 

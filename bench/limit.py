@@ -32,8 +32,9 @@ def run_limit(api: client.ApiClient, ns: str, timeout: float = 300) -> tuple[flo
         epoch, start = time.time(), time.monotonic()
         settled = start
         for patch in CHANGES:
-            changed = apps.patch_namespaced_stateful_set("web", ns, patch)
-            settle.expect(changed.metadata.generation)
+            changed = api.sanitize_for_serialization(
+                apps.patch_namespaced_stateful_set("web", ns, patch))
+            settle.expect(changed["metadata"]["generation"])
             settled = settle.wait(timeout)
     wall = settled - start
     return wall, epoch, epoch + wall
