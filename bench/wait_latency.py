@@ -95,6 +95,7 @@ def run(bench: Bench, runs: int) -> dict[str, dict[str, float]]:
                 "mutating_requests": median([s["mutating"] for s in samples]),
                 "wait_requests": median([s["wait"] for s in samples]),
                 "wait_watches": median([s["wait_watches"] for s in samples]),
+                "samples_ms": [round(x, 2) for x in ms],
             }
             log(f"latency {kind}: {results[kind]}")
     finally:
