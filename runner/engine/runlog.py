@@ -13,8 +13,10 @@ attempts, duration, outputs, error}}), changes (before/after images).
 
 from __future__ import annotations
 
+import copy
 import getpass
 import socket
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -50,25 +52,63 @@ def new_document(plan: Plan, options: RunOptions, kube: Kube, run_id: str,
 
 
 class JournalSink:
-    """Updates the document on each event and saves it (ConfigMap + local copy)."""
+    """Updates the document on each event; a writer thread saves it (ConfigMap + local copy).
+
+    Events never wait for the API: the writer saves the newest document when it
+    can (intermediate states may be skipped). A before-image is different: it
+    is saved, and waited for, before the write it protects is sent.
+    """
 
     def __init__(self, store: JournalStore, doc: dict[str, Any], resumed: bool = False) -> None:
         self.store, self.doc, self.resumed = store, doc, resumed
+        self._cond = threading.Condition()
+        self._dirty = self._closing = False
+        self._writer = threading.Thread(target=self._write_loop, daemon=True,
+                                        name="journal-writer")
+        self._writer.start()
 
     def emit(self, event: Event) -> None:
         handler = getattr(self, f"_on_{event.type}", None)
-        if handler is not None:
-            handler(event)
-        if event.type not in QUIET:
-            self.store.save(self.doc)
+        with self._cond:
+            if handler is not None:
+                handler(event)
+            if event.type not in QUIET:
+                self._dirty = True
+                self._cond.notify()
 
     def changes_changed(self, changes: dict[str, Any]) -> None:
-        """The change log's callback: called before each write it protects (write-ahead)."""
-        self.doc["changes"] = changes
-        self.store.save(self.doc)
+        """The change log's callback, before each write it protects (write-ahead).
+
+        Raises JournalStale when the journal cannot be saved: the write is then not sent.
+        """
+        with self._cond:
+            self.doc["changes"] = changes
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Save the document now and wait until it is stored (JournalStale if it cannot be)."""
+        with self._cond:
+            snapshot = copy.deepcopy(self.doc)
+        self.store.save(snapshot)
+        self.store.flush()
 
     def close(self) -> None:
+        """Save the final state and wait for it (raises JournalStale if it could not)."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._writer.join()
         self.store.flush()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._dirty or self._closing)
+                if not self._dirty:
+                    return
+                self._dirty = False
+                snapshot = copy.deepcopy(self.doc)
+            self.store.save(snapshot)  # never raises for cluster trouble
 
     def prior_state(self) -> RunState:
         """What a resumed run starts from: the finished steps and their outputs."""

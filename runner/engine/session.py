@@ -83,6 +83,7 @@ def _run(plan: Plan, options: RunOptions, kube: Kube, bus: Bus, journal: Journal
     bus.emit("lock", action="acquired", lease=lock.name, namespace=lock.namespace,
              holder=bus.run_id)
     _report_outside_needs(bus, steps)
+    journal.checkpoint()  # the ConfigMap exists before any step (approvals are written to it)
     started = time.monotonic()
     with _signals(executor.interrupt):
         state = executor.run(steps, lambda k: _rollback(k, changes, bus))
