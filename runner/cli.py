@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -37,6 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("runplan: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `runplan ... | head`: the reader left, which is not our error
+        # Point stdout at /dev/null so the interpreter's final flush cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer cut off by a pipe
     except SystemExit as exc:  # argparse: --help (0) or bad usage (2, message printed)
         return exc.code if isinstance(exc.code, int) else 2
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,15 @@ def test_namespace_override(capsys: pytest.CaptureFixture[str]) -> None:
     review = json.loads(out)
     assert review["namespace"] == "staging"
     assert review["steps"][0]["target"]["namespace"] == "staging"
+
+
+def test_reader_closing_the_pipe_is_not_a_traceback() -> None:
+    """`runplan PLAN --dry-run --offline | head`: head leaves early; exit 141, no traceback."""
+    runplan = Path(sys.executable).with_name("runplan")
+    proc = subprocess.Popen([str(runplan), str(PLAYBOOK), "--dry-run", "--offline"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first line is written
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
