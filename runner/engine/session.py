@@ -25,7 +25,6 @@ from runner.engine.lock import Holder, PlanLock
 from runner.engine.runlog import JournalSink, new_document
 from runner.plan.selection import selection
 from runner.report.events import Bus
-from runner.report.live import LiveView
 from runner.report.sinks import sinks_for
 
 if TYPE_CHECKING:
@@ -96,7 +95,8 @@ def _run(plan: Plan, options: RunOptions, kube: Kube, bus: Bus, journal: Journal
 
 def _display_pauser(bus: Bus) -> Callable[[], AbstractContextManager[None]]:
     """A prompt must not fight the live view for the terminal: it pauses it."""
-    live = next((sink for sink in bus.sinks if isinstance(sink, LiveView)), None)
+    # Only the live view has `suspended` (duck-typed: rich is imported for terminals only).
+    live = next((sink for sink in bus.sinks if hasattr(sink, "suspended")), None)
     return live.suspended if live is not None else nullcontext
 
 

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from rich.console import Console
-
 from runner.report.events import Sink
 from runner.report.jsonl import JsonLines
 from runner.report.junit import JUnitReport
-from runner.report.live import LiveView
 from runner.report.text import TextLines
 
 
@@ -19,6 +16,10 @@ def sinks_for(output: str, junit: str | None, stream: TextIO) -> list[Sink]:
     if output == "json":
         sinks.append(JsonLines(stream))
     elif _isatty(stream):
+        from rich.console import Console  # rich loads only for a terminal (start-up time)
+
+        from runner.report.live import LiveView
+
         sinks.append(LiveView(Console(file=stream)))
     else:
         sinks.append(TextLines(stream))

@@ -8,16 +8,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import dns.exception
-import dns.message
-import dns.resolver
-
 from runner.errors import StepFailure
 from runner.kube.pods import name, pod_ready, terminating
 from runner.steps.base import StepKind, truthy
 from runner.targets import target_text
 
 if TYPE_CHECKING:
+    import dns.resolver
+
     from runner.engine.context import StepContext
     from runner.kube import Kube
     from runner.plan.model import Target
@@ -86,6 +84,9 @@ class VerifyDns(StepKind):
 
 def _resolver(params: dict[str, Any], step_id: str) -> tuple[dns.resolver.Resolver, str]:
     """The `nameserver` param, else $RUNPLAN_DNS_SERVER, else the system's."""
+    import dns.exception  # dnspython loads only for runs that resolve (start-up time)
+    import dns.resolver
+
     server = params.get("nameserver") or os.environ.get("RUNPLAN_DNS_SERVER")
     if not server:
         try:
@@ -144,6 +145,10 @@ class _Answer:
 
 
 def _ask(resolver: dns.resolver.Resolver, fqdn: str) -> _Answer:
+    import dns.exception
+    import dns.message
+    import dns.resolver
+
     try:
         answer = resolver.resolve(fqdn, "A", search=False, raise_on_no_answer=False)
     except dns.resolver.NXDOMAIN:
