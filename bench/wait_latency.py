@@ -78,7 +78,7 @@ def one_run(kube: Kube, watcher: SettleWatcher, audit: AuditLog, kind: str,
             "wait": waiting["total"], "wait_watches": waiting["watch"]}
 
 
-def run(bench: Bench, runs: int) -> dict[str, dict[str, float]]:
+def run(bench: Bench, runs: int) -> dict[str, dict[str, Any]]:
     api = bench.api()
     audit = AuditLog(bench.audit_log)
     create_namespace(api, NS, _workloads())
