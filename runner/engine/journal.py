@@ -5,7 +5,8 @@ file, namespace, status, started, finished, steps{id: {...}}, changes[...],
 vars...); this module stores, finds and lists it.
 
 - `JournalStore.save(doc)` scrubs secrets, writes `<local_dir>/<id>.json`
-  atomically, then the ConfigMap (created once, merge-patched after). Saves
+  atomically (compact JSON), then the ConfigMap (created once, merge-patched
+  after). A live document saved with its lock is read only when written. Saves
   from several threads are serialised; a save arriving while another is
   being written is coalesced (the newest document wins, the writer picks it
   up). A cluster failure never raises from `save`: the local copy stays
@@ -19,12 +20,15 @@ vars...); this module stores, finds and lists it.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 import re
 import secrets
 import tempfile
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -76,6 +80,9 @@ _KUBECONFIG = re.compile(r"client-key-data|client-certificate-data|"
 _WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 
 
+# Every save scrubs the whole document again, and the same keys and strings (the
+# before-images above all) come back each time: remember the verdicts.
+@functools.lru_cache(maxsize=1 << 16)
 def secret_key(key: str) -> bool:
     """Whether a key name (`db_password`, `apiKey`, `Private Key`, `auth`) holds a secret."""
     words = [w.lower() for w in _WORDS.findall(key)]
@@ -83,6 +90,7 @@ def secret_key(key: str) -> bool:
     return any(part in flat for part in _SECRET_PARTS) or bool(_AUTH_WORDS & set(words))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def secret_value(value: str) -> bool:
     """Strings that are secrets wherever they appear: private keys, JWTs, kubeconfigs."""
     return bool(_PRIVATE_KEY.search(value) or _JWT.search(value)
@@ -150,7 +158,7 @@ class JournalStore:
         self.name = configmap_name(run_id)
         self.path = Path(local_dir) / f"{run_id}.json"
         self._cond = threading.Condition()
-        self._pending: tuple[int, str] | None = None  # newest not yet written
+        self._pending: tuple[int, Callable[[], str]] | None = None  # newest not yet written
         self._writing = False
         self._seq = 0  # of the newest save
         self._cluster_seq = 0  # of the newest save the ConfigMap holds
@@ -164,21 +172,41 @@ class JournalStore:
         """The ConfigMap is behind the newest save (its write failed or is in flight)."""
         return self.kube is not None and self._cluster_seq < self._seq
 
-    def save(self, doc: dict[str, Any]) -> None:
-        """Store a snapshot of `doc` (taken now); never raises for cluster trouble."""
-        clean = scrub(doc)
+    def save(self, doc: dict[str, Any], lock: AbstractContextManager[Any] | None = None) -> None:
+        """Store `doc`; never raises for cluster trouble.
+
+        Without `lock`, a snapshot is taken now. With it, `doc` is a live document
+        that is read (holding `lock`) only when its turn to be written comes: a
+        burst of saves while a write is in flight then costs one snapshot, not one
+        each (parallel steps saving their before-images made that quadratic).
+        """
+        snapshot = scrub(doc) if lock is None else None
+
+        def render() -> str:
+            if snapshot is not None:
+                return self._text(snapshot)
+            assert lock is not None
+            with lock:
+                live = scrub(doc)  # scrub() copies: the lock is held for the read only
+            return self._text(live)
+
         with self._cond:
-            # Strictly increasing, so that load_run can tell the newer copy.
-            self._saved_at = max(now(), self._saved_at + timedelta(microseconds=1))
-            text = json.dumps({**clean, "saved_at": micro_time(self._saved_at)}, indent=1,
-                              sort_keys=True, default=str)
             self._seq += 1
-            self._pending = (self._seq, text)
-            self._last = text
+            self._pending = (self._seq, render)
             if self._writing:
                 return  # the thread writing now picks this one up next
             self._writing = True
         self._drain()
+
+    def _text(self, clean: dict[str, Any]) -> str:
+        with self._cond:
+            # Strictly increasing, so that load_run can tell the newer copy.
+            self._saved_at = max(now(), self._saved_at + timedelta(microseconds=1))
+            saved_at = self._saved_at
+        text = json.dumps({**clean, "saved_at": micro_time(saved_at)}, separators=(",", ":"),
+                          sort_keys=True, default=str)
+        self._last = text
+        return text
 
     def _drain(self) -> None:
         """Write pending snapshots until none is left (this thread is the writer)."""
@@ -190,7 +218,8 @@ class JournalStore:
                         self._writing = False
                         self._cond.notify_all()
                         return
-                self._write(*item)
+                seq, render = item
+                self._write(seq, render())
         except BaseException:
             with self._cond:  # e.g. KeyboardInterrupt: never leave flush() waiting forever
                 self._writing = False
@@ -242,7 +271,8 @@ class JournalStore:
             if not self.stale and self.error is None:
                 return
             self._writing = True
-            self._pending = (self._seq, self._last)
+            last = self._last
+            self._pending = (self._seq, lambda: last)
         self._drain()  # one more try with the newest document
         if self.stale or self.error is not None:
             where = f"ConfigMap {self.namespace}/{self.name}" if self.stale else str(self.path)

@@ -13,7 +13,6 @@ attempts, duration, outputs, error}}), changes (before/after images).
 
 from __future__ import annotations
 
-import copy
 import getpass
 import socket
 import threading
@@ -87,9 +86,7 @@ class JournalSink:
 
     def checkpoint(self) -> None:
         """Save the document now and wait until it is stored (JournalStale if it cannot be)."""
-        with self._cond:
-            snapshot = copy.deepcopy(self.doc)
-        self.store.save(snapshot)
+        self.store.save(self.doc, self._cond)  # read under our lock when written
         self.store.flush()
 
     def close(self) -> None:
@@ -107,8 +104,7 @@ class JournalSink:
                 if not self._dirty:
                     return
                 self._dirty = False
-                snapshot = copy.deepcopy(self.doc)
-            self.store.save(snapshot)  # never raises for cluster trouble
+            self.store.save(self.doc, self._cond)  # never raises for cluster trouble
 
     def prior_state(self) -> RunState:
         """What a resumed run starts from: the finished steps and their outputs."""
