@@ -270,8 +270,9 @@ def measure_startup(ctx: Context) -> dict[str, float]:
     interpreter and every module a run imports; `kubectl version --client` is its twin."""
     argv = {"runplan": [str(RUNPLAN), "--version"],
             "kubectl": [str(KUBECTL), "version", "--client"]}
-    return {name: median([run_timed(command, ctx.env()).wall for _ in range(STARTUP_RUNS)])
-            for name, command in argv.items()}
+    walls = {name: median([run_timed(command, ctx.env()).wall for _ in range(STARTUP_RUNS)])
+             for name, command in argv.items()}
+    return {**walls, "runs": STARTUP_RUNS}
 
 
 def summarize(raw: dict[str, Any]) -> dict[str, Any]:
