@@ -140,9 +140,11 @@ def quick_accept(schema: Any) -> Accept | None:
     if not isinstance(schema, dict):
         return None
     if "anyOf" in schema and not set(schema) - _ANNOTATIONS - {"anyOf"}:
-        branches = [quick_accept(branch) for branch in schema["anyOf"]]
-        if all(branches):
-            return lambda value: any(accept(value) for accept in branches if accept)
+        # One branch accepting is enough for anyOf, so the plain branches alone can
+        # say yes (a target: a "kind/name" string, or a mapping left to jsonschema).
+        plain = [accept for accept in map(quick_accept, schema["anyOf"]) if accept]
+        if plain:
+            return lambda value: any(accept(value) for accept in plain)
         return None
     if set(schema) - _ANNOTATIONS - {"type", "pattern", "maxLength", "minLength", "minimum"}:
         return None
