@@ -180,15 +180,14 @@ class JournalStore:
         burst of saves while a write is in flight then costs one snapshot, not one
         each (parallel steps saving their before-images made that quadratic).
         """
-        snapshot = scrub(doc) if lock is None else None
-
-        def render() -> str:
-            if snapshot is not None:
-                return self._text(snapshot)
-            assert lock is not None
-            with lock:
-                live = scrub(doc)  # scrub() copies: the lock is held for the read only
-            return self._text(live)
+        render: Callable[[], str]
+        if lock is None:
+            render = functools.partial(self._text, scrub(doc))
+        else:
+            def render() -> str:
+                with lock:
+                    live = scrub(doc)  # scrub() copies: the lock is held for the read only
+                return self._text(live)
 
         with self._cond:
             self._seq += 1

@@ -16,7 +16,6 @@ waited gone) afterwards, so the tests that expect a cluster without it still do.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,8 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
+from tests.integration import kubewait
 from tests.integration.test_playbooks import output, plan_doc, playbook, runplan, write_plan
 from tests.integration.test_review_live import changes, quiet_snapshot, review_json, snapshot
 from tests.integration.test_review_live import step as review_step
@@ -39,35 +38,27 @@ OLD, NEW = "nginx:1.25.4", "nginx:mainline"  # the playbook's old_image and new_
 @pytest.fixture(scope="module")
 def cloneset_crd(api: client.ApiClient) -> Iterator[None]:
     extensions = client.ApiextensionsV1Api(api)
+    only_ours = {"field_selector": f"metadata.name={CRD_NAME}"}
     extensions.create_custom_resource_definition(yaml.safe_load(CRD_FILE.read_text()))
-    _until(lambda: _established(extensions), "the CloneSet CRD to be Established")
-    _until(lambda: _served(api), "the API to serve apps.kruise.io/v1alpha1 clonesets")
+    kubewait.until(extensions.list_custom_resource_definition,
+                   lambda crds: _established(crds.get(CRD_NAME)),
+                   what="the CloneSet CRD to be Established (served)", **only_ours)
     yield
     extensions.delete_custom_resource_definition(CRD_NAME)
-    _until(lambda: not _served(api), "the API to stop serving clonesets")
+    kubewait.until(extensions.list_custom_resource_definition,
+                   lambda crds: CRD_NAME not in crds, what="the CloneSet CRD to go", **only_ours)
 
 
-def _until(check: Any, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)  # bounded by the deadline; CRD discovery has no watch of its own
+def _established(crd: Any) -> bool:
+    conditions = (crd and crd.status and crd.status.conditions) or []
+    return any(c.type == "Established" and c.status == "True" for c in conditions)
 
 
-def _established(extensions: Any) -> bool:
-    crd = extensions.read_custom_resource_definition(CRD_NAME)
-    return any(c.type == "Established" and c.status == "True"
-               for c in (crd.status.conditions or []))
-
-
-def _served(api: client.ApiClient) -> bool:
-    try:
-        client.CustomObjectsApi(api).list_cluster_custom_object(GROUP, VERSION, PLURAL)
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
+def _clonesets_in(api: client.ApiClient, namespace: str) -> list[Any]:
+    listed = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL)
+    items: list[Any] = listed["items"]
+    return items
 
 
 def _cloneset(api: client.ApiClient, namespace: str) -> dict[str, Any]:
@@ -91,7 +82,7 @@ def test_review_of_the_cloneset_playbook_dry_runs_every_change(
     before = quiet_snapshot(api, namespace)
     review = review_json(playbook("cloneset-partition"), namespace)
     assert snapshot(api, namespace) == before
-    assert not _served_in(api, namespace)  # the dry-run create stored nothing
+    assert not _clonesets_in(api, namespace)  # the dry-run create stored nothing
     install = {o["object"]: o["action"] for o in review_step(review, "install")["objects"]}
     assert install == {"cloneset/sample": "create"}
     assert review_step(review, "hold")["objects"][0]["action"] == "unchanged"  # manifest: 3
@@ -101,13 +92,6 @@ def test_review_of_the_cloneset_playbook_dry_runs_every_change(
     assert changes(review, "widen[0].move") == [("~", partition, 3, "40%")]
     assert changes(review, "widen[1].move") == [("~", partition, "40%", 0)]
     assert review["end_state"]["cloneset/sample"]["images"] == {"nginx": NEW}
-
-
-def _served_in(api: client.ApiClient, namespace: str) -> list[Any]:
-    listed = client.CustomObjectsApi(api).list_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL)
-    items: list[Any] = listed["items"]
-    return items
 
 
 def test_cloneset_changes_land_with_merge_patches(
