@@ -15,6 +15,22 @@ if TYPE_CHECKING:
     from runner.plan.model import Target
 
 
+@dataclass(frozen=True, order=True)
+class Need:
+    """One API permission a step needs: what a SelfSubjectAccessReview asks.
+
+    `group` is the API group ("" for core), `resource` the plural
+    (`deployments`), `subresource` e.g. `status` or `scale`. The namespace is
+    not here: the preflight fills in the step's (None = cluster-scoped).
+    """
+
+    verb: str
+    group: str
+    resource: str
+    subresource: str = ""
+    namespace: str | None = None
+
+
 @dataclass(frozen=True)
 class Change:
     """What a mutating step sends for one object, computed without side effects.
@@ -64,6 +80,14 @@ class StepKind:
     def describe(self, params: dict[str, Any]) -> str:
         """One line saying what the step would do; no side effects."""
         raise NotImplementedError
+
+    def needs(self, params: dict[str, Any], target: Target | None) -> list[Need]:
+        """The API permissions this step needs (namespace left to the preflight).
+
+        Every kind that talks to the API overrides this; the preflight checks the
+        union with SelfSubjectAccessReviews before anything is written.
+        """
+        return []
 
     def change(self, step_id: str, target: Target, obj: dict[str, Any], params: dict[str, Any],
                history: list[dict[str, Any]] | None = None) -> Change:
