@@ -1,7 +1,9 @@
 """python -m localcluster up|down|status|build [--state-dir DIR] [--audit-log]
 
 `up --audit-log` has the API server write every request (Metadata level, JSON
-lines) to DIR/audit.log; off by default.
+lines) to DIR/audit.log; off by default. `up --pod-start-delay 1s`: every pod is
+Running but not Ready for 1 s after it starts (one pod: the annotation
+localcluster.runplan.dev/start-delay).
 """
 
 from __future__ import annotations
@@ -23,12 +25,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="up: log every API request (Metadata level) to STATE_DIR/audit.log",
     )
+    parser.add_argument(
+        "--pod-start-delay",
+        metavar="DURATION",
+        help="up: every pod is Running but not Ready for DURATION (e.g. 1s) after it starts",
+    )
     args = parser.parse_args(argv)
     # Progress goes to stderr so `eval "$(python -m localcluster up)"` works.
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731
     try:
         if args.command == "up":
-            print(cluster.up(args.state_dir, log, audit_log=args.audit_log).exports())
+            endpoints = cluster.up(
+                args.state_dir, log, audit_log=args.audit_log, pod_start_delay=args.pod_start_delay
+            )
+            print(endpoints.exports())
         elif args.command == "down":
             cluster.down(args.state_dir, log)
         elif args.command == "build":
