@@ -25,12 +25,16 @@ from runner.kube.pods import controlled_by, describe_not_ready, name, pod_ready,
 from runner.kube.pods import terminating as is_terminating
 from runner.kube.resources import selector_string
 from runner.kube.watch import Cache, Source, of_kind, wait_for
+from runner.steps.base import Need
 
 if TYPE_CHECKING:
     from runner.kube import Kube
 
 Obj = dict[str, Any]
 ISSUE = "kubernetes/kubernetes#67250"
+# What a rollback of a StatefulSet needs beyond restoring it (for the preflight).
+NEEDS = (Need("get", "apps", "statefulsets"), Need("watch", "apps", "statefulsets"),
+         Need("list", "", "pods"), Need("watch", "", "pods"), Need("delete", "", "pods"))
 
 
 @dataclass(frozen=True)
