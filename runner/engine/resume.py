@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 def resume_run(run_id: str, options: RunOptions, kube: Kube) -> int:
-    doc = load_run(run_id, kube)
+    doc = load_run(run_id, kube, namespace=options.namespace)
     if doc.get("status") == "succeeded":
         print(f"run {run_id} succeeded already: nothing to resume")
         return 0
