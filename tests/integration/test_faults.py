@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -207,9 +208,10 @@ def test_a_failing_image_fails_fast_and_everything_is_rolled_back(
     started = next(e for e in events if e["event"] == "step_started" and e["step"] == "web-ready")
     assert when(wait) - when(started) < 30  # its timeout is 2 minutes
     assert watcher.at is not None and when(wait) - watcher.at < 3.0, (watcher.reason, wait)
-    said = " ".join([wait["error"], *wait["details"]])
-    assert "pod web-" in said and "web:" in said  # the pod and its container
-    assert any(reason in said for reason in reasons)
+    # `pod web-7d9c-x2: web: ErrImagePull (failed to pull ...)`: pod, container, reason.
+    named = re.search(r"pod (web-[a-z0-9-]+): web: (\w+) \((.+?)\)", wait["error"])
+    assert named and named.group(2) in reasons, wait["error"]
+    assert image in named.group(3) or "back-off" in named.group(3)  # the kubelet's message
     assert any(line.startswith("pod/web-") and ("Warning Failed" in line or "BackOff" in line)
                for line in wait["details"]), wait["details"]  # the pod's last Events
     outcomes = restored(events)
