@@ -66,6 +66,8 @@ def up(
     namespace, timestamps; no bodies), one JSON line per event.
     """
     state_dir = state_dir.resolve()
+    if pod_start_delay:
+        stages.delay_ms(pod_start_delay)  # a bad value fails before anything is touched
     existing = State.load(state_dir)
     if existing and healthy(state_dir, existing):
         log(f"local cluster already running (state in {state_dir})")
