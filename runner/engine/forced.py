@@ -80,13 +80,8 @@ def force(kube: Kube, name_: str, ns: str | None, bad: str | None,
     if not bad:
         return None
     observed = _observe(kube, name_, ns, timeout)
-    sts = observed.statefulset or {}
-    if (sts.get("status") or {}).get("updateRevision") == bad:
-        return None  # the restore did not change the template: nothing ran a bad one
-    doomed = [p for p in observed.pods if controlled_by(p, sts) and pod_revision(p) == bad
-              and not is_terminating(p) and not pod_ready(p)]
     deleted = []
-    for pod in doomed:
+    for pod in doomed(observed.statefulset or {}, observed.pods, bad):
         uid = (pod.get("metadata") or {}).get("uid")
         try:
             kube.delete("pod", name(pod), ns, uid=uid)
@@ -94,6 +89,16 @@ def force(kube: Kube, name_: str, ns: str | None, bad: str | None,
             continue
         deleted.append(f"{name(pod)} ({describe_not_ready(pod).partition(': ')[2]})")
     return ForcedRollback(bad, tuple(deleted))
+
+
+def doomed(sts: Obj, pods: tuple[Obj, ...] | list[Obj], bad: str) -> list[Obj]:
+    """The StatefulSet's pods a forced rollback deletes: on revision `bad`, not Ready,
+    not already terminating -- none if `bad` is still the update revision (the restore
+    did not change the template, so nothing ran a bad one)."""
+    if (sts.get("status") or {}).get("updateRevision") in (bad, None):
+        return []
+    return [p for p in pods if controlled_by(p, sts) and pod_revision(p) == bad
+            and not is_terminating(p) and not pod_ready(p)]
 
 
 def _observe(kube: Kube, name_: str, ns: str | None, timeout: float) -> Observed:
