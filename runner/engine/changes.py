@@ -32,6 +32,7 @@ Obj = dict[str, Any]
 Emit = Callable[..., Any]
 Key = tuple[str, str, str | None, str]  # (API group, kind, namespace, name)
 
+IMAGE_SKIPS = frozenset({"apiVersion", "kind", "metadata", "status"})
 UNTRACKED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 CONTROLLER_ANNOTATIONS = "deployment.kubernetes.io/"  # revision etc.: the controller's, not ours
 SETTLING_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CloneSet")
@@ -44,7 +45,8 @@ RESTORED, UNCHANGED, CONFLICT, DELETED, FAILED = (
 
 
 def prune(obj: Obj) -> Obj:
-    """What a rollback may restore: identity, labels, annotations (ours), spec."""
+    """What a rollback may restore: identity, labels, annotations (ours), spec (and
+    the other top-level fields but status)."""
     meta = obj.get("metadata") or {}
     image: Obj = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
                   "metadata": {k: meta[k] for k in ("name", "namespace", "uid") if k in meta}}
@@ -57,8 +59,9 @@ def prune(obj: Obj) -> Obj:
         image["metadata"]["annotations"] = {
             k: v for k, v in (meta["annotations"] or {}).items()
             if k not in UNTRACKED_ANNOTATIONS and not k.startswith(CONTROLLER_ANNOTATIONS)}
-    if "spec" in obj:
-        image["spec"] = copy.deepcopy(obj["spec"])
+    for key, value in obj.items():  # spec, and the top-level data of spec-less kinds
+        if key not in IMAGE_SKIPS:  # (ConfigMap data, EndpointSlice endpoints, RBAC rules)
+            image[key] = copy.deepcopy(value)
     return image
 
 

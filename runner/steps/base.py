@@ -64,6 +64,8 @@ class StepKind:
     # Kinds the `target` param may name; empty when the step takes no target.
     target_kinds: ClassVar[frozenset[str]] = frozenset()
     target_param: ClassVar[str] = "target"
+    # True: the target may be an object of any kind ({apiVersion, kind, name}), CRDs too.
+    any_target: ClassVar[bool] = False
 
     def check(self, params: dict[str, Any], target: Target | None) -> list[str]:
         """Problems the schema cannot express, each `param: message` (param optional)."""
