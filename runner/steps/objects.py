@@ -7,6 +7,7 @@ discovery resolves it, cached per run by `Kube.resolve`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.kube.resources import KINDS, Resource, guess_plural, is_custom
@@ -65,3 +66,44 @@ def resource_of(kube: Kube, target: Target) -> Resource:
 
 def title(res: Resource, name: str) -> str:
     return f"{res.kind.lower()}/{name}"
+
+
+def unserved_kinds(kube: Kube, steps: tuple[Any, ...], plan_dir: Path) -> list[Any]:
+    """A Problem (file:line, step) for each target of any kind the API does not serve:
+    found before the lock, so such a plan exits 2 having touched nothing."""
+    from runner.errors import NotFound, Problem
+    from runner.steps import REGISTRY
+
+    problems = []
+    defined = _defined_kinds(steps, plan_dir)
+    for step in steps:
+        kind = REGISTRY[step.kind]
+        if step.target is None or not kind.any_target or step.target.kind in defined:
+            continue
+        try:
+            kube.resolve(step.target.kind, step.target.api_version)
+        except NotFound as exc:
+            problems.append(Problem(step.location, f"{step.where}.{step.kind}."
+                                                   f"{kind.target_param}", str(exc)))
+    return problems
+
+
+def _defined_kinds(steps: tuple[Any, ...], plan_dir: Path) -> set[str]:
+    """Names of the kinds the plan's own `apply` steps define (CRDs it installs)."""
+    from runner.errors import RunplanError
+    from runner.steps.apply import Apply
+
+    names: set[str] = set()
+    for step in steps:
+        if step.kind != "apply" or step.deferred:
+            continue
+        try:
+            objects = Apply().objects(plan_dir, step.id, step.params)
+        except RunplanError:
+            continue
+        for obj in objects:
+            if obj.get("kind") == "CustomResourceDefinition":
+                spec = (obj.get("spec") or {}).get("names") or {}
+                names |= {str(spec.get(k, "")).lower() for k in ("kind", "plural", "singular")}
+                names |= {str(n).lower() for n in spec.get("shortNames") or []}
+    return names

@@ -10,7 +10,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from kubernetes import client
 
@@ -134,6 +133,10 @@ def test_the_api_servers_own_validation_and_unknown_kinds(api: client.ApiClient,
     assert proc.returncode == 2, output(proc)
     assert "plan.yaml:" in output(proc) and "step odd (patch)" in output(proc)
     assert "frobnicator" in output(proc)
+    proc = runplan(str(plan(tmp_path, [unknown])), "-e", f"ns={namespace}")  # a real run
+    assert proc.returncode == 2 and "plan.yaml:" in proc.stderr, output(proc)
+    leases = client.CoordinationV1Api(api).list_namespaced_lease(namespace).items
+    assert leases == []  # refused before the lock: nothing written
 
 
 def test_wait_for_modes_by_watch(api: client.ApiClient, namespace: str, tmp_path: Path) -> None:
@@ -186,9 +189,3 @@ def test_set_weights_review_run_and_rollback(api: client.ApiClient, namespace: s
     assert weights(read_route(api, namespace)) == {"web-stable": 100, "web-canary": 0}
     run(plan(tmp_path, [ten]), namespace)
     assert weights(read_route(api, namespace)) == {"web-stable": 90, "web-canary": 10}
-
-
-@pytest.mark.parametrize("kind", ["patch", "wait_for", "set_weights"])
-def test_steps_command_shows_each_kind(kind: str) -> None:
-    proc = runplan("steps", kind)
-    assert proc.returncode == 0 and kind in proc.stdout and "example" in proc.stdout.lower()
