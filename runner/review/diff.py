@@ -77,6 +77,16 @@ def diff(before: Obj | None, after: Obj | None) -> list[FieldChange]:
     return changes
 
 
+def status_diff(before: Obj | None, after: Obj | None) -> list[FieldChange]:
+    """The changed leaves of `status` alone (a patch of the status subresource)."""
+    old = flatten((before or {}).get("status") or {}, "status")
+    new = flatten((after or {}).get("status") or {}, "status")
+    return [FieldChange("+" if p not in old else "-" if p not in new else "~", p,
+                        old.get(p), new.get(p))
+            for p in [*old, *(q for q in new if q not in old)] if old.get(p) != new.get(p)
+            or (p in old) != (p in new)]
+
+
 def flatten(value: Any, path: str = "", field: str = "") -> dict[str, Any]:
     """Leaves by path; list items with a merge key (containers by name) by that key,
     so moving one container's image reads `containers[nginx].image`; other lists of

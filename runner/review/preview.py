@@ -17,7 +17,7 @@ from runner.errors import Invalid, RunplanError, StepFailure
 from runner.plan.values import parse_target
 from runner.report.review import shown
 from runner.review import expect
-from runner.review.diff import FieldChange, diff
+from runner.review.diff import FieldChange, diff, status_diff
 from runner.steps import REGISTRY
 from runner.steps.apply import Apply
 
@@ -159,8 +159,20 @@ def _mutate(step: Step, projection: Projection) -> ObjectChange:
         return ObjectChange(entry.title, "unchanged", how, (), end_state(entry.obj),
                             change.note)
     before = entry.obj
+    if change.subresource == "status":
+        return _status_change(entry, change, how, projection)
     projection.record(entry, projection.change(entry, change.patch, change.patch_type))
     return _object_change(entry, before, how, change.note)
+
+
+def _status_change(entry: Entry, change: Any, how: str, projection: Projection) -> ObjectChange:
+    """A status patch: dry-run against the live object (controllers own status, so
+    the projection of spec is left as it is)."""
+    answer = projection.kube.patch(entry.res, entry.name, entry.namespace, change.patch,
+                                   change.patch_type, dry_run=True, subresource="status")
+    fields = tuple(status_diff(entry.live, answer))
+    return ObjectChange(entry.title, "update" if fields else "unchanged", how, fields,
+                        end_state(entry.obj), "status: dry run against the live object")
 
 
 def _apply(kind: Apply, step: Step, projection: Projection,
