@@ -189,3 +189,32 @@ def test_set_weights_review_run_and_rollback(api: client.ApiClient, namespace: s
     assert weights(read_route(api, namespace)) == {"web-stable": 100, "web-canary": 0}
     run(plan(tmp_path, [ten]), namespace)
     assert weights(read_route(api, namespace)) == {"web-stable": 90, "web-canary": 10}
+
+
+def test_configmap_data_and_scale_subresource_roll_back(api: client.ApiClient, namespace: str,
+                                                         tmp_path: Path) -> None:
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "settings"},
+                                                  "data": {"mode": "blue"}})
+    apps.create_namespaced_deployment(namespace, {
+        "metadata": {"name": "web"}, "spec": {
+            "replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "web", "image": "nginx:1.25.4"}]}}}})
+    steps = [
+        {"id": "mode", "patch": {"target": "configmap/settings", "patch": {"data": {
+            "mode": "green"}}}},
+        {"id": "more", "patch": {"target": "deployment/web", "subresource": "scale",
+                                 "patch": {"spec": {"replicas": 2}}}},
+        {"id": "two", "wait_for": {"target": "deployment/web",
+                                   "expr": "object.status.get('readyReplicas', 0) >= 2"}},
+        {"id": "never", "wait_for": {"target": "configmap/settings", "jsonpath": "{.data.mode}",
+                                     "equals": "red", "timeout": "2s"}},
+    ]
+    review = review_json(plan(tmp_path, steps), namespace)
+    assert changes(review, "mode") == [("~", "data.mode", "blue", "green")]
+    assert changes(review, "more") == [("~", "spec.replicas", 1, 2)]
+    text = run(plan(tmp_path, steps, on_failure="rollback"), namespace, code=1)
+    assert "{.data.mode} is green" in text
+    assert core.read_namespaced_config_map("settings", namespace).data == {"mode": "blue"}
+    assert apps.read_namespaced_deployment("web", namespace).spec.replicas == 1
