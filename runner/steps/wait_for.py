@@ -108,6 +108,7 @@ def test_of(params: Obj, scope: Obj | None = None) -> Test | None:
     """The test of a condition, jsonpath or expr wait (None for deleted/exists)."""
     mode = _mode(params)
     if mode is Mode.CONDITION:
+        # str(): an unquoted YAML True is a boolean, and str(True) is the API's "True".
         return Condition(params["condition"], str(params.get("status", "True")))
     if mode is Mode.JSONPATH:
         return JsonPath.parse(params["jsonpath"], params.get("equals"))
