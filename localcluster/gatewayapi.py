@@ -46,12 +46,15 @@ def fetch(log: Callable[[str], None] = print) -> Path:
     files = sorted(source.glob("*.yaml"))
     if not files:
         raise ClusterSetupError(f"{MODULE}@{versions.GATEWAY_API} has no CRDs in {STANDARD}")
-    partial = target.with_name("crds.partial")
+    partial = target.with_name(f"crds.partial-{os.getpid()}")  # parallel sessions each own one
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     for file in files:
         shutil.copyfile(file, partial / file.name)
-    partial.rename(target)  # whole or not at all: a killed fetch leaves no half folder
+    try:
+        partial.rename(target)  # whole or not at all: a killed fetch leaves no half folder
+    except OSError:  # another session renamed its copy first: the same files
+        shutil.rmtree(partial, ignore_errors=True)
     log(f"fetched {len(files)} Gateway API manifests into {target}")
     return target
 
