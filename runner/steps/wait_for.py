@@ -163,8 +163,9 @@ class Judge:
         true = sum(1 for _, ok, _ in results if ok)
         done = true == len(results) if self.match is Match.ALL else true > 0
         waiting = tuple(f"{n}: {now}" for n, ok, now in results if not ok)
-        reason = f"{true}/{len(results)} hold" + (f"; still false: {waiting[0]}" if waiting
-                                                  else "")
+        reason = f"{true}/{len(results)} hold" + (
+            f"; still false: {waiting[0]}" if waiting else
+            f": {results[0][2]}" if len(results) == 1 else "")
         values = tuple((n, now) for n, _, now in results)
         return Verdict(done, reason, () if done else waiting, names, values)
 

@@ -143,12 +143,24 @@ def test_wait_for_modes_by_watch(api: client.ApiClient, namespace: str, tmp_path
     core = client.CoreV1Api(api)
     service(api, namespace)
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "old"}})
-    later = threading.Timer(1.5, lambda: (
-        core.create_namespaced_config_map(namespace, {"metadata": {"name": "new",
-                                                                   "labels": {"set": "a"}},
-                                                      "data": {"ready": "yes"}}),
-        core.delete_namespaced_config_map("old", namespace)))
+    def later() -> None:  # once the run holds its lock, so its waits see the changes
+        kubewait.until(client.CoordinationV1Api(api).list_namespaced_lease,
+                       lambda leases: "runplan-prim" in leases, namespace=namespace,
+                       what="the run's Lease")
+        core.create_namespaced_config_map(namespace, {
+            "metadata": {"name": "new", "labels": {"set": "a"}}, "data": {"ready": "yes"}})
+        core.delete_namespaced_config_map("old", namespace)
+
+    changer = threading.Thread(target=later, daemon=True)
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app"},
+                  "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "app"}},
+                           "template": {"metadata": {"labels": {"app": "app"}}, "spec": {
+                               "containers": [{"name": "app", "image": "nginx:1.25.4"}]}}}}
     steps = [
+        {"id": "install", "apply": {"manifests": [deployment]}},
+        {"id": "available", "wait_for": {"target": "deployment/app", "condition": "Available"}},
+        {"id": "running", "wait_for": {"selector": "app=app", "kind": "pod",
+                                       "jsonpath": "{.status.phase}", "equals": "Running"}},
         {"id": "created", "wait_for": {"target": "configmap/new", "exists": True}},
         {"id": "gone", "wait_for": {"target": "configmap/old", "deleted": True}},
         {"id": "value", "wait_for": {"selector": {"set": "a"}, "kind": "ConfigMap",
@@ -158,10 +170,16 @@ def test_wait_for_modes_by_watch(api: client.ApiClient, namespace: str, tmp_path
         {"id": "slice", "wait_for": {"selector": {"kubernetes.io/service-name": "web"},
                                      "kind": "EndpointSlice", "exists": True}},
     ]
-    later.start()
+    changer.start()
     text = run(plan(tmp_path, steps), namespace, "--output", "json")
-    later.join()
-    assert '"step": "created"' in text and '"status": "succeeded"' in text
+    changer.join(timeout=30)
+    assert '"counts":{"succeeded":8}' in text
+    progress = [line for line in text.splitlines() if '"step":"available"' in line
+                and "step_progress" in line]
+    assert len(progress) >= 2 and "Available=True" in progress[-1]  # waited, by watch
+    assert "Available=True" not in progress[0]
+    ready = client.AppsV1Api(api).read_namespaced_deployment("app", namespace).status
+    assert ready.available_replicas == 2
     kubewait.until(core.list_namespaced_config_map, lambda cms: "old" not in cms,
                    namespace=namespace, what="configmap old deleted")
 
