@@ -149,4 +149,8 @@ def _body(obj: Obj, creating: bool) -> Obj:
     body = {**obj, "metadata": meta}
     if creating:
         body.pop("status", None)
+        spec = body.get("spec") or {}
+        if obj.get("kind") == "Service" and spec.get("clusterIP") != "None":
+            # A dry-run create answers with a placeholder IP no second create may ask for.
+            body["spec"] = {k: v for k, v in spec.items() if k not in ("clusterIP", "clusterIPs")}
     return body
