@@ -323,8 +323,15 @@ class ChangeLog:
     def __len__(self) -> int:
         return len(self._records)
 
-    def to_json(self) -> Obj:
-        return {"version": 1, "objects": [r.to_json() for r in self.records()]}
+    def to_json(self, pending: ChangedObject | None = None) -> Obj:
+        """The log as journaled; `pending` is the record `on_change` was just handed
+        (stored only once that returned), so the journal never lags one change behind."""
+        records = self.records()
+        if pending is not None:
+            key = _key(pending.api_version, pending.kind, pending.namespace, pending.name)
+            kept = [r for r in records if _key(r.api_version, r.kind, r.namespace, r.name) != key]
+            records = sorted([*kept, pending], key=lambda r: r.order)
+        return {"version": 1, "objects": [r.to_json() for r in records]}
 
     @classmethod
     def from_json(cls, data: Obj, on_change: Callable[[ChangedObject], None] | None = None

@@ -6,6 +6,7 @@ reviews are checked to write nothing by comparing resourceVersions.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,19 @@ def test_configmap_data_and_scale_subresource_roll_back(api: client.ApiClient, n
     assert "{.data.mode} is green" in text
     assert core.read_namespaced_config_map("settings", namespace).data == {"mode": "blue"}
     assert apps.read_namespaced_deployment("web", namespace).spec.replicas == 1
+
+
+def test_resume_refuses_when_a_patched_field_drifted(api: client.ApiClient, namespace: str,
+                                                     tmp_path: Path) -> None:
+    core = client.CoreV1Api(api)
+    service(api, namespace)
+    never = {"id": "never", "wait_for": {"target": "service/web", "jsonpath": "{.spec.type}",
+                                         "equals": "NodePort", "timeout": "2s"}}
+    text = run(plan(tmp_path, [SWITCH, never]), namespace, "--output", "json", code=1)
+    run_id = next(json.loads(line)["run_id"] for line in text.splitlines()
+                  if line.startswith('{"event":"run_started"'))
+    core.patch_namespaced_service("web", namespace, {"spec": {"selector": {"track": "purple"}}})
+    proc = runplan("resume", run_id, "-n", namespace)
+    assert proc.returncode == 1, output(proc)
+    assert "service/" in proc.stderr and "spec.selector.track" in proc.stderr, output(proc)
+    assert "'green'" in proc.stderr and "'purple'" in proc.stderr

@@ -130,3 +130,18 @@ def test_set_weights_change() -> None:
                             {**params, "weights": {"web-canry": 1}})
     with pytest.raises(StepFailure, match="no rule 3"):
         SetWeights().change("w", Target("httproute", "web"), route(1, 1), {**params, "rule": 3})
+
+
+def test_the_journaled_change_log_includes_the_change_being_recorded() -> None:
+    from runner.engine.changes import ChangeLog
+
+    journaled: list[Obj] = []
+    log = ChangeLog(lambda record: journaled.append(log.to_json(record)))
+    svc = Resource("Service", "", "v1", "services")
+    live = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "a"},
+            "spec": {"selector": {"track": "blue"}}}
+    log.before_write("switch", svc, "web", "a", lambda: live)
+    log.after_write("switch", svc, {**live, "spec": {"selector": {"track": "green"}}})
+    last = journaled[-1]["objects"]
+    assert len(last) == 1 and last[0]["after"]["spec"]["selector"] == {"track": "green"}
+    assert journaled[0]["objects"][0]["before"]["spec"]["selector"] == {"track": "blue"}
