@@ -75,6 +75,13 @@ class StepKind:
         title = KIND_TITLES[target.kind]
         return [f"{self.target_param}: {self.kind} is not valid on a {title}: it acts on a {kinds}"]
 
+    def kinds(self, params: dict[str, Any], target: Target | None) -> list[tuple[str, str | None]]:
+        """(kind, apiVersion) of each kind of any group the step names, for discovery to
+        resolve before a run (an unserved kind is exit 2 before the lock)."""
+        if self.any_target and target is not None:
+            return [(target.kind, target.api_version)]
+        return []
+
     def check_files(self, params: dict[str, Any], plan_dir: Path) -> list[str]:
         """Problems with files the params name (relative to the plan's folder)."""
         return []

@@ -77,14 +77,15 @@ def unserved_kinds(kube: Kube, steps: tuple[Any, ...], plan_dir: Path) -> list[A
     problems = []
     defined = _defined_kinds(steps, plan_dir)
     for step in steps:
-        kind = REGISTRY[step.kind]
-        if step.target is None or not kind.any_target or step.target.kind in defined:
+        if step.deferred:  # its params are known only when it runs
             continue
-        try:
-            kube.resolve(step.target.kind, step.target.api_version)
-        except NotFound as exc:
-            problems.append(Problem(step.location, f"{step.where}.{step.kind}."
-                                                   f"{kind.target_param}", str(exc)))
+        for name, api_version in REGISTRY[step.kind]().kinds(step.params, step.target):
+            if name.lower() in defined:
+                continue
+            try:
+                kube.resolve(name, api_version)
+            except NotFound as exc:
+                problems.append(Problem(step.location, f"{step.where}.{step.kind}", str(exc)))
     return problems
 
 

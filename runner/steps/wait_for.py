@@ -66,6 +66,11 @@ class WaitFor(StepKind):
         within = f" (at most {params['timeout']})" if "timeout" in params else ""
         return f"wait until {_what(params)} {_goal(params)}{within}"
 
+    def kinds(self, params: Obj, target: Target | None) -> list[tuple[str, str | None]]:
+        if "selector" in params and isinstance(params.get("kind"), str):
+            return [(params["kind"], params.get("apiVersion"))]
+        return super().kinds(params, target)
+
     def needs(self, params: Obj, target: Target | None) -> list[Need]:
         if target is None and "kind" in params:
             from runner.plan.values import parse_target
@@ -88,6 +93,8 @@ class WaitFor(StepKind):
         """What the review says: the goal, and how it stands in the projected cluster."""
         params = step.params
         if "selector" in params or step.deferred:
+            for kind, api_version in self.kinds(params, None):
+                projection.kube.resolve(kind, api_version)  # an unserved kind: exit 2 here
             return (f"{_what(params)} {_goal(params)}",)
         from runner.review.preview import target_of
 

@@ -253,3 +253,14 @@ def test_resume_refuses_when_a_patched_field_drifted(api: client.ApiClient, name
     assert proc.returncode == 1, output(proc)
     assert "service/" in proc.stderr and "spec.selector.track" in proc.stderr, output(proc)
     assert "'green'" in proc.stderr and "'purple'" in proc.stderr
+
+
+def test_unserved_kind_of_a_selector_wait_is_exit_2(api: client.ApiClient, namespace: str,
+                                                    tmp_path: Path) -> None:
+    step = {"id": "odd", "wait_for": {"selector": "app=web", "kind": "Gizmo",
+                                      "apiVersion": "example.com/v1", "exists": True}}
+    for extra in (("--dry-run",), ()):
+        proc = runplan(str(plan(tmp_path, [step])), "-e", f"ns={namespace}", *extra)
+        assert proc.returncode == 2, output(proc)
+        assert "plan.yaml:" in output(proc) and "Gizmo" in output(proc), output(proc)
+    assert client.CoordinationV1Api(api).list_namespaced_lease(namespace).items == []
