@@ -264,3 +264,27 @@ def test_unserved_kind_of_a_selector_wait_is_exit_2(api: client.ApiClient, names
         assert proc.returncode == 2, output(proc)
         assert "plan.yaml:" in output(proc) and "Gizmo" in output(proc), output(proc)
     assert client.CoordinationV1Api(api).list_namespaced_lease(namespace).items == []
+
+
+def test_status_subresource_patch_and_a_filtered_jsonpath(api: client.ApiClient, namespace: str,
+                                                          tmp_path: Path) -> None:
+    generation = route(api, namespace)["metadata"]["generation"]
+    accepted = {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "ok",
+                "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": generation}
+    status = {"id": "accept", "patch": {
+        "target": "httproute/web", "subresource": "status",
+        "patch": {"status": {"parents": [{"parentRef": {"name": "gw"},
+                                          "controllerName": "example.com/gateway",
+                                          "conditions": [accepted]}]}}}}
+    check = {"id": "accepted", "wait_for": {
+        "target": {"apiVersion": f"{GROUP}/{VERSION}", "kind": "HTTPRoute", "name": "web"},
+        "jsonpath": '{.status.parents[0].conditions[?(@.type=="Accepted")].status}',
+        "equals": "True", "timeout": "30s"}}
+    version = read_route(api, namespace)["metadata"]["resourceVersion"]
+    proc = runplan(str(plan(tmp_path, [status])), "--dry-run", "-e", f"ns={namespace}")
+    assert proc.returncode == 0, output(proc)
+    assert "+ status.parents" in proc.stdout and "of /status" in proc.stdout, proc.stdout
+    assert read_route(api, namespace)["metadata"]["resourceVersion"] == version
+    run(plan(tmp_path, [status, check]), namespace)
+    parents = read_route(api, namespace)["status"]["parents"]
+    assert parents[0]["conditions"][0]["type"] == "Accepted"
