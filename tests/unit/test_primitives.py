@@ -145,3 +145,14 @@ def test_the_journaled_change_log_includes_the_change_being_recorded() -> None:
     last = journaled[-1]["objects"]
     assert len(last) == 1 and last[0]["after"]["spec"]["selector"] == {"track": "green"}
     assert journaled[0]["objects"][0]["before"]["spec"]["selector"] == {"track": "blue"}
+
+
+def test_set_weights_picks_a_rule_by_name() -> None:
+    obj = route(100, 0)
+    obj["spec"]["rules"].insert(0, {"name": "api", "backendRefs": [{"name": "api", "weight": 1}]})
+    obj["spec"]["rules"][1]["name"] = "web"
+    params = {"route": "httproute/web", "rule": "web", "weights": {"web-canary": 10}}
+    change = SetWeights().change("w", Target("httproute", "web"), obj, params)
+    assert change.patch[-1]["path"] == "/spec/rules/1/backendRefs"
+    with pytest.raises(StepFailure, match="named rules: api, web"):
+        SetWeights().change("w", Target("httproute", "web"), obj, {**params, "rule": "x"})
