@@ -1,4 +1,6 @@
-"""python -m localcluster up|down|status|build [--state-dir DIR] [--audit-log]
+"""python -m localcluster up|down|status|build [--state-dir DIR] [--audit-log] [--with EXTRA]
+
+`up --with gateway-api` also installs the Gateway API standard-channel CRDs.
 
 `up --audit-log` has the API server write every request (Metadata level, JSON
 lines) to DIR/audit.log; off by default. `up --pod-start-delay 1s`: every pod is
@@ -26,6 +28,14 @@ def main(argv: list[str] | None = None) -> int:
         help="up: log every API request (Metadata level) to STATE_DIR/audit.log",
     )
     parser.add_argument(
+        "--with",
+        dest="extras",
+        action="append",
+        default=[],
+        choices=("gateway-api",),
+        help="up: also install an extra (repeatable): gateway-api = the Gateway API CRDs",
+    )
+    parser.add_argument(
         "--pod-start-delay",
         metavar="DURATION",
         help="up: every pod is Running but not Ready for DURATION (e.g. 1s) after it starts",
@@ -35,16 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731
     try:
         if args.command == "up":
-            endpoints = cluster.up(
-                args.state_dir, log, audit_log=args.audit_log, pod_start_delay=args.pod_start_delay
-            )
+            endpoints = cluster.up(args.state_dir, log, audit_log=args.audit_log,
+                                   extras=tuple(args.extras),
+                                   pod_start_delay=args.pod_start_delay)
             print(endpoints.exports())
         elif args.command == "down":
             cluster.down(args.state_dir, log)
         elif args.command == "build":
-            from localcluster import build
+            from localcluster import build, gatewayapi
 
             build.build_all(log)
+            gatewayapi.fetch(log)  # every extra too: `make test` needs them all
             print(build.bin_dir())
         else:
             return _status(args.state_dir)
