@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localcluster import build, certs, processes
+from localcluster import prometheus as prom
 from localcluster.errors import ClusterSetupError
 from localcluster.processes import State
 
@@ -37,21 +38,42 @@ COMPONENTS = (
 
 @dataclass(frozen=True)
 class Endpoints:
-    """What a client needs: the kubeconfig and the DNS server."""
+    """What a client needs: the kubeconfig, the DNS server (and Prometheus, if started)."""
 
     kubeconfig: Path
     dns: str
+    prometheus: str | None = None
 
     def exports(self) -> str:
-        return f"export KUBECONFIG={self.kubeconfig}\nexport RUNPLAN_DNS_SERVER={self.dns}"
+        lines = [f"export KUBECONFIG={self.kubeconfig}", f"export RUNPLAN_DNS_SERVER={self.dns}"]
+        if self.prometheus:
+            lines.append(f"export RUNPLAN_PROMETHEUS_URL={self.prometheus}")
+        return "\n".join(lines)
+
+
+EXTRAS = ("prometheus",)
 
 
 def endpoints(state_dir: Path, state: State) -> Endpoints:
-    return Endpoints(state_dir / "kubeconfig", f"127.0.0.1:{state.ports['dns']}")
+    prom_state = prom.load(state_dir)
+    running = prom_state is not None and prom.running(prom_state)
+    return Endpoints(state_dir / "kubeconfig", f"127.0.0.1:{state.ports['dns']}",
+                     prom.url(prom_state) if running and prom_state else None)
+
+
+def _start_extras(state_dir: Path, state: State, extras: tuple[str, ...],
+                  log: Callable[[str], None]) -> None:
+    """`--with prometheus`: started (built first if missing) once the API answers."""
+    unknown = sorted(set(extras) - set(EXTRAS))
+    if unknown:
+        raise ClusterSetupError(f"unknown extra {unknown[0]!r}: choose from {', '.join(EXTRAS)}")
+    if "prometheus" in extras:
+        log(f"prometheus up at {prom.start(state_dir, state.ports['apiserver'])}")
 
 
 def up(
-    state_dir: Path, log: Callable[[str], None] = print, audit_log: bool = False
+    state_dir: Path, log: Callable[[str], None] = print, audit_log: bool = False,
+    *, extras: tuple[str, ...] = (),
 ) -> Endpoints:
     """Start the control plane; `audit_log` has the API server write DIR/audit.log.
 
@@ -64,10 +86,13 @@ def up(
         log(f"local cluster already running (state in {state_dir})")
         if audit_log and not audit_log_path(state_dir).exists():
             log("note: it was started without --audit-log; `down` it first to get one")
+        _start_extras(state_dir, existing, extras, log)
         return endpoints(state_dir, existing)
     if existing or state_dir.exists():
         _clean_stale(state_dir, existing, log)
     build.build_all(log)
+    if "prometheus" in extras:
+        prom.build(log)
     state_dir.mkdir(parents=True, exist_ok=True)
     state = State(bin_dir=str(build.bin_dir()), ports={})
     started = time.monotonic()
@@ -76,7 +101,9 @@ def up(
         from localcluster import readiness  # the kubernetes client loads only here
 
         readiness.wait_cluster_ready(state_dir, state, NODE_NAMES, NODE_ANNOTATION)
+        _start_extras(state_dir, state, extras, log)
     except BaseException:
+        prom.stop(state_dir)
         processes.stop(state.pids, state.bin_dir)
         raise
     log(f"local cluster up in {time.monotonic() - started:.1f}s (state in {state_dir})")
@@ -89,7 +116,7 @@ def down(state_dir: Path, log: Callable[[str], None] = print) -> None:
     if state is None:
         log(f"no local cluster state in {state_dir}: nothing to stop")
         return
-    stopped = processes.stop(state.pids, state.bin_dir)
+    stopped = prom.stop(state_dir) + processes.stop(state.pids, state.bin_dir)
     state.pids = {}
     state.save(state_dir)
     log(f"stopped {', '.join(stopped) or 'nothing (no process was running)'}")
@@ -99,7 +126,8 @@ def status(state_dir: Path) -> dict[str, bool]:
     state = State.load(state_dir.resolve())
     if state is None:
         return {}
-    return {name: processes.alive(pid, state.bin_dir) for name, pid in state.pids.items()}
+    alive = {name: processes.alive(pid, state.bin_dir) for name, pid in state.pids.items()}
+    return {**alive, **prom.status(state_dir.resolve())}
 
 
 def healthy(state_dir: Path, state: State) -> bool:
@@ -114,7 +142,7 @@ def healthy(state_dir: Path, state: State) -> bool:
 def _clean_stale(state_dir: Path, state: State | None, log: Callable[[str], None]) -> None:
     """A crashed run left processes or files behind: stop what runs, wipe the rest."""
     if state is not None:
-        leftovers = processes.stop(state.pids, state.bin_dir)
+        leftovers = prom.stop(state_dir) + processes.stop(state.pids, state.bin_dir)
         if leftovers:
             log(f"stopped leftovers of an earlier run: {', '.join(leftovers)}")
     shutil.rmtree(state_dir, ignore_errors=True)
