@@ -17,6 +17,7 @@ from runner.steps.scale import Scale
 from runner.steps.set_image import SetImage
 from runner.steps.set_partition import SetPartition
 from runner.steps.verify_dns import VerifyDns
+from runner.steps.verify_http import VerifyHttp
 from runner.steps.verify_metrics import VerifyMetrics
 from runner.steps.verify_pods import VerifyPods
 from runner.steps.wait import Wait
@@ -37,6 +38,7 @@ REGISTRY: dict[str, type[StepKind]] = {
     "wait": Wait,
     "approval": Approval,
     "verify_metrics": VerifyMetrics,
+    "verify_http": VerifyHttp,
 }
 
 __all__ = ["REGISTRY", "StepKind"]

@@ -179,6 +179,9 @@ class VerifyMetrics(StepKind):
         limit = params.get("failure_limit", 0)
         return f"measures {names} {how} (fails after {limit} failed measurement(s) + 1)"
 
+    def live_review(self, params: dict[str, Any]) -> list[str]:
+        return review_lines(self.kind, params)
+
     def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
         try:
             client = Prometheus(prometheus_url(params), timeout=_query_timeout(params))
@@ -281,3 +284,34 @@ def _ask(ctx: StepContext, params: dict[str, Any], what: str) -> None:
     decision = ctx.approvals.decide(ctx.step.id, f"{what}: go on?", timeout, ctx.progress)
     if not decision.approved:
         raise StepFailure(ctx.step.id, f"{what}; rejected by {decision.by} ({decision.via})")
+
+
+def review_lines(step_id: str, params: dict[str, Any]) -> list[str]:
+    """Each query once, now: `error-rate = 0.0021 (value < 0.01: would pass)`."""
+    try:
+        client = Prometheus(prometheus_url(params), timeout=_query_timeout(params))
+    except ValueError as exc:
+        raise StepFailure(step_id, str(exc)) from None
+    lines = []
+    for spec in metric_specs(params):
+        result = measure(client, [spec], 1).results[0]
+        if result.verdict is Verdict.ERROR:
+            raise StepFailure(step_id, f"{spec.name}: {result.reason} (query: {spec.query})")
+        lines.append(f"{_now_text(result)} ({spec.success}: would {_would(result.verdict)})")
+        lines.append(f"  query: {spec.query}")
+    return lines
+
+
+def _now_text(result: MetricResult) -> str:
+    shown = result.failing or result.series
+    if not shown:
+        return f"{result.spec.name}: {result.reason}"
+    values = ", ".join(f"{s.value:.6g}" + (f" {s.label_text()}" if s.labels else "")
+                       if s.value is not None else f"no value {s.label_text()}"
+                       for s in shown[:5])
+    return f"{result.spec.name} = {values}"
+
+
+def _would(verdict: Verdict) -> str:
+    return {Verdict.PASS: "pass", Verdict.FAIL: "fail",
+            Verdict.INCONCLUSIVE: "be inconclusive"}.get(verdict, "error")

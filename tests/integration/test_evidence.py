@@ -1,0 +1,251 @@
+"""Evidence gates against the real local Prometheus (started with the session cluster).
+
+A loopback exporter that the test controls (a tiny http.server on 127.0.0.1)
+is added to Prometheus by writing <state-dir>/prometheus/targets.json; the
+exporter counts its scrapes, so a test waits for data on an Event, not by
+polling Prometheus. Plans run through the `runplan` command, as a user runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from localcluster import prometheus as localprom
+from tests.integration.conftest import STATE_DIR
+from tests.integration.test_playbooks import RUNPLAN, output, playbook, runplan
+
+OLD, NEW = "registry.example/web:v1", "registry.example/web:v2"
+
+
+class Exporter:
+    """Serves web_http_requests_total counters for one canary pod; `error_ratio` is live."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.error_ratio = 0.0
+        self.total = self.errors = 0.0
+        self.scrapes = 0
+        self._last = time.monotonic()
+        self._cond = threading.Condition()
+        exporter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 -- http.server's name
+                body = exporter.render().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def render(self) -> str:
+        """100 requests/s since the last scrape, `error_ratio` of them 5xx."""
+        with self._cond:
+            now = time.monotonic()
+            served = 100.0 * (now - self._last)
+            self._last = now
+            self.total += served
+            self.errors += served * self.error_ratio
+            self.scrapes += 1
+            self._cond.notify_all()
+            ok, bad = self.total - self.errors, self.errors
+        pod = 'pod="web-canary-0",track="canary"'
+        return (f'web_http_requests_total{{{pod},code="200"}} {ok:.3f}\n'
+                f'web_http_requests_total{{{pod},code="500"}} {bad:.3f}\n')
+
+    def wait_scrapes(self, more: int, timeout: float = 30.0) -> None:
+        with self._cond:
+            goal = self.scrapes + more
+            assert self._cond.wait_for(lambda: self.scrapes >= goal, timeout), (
+                f"Prometheus did not scrape {self.address} {more} times in {timeout:.0f}s")
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def write_targets(targets: list[dict[str, Any]]) -> None:
+    path = localprom.targets_file(STATE_DIR.resolve())
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(targets))
+    os.replace(tmp, path)  # file_sd never reads a half-written file
+
+
+@pytest.fixture
+def exporter(local_cluster: Any, namespace: str) -> Iterator[Exporter]:
+    exp = Exporter(namespace)
+    write_targets([{"targets": [exp.address], "labels": {"namespace": namespace}}])
+    exp.wait_scrapes(3)  # rate() over 5s needs two samples; three is a margin
+    yield exp
+    write_targets([])
+    exp.close()
+
+
+def deployment(api: client.ApiClient, namespace: str) -> Any:
+    return client.AppsV1Api(api).read_namespaced_deployment("web", namespace)
+
+
+def pod_images(api: client.ApiClient, namespace: str) -> list[str]:
+    pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector="app=web").items
+    return sorted(p.spec.containers[0].image for p in pods if not p.metadata.deletion_timestamp)
+
+
+def events_of(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_canary_analysis_healthy_widens(api: client.ApiClient, namespace: str,
+                                        exporter: Exporter) -> None:
+    proc = runplan(str(playbook("deployment-canary-analysis")), "-e", f"ns={namespace}",
+                   "-e", "soak=6s", "--output", "json")
+    assert proc.returncode == 0, output(proc)
+    dep = deployment(api, namespace)
+    assert dep.spec.template.spec.containers[0].image == NEW
+    assert pod_images(api, namespace) == [NEW] * 4
+    measured = [e["measurement"] for e in events_of(proc.stdout)
+                if e["event"] == "step_progress" and e.get("measurement")]
+    assert len(measured) >= 4, "one measurement a second during the 6s soak"
+    metric = measured[-1]["metrics"][0]
+    assert metric["verdict"] == "pass" and metric["name"] == "canary-error-rate"
+    assert f'namespace="{namespace}"' in metric["query"]  # the rendered query
+    assert metric["series"][0]["labels"]["pod"] == "web-canary-0"
+    assert metric["series"][0]["value"] == 0.0
+
+
+def test_canary_analysis_breach_rolls_back_at_once(api: client.ApiClient, namespace: str,
+                                                   exporter: Exporter) -> None:
+    argv = [*RUNPLAN, str(playbook("deployment-canary-analysis")), "-e", f"ns={namespace}",
+            "-e", "soak=120s", "--output", "json"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines, breach, failed_at, rollback_at = [], 0.0, 0.0, 0.0
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        event = json.loads(line) if line.startswith("{") else {}
+        if event.get("measurement") and not breach:
+            exporter.error_ratio, breach = 0.5, time.monotonic()  # the canary goes bad
+        if event.get("event") == "step_finished" and event.get("step") == "analysis":
+            failed_at = time.monotonic()
+        if event.get("event") == "rollback_started":
+            rollback_at = time.monotonic()
+    code, stderr = proc.wait(timeout=120), proc.stderr.read() if proc.stderr else ""
+    text = "".join(lines) + stderr
+    assert code == 1, text
+    assert breach and failed_at and rollback_at, text
+    # interval (1s) x (failure_limit 1 + 1) + the 1s scrape + a margin for a busy machine
+    assert rollback_at - breach < 2 * 1 + 1 + 3, f"{rollback_at - breach:.1f}s\n{text}"
+    assert "soak" in [e["step"] for e in events_of(text)
+                      if e["event"] == "step_finished" and e["status"] == "cancelled"]
+    summary = "\n".join(next(e for e in events_of(text) if e["event"] == "run_finished")
+                        ["summary"])
+    for part in ("canary-error-rate", 'pod="web-canary-0"', "fails value < 0.05",
+                 f'namespace="{namespace}"', "failure_limit is 1"):
+        assert part in summary, summary
+    dep = deployment(api, namespace)
+    assert dep.spec.template.spec.containers[0].image == OLD
+    assert not dep.spec.paused
+
+
+STS_PLAN = """
+apiVersion: runplan/v1
+kind: Plan
+metadata: {name: sts-gate}
+namespace: "{{ ns }}"
+vars: {ns: default, image: "registry.example/db:v2", want: 1}
+steps:
+  - id: install
+    apply:
+      manifests:
+        - apiVersion: apps/v1
+          kind: StatefulSet
+          metadata: {name: db}
+          spec:
+            serviceName: db
+            replicas: 3
+            selector: {matchLabels: {app: db}}
+            template:
+              metadata: {labels: {app: db}}
+              spec: {containers: [{name: db, image: "registry.example/db:v1"}]}
+            updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 2}}
+  - id: installed
+    wait_ready: {target: statefulset/db}
+  - id: canary
+    set_image: {target: statefulset/db, image: "{{ image }}"}
+  - id: canary-ready
+    wait_ready: {target: statefulset/db}
+  - id: gate
+    verify_metrics:
+      interval: 1s
+      count: 2
+      metrics:
+        - name: apiserver-up
+          query: up{job="kube-apiserver"}
+          success: value == {{ want }}
+        - name: apiserver-5xx
+          query: sum(rate(apiserver_request_total{code=~"5.."}[30s])) or vector(0)
+          success: value < 1
+  - id: widen
+    set_partition: {target: statefulset/db, partition: 0}
+  - id: widened
+    wait_ready: {target: statefulset/db}
+on_failure: rollback
+"""
+
+
+def sts_images(api: client.ApiClient, namespace: str) -> dict[str, str]:
+    pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector="app=db").items
+    return {p.metadata.name: p.spec.containers[0].image for p in pods}
+
+
+@pytest.mark.parametrize("healthy", [True, False], ids=["metric-passes", "metric-fails"])
+def test_statefulset_partition_move_gated_on_a_real_metric(
+        api: client.ApiClient, namespace: str, tmp_path: Path, local_cluster: Any,
+        healthy: bool) -> None:
+    plan = tmp_path / "sts-gate.yaml"
+    plan.write_text(STS_PLAN)
+    want = "1" if healthy else "2"  # the apiserver's `up` is 1: asking for 2 fails the gate
+    proc = runplan(str(plan), "-e", f"ns={namespace}", "-e", f"want={want}")
+    sts = client.AppsV1Api(api).read_namespaced_stateful_set("db", namespace)
+    if healthy:
+        assert proc.returncode == 0, output(proc)
+        assert sts.spec.update_strategy.rolling_update.partition == 0
+        assert set(sts_images(api, namespace).values()) == {"registry.example/db:v2"}
+        return
+    assert proc.returncode == 1, output(proc)
+    assert "apiserver-up = 1" in output(proc) and 'up{job="kube-apiserver"}' in output(proc)
+    assert sts.spec.update_strategy.rolling_update.partition == 2  # never widened
+    assert sts.spec.template.spec.containers[0].image == "registry.example/db:v1"  # rolled back
+
+
+def test_prometheus_unreachable_is_a_clear_error(namespace: str, tmp_path: Path,
+                                                 local_cluster: Any) -> None:
+    doc = yaml.safe_load(STS_PLAN)
+    doc["steps"] = [{"id": "gate", "verify_metrics": {
+        "prometheus": "http://127.0.0.1:9", "interval": "200ms", "count": 5, "error_limit": 1,
+        "metrics": [{"name": "up", "query": "up", "success": "value == 1"}]}}]
+    plan = tmp_path / "down.yaml"
+    plan.write_text(yaml.safe_dump(doc))
+    proc = runplan(str(plan), "-e", f"ns={namespace}")
+    assert proc.returncode == 1, output(proc)
+    assert "Prometheus at http://127.0.0.1:9 did not answer" in output(proc)
+    assert "2 query error(s) in a row, error_limit is 1" in output(proc)
+    assert "Traceback" not in output(proc)
