@@ -89,7 +89,10 @@ class Executor:
         """Run these steps as a graph; on return every one of them has a status."""
         pending = [s for s in steps if self.state.statuses.get(s.id) not in DONE]
         running: dict[Future[Outcome], Step] = {}
-        with ThreadPoolExecutor(self.max_parallel, thread_name_prefix="step") as pool:
+        # A background step (`until`) waits for others: it gets a worker of its own,
+        # beyond --max-parallel, or it could hold the last one its guarded step needs.
+        workers = self.max_parallel + sum(1 for s in pending if s.until)
+        with ThreadPoolExecutor(workers, thread_name_prefix="step") as pool:
             while pending or running:
                 self._start_ready(pending, running, pool)
                 if not running:
@@ -105,8 +108,11 @@ class Executor:
         # A need outside this run (not selected by --only/--from) counts as done.
         unsettled = {s.id for s in pending} | {s.id for s in running.values()}
         for step in list(pending):
-            if self.stopping or len(running) >= self.max_parallel:
+            if self.stopping:
                 return
+            if sum(1 for s in running.values() if not s.until) >= self.max_parallel \
+                    and not step.until:
+                continue
             needs = [self.state.statuses.get(n, "pending" if n in unsettled else SUCCEEDED)
                      for n in step.needs]
             if all(s in DONE for s in needs):

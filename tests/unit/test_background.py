@@ -72,13 +72,14 @@ class Analysis(VerifyMetrics):
 
 
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, soak: str,
-        fail_at: int | None) -> tuple[RunState, Events, float]:
+        fail_at: int | None, max_parallel: int = 4) -> tuple[RunState, Events, float]:
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text(PLAN.replace("SOAK", soak))
     monkeypatch.setitem(REGISTRY, "verify_metrics", Analysis)
     monkeypatch.setattr(Analysis, "fail_at", fail_at)
     events = Events()
-    executor = Executor(compile_plan(plan_file), FakeKube(), Bus("r", [events]))  # type: ignore[arg-type]
+    executor = Executor(compile_plan(plan_file), FakeKube(), Bus("r", [events]),  # type: ignore[arg-type]
+                        max_parallel)
     started = time.monotonic()
     state = executor.run(executor.plan.steps)
     return state, events, time.monotonic() - started
@@ -109,3 +110,9 @@ def test_a_failing_analysis_fails_the_run_at_once(tmp_path, monkeypatch) -> None
     assert state.statuses == {"pre": "succeeded", "analysis": "failed", "soak": "cancelled",
                               "resume": "not_run", "undo": "succeeded"}
     assert seconds < 5, "the 30s soak was cancelled, not waited out"
+
+
+def test_a_background_step_does_not_take_the_last_parallel_slot(tmp_path, monkeypatch) -> None:
+    state, _, seconds = run(tmp_path, monkeypatch, "200ms", None, max_parallel=1)
+    assert state.statuses["soak"] == "succeeded" and state.statuses["analysis"] == "succeeded"
+    assert seconds < 5
