@@ -24,7 +24,7 @@ from kubernetes import client
 
 from localcluster import prometheus as localprom
 from tests.integration.conftest import STATE_DIR
-from tests.integration.test_playbooks import RUNPLAN, output, playbook, runplan
+from tests.integration.test_playbooks import REPO, RUNPLAN, output, playbook, runplan
 
 OLD, NEW = "registry.example/web:v1", "registry.example/web:v2"
 
@@ -249,3 +249,59 @@ def test_prometheus_unreachable_is_a_clear_error(namespace: str, tmp_path: Path,
     assert "Prometheus at http://127.0.0.1:9 did not answer" in output(proc)
     assert "2 query error(s) in a row, error_limit is 1" in output(proc)
     assert "Traceback" not in output(proc)
+
+
+class Health:
+    """A loopback /healthz: 503 for the first `bad` requests, then green JSON.
+
+    It answers 401 unless the Authorization header carries the token, so the
+    test proves the header was sent while checking it is never printed."""
+
+    def __init__(self, bad: int, token: str) -> None:
+        self.requests = 0
+        health = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 -- http.server's name
+                health.requests += 1
+                if self.headers.get("Authorization") != f"Bearer {token}":
+                    code, body = 401, b"{}"
+                elif health.requests <= bad:
+                    code, body = 503, b'{"status": "red"}'
+                else:
+                    code, body = 200, b'{"status": "green", "ready": 3}'
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/healthz"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_verify_http_retries_until_green_and_hides_the_token(namespace: str, tmp_path: Path,
+                                                             local_cluster: Any) -> None:
+    token = "s3cr3t-0123456789"
+    health = Health(bad=2, token=token)
+    doc = {"apiVersion": "runplan/v1", "kind": "Plan", "metadata": {"name": "smoke"},
+           "namespace": namespace, "steps": [{"id": "smoke", "verify_http": {
+               "url": health.url, "headers": {"Authorization": {"env": "SMOKE_AUTH"}},
+               "expect": {"status": 200, "json": 'json.status == "green" and json.ready >= 3'},
+               "count": 2, "interval": "200ms", "timeout": "30s"}}]}
+    plan = tmp_path / "smoke.yaml"
+    plan.write_text(yaml.safe_dump(doc))
+    env = {"SMOKE_AUTH": f"Bearer {token}"}
+    proc = runplan(str(plan), "--output", "json", env=env)
+    assert proc.returncode == 0, output(proc)
+    assert health.requests == 4  # two 503s, then two greens in a row
+    review = runplan(str(plan), "--dry-run", env=env)
+    assert review.returncode == 0, output(review)
+    assert "status 200" in review.stdout and "would pass" in review.stdout
+    journals = "".join(p.read_text() for p in (REPO / ".runplan" / "runs").glob("*.json"))
+    for text in (output(proc), output(review), journals):
+        assert token not in text
+    health.server.shutdown()
