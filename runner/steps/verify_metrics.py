@@ -177,7 +177,7 @@ class VerifyMetrics(StepKind):
             count = params.get("count", 1)
             how = f"{count} time(s), every {every}" if count != 1 else "once"
         limit = params.get("failure_limit", 0)
-        return f"measures {names} {how} (fails after {limit} failed measurement(s) + 1)"
+        return f"measures {names} {how}, tolerating {limit} failed measurement(s)"
 
     def live_review(self, params: dict[str, Any]) -> list[str]:
         return review_lines(self.kind, params)

@@ -9,7 +9,6 @@ polling Prometheus. Plans run through the `runplan` command, as a user runs them
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
 import time
@@ -22,81 +21,20 @@ import pytest
 import yaml
 from kubernetes import client
 
-from localcluster import prometheus as localprom
+from localcluster.exporter import Exporter, write_targets
 from tests.integration.conftest import STATE_DIR
 from tests.integration.test_playbooks import REPO, RUNPLAN, output, playbook, runplan
 
 OLD, NEW = "registry.example/web:v1", "registry.example/web:v2"
 
 
-class Exporter:
-    """Serves web_http_requests_total counters for one canary pod; `error_ratio` is live."""
-
-    def __init__(self, namespace: str) -> None:
-        self.namespace = namespace
-        self.error_ratio = 0.0
-        self.total = self.errors = 0.0
-        self.scrapes = 0
-        self._last = time.monotonic()
-        self._cond = threading.Condition()
-        exporter = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 -- http.server's name
-                body = exporter.render().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def render(self) -> str:
-        """100 requests/s since the last scrape, `error_ratio` of them 5xx."""
-        with self._cond:
-            now = time.monotonic()
-            served = 100.0 * (now - self._last)
-            self._last = now
-            self.total += served
-            self.errors += served * self.error_ratio
-            self.scrapes += 1
-            self._cond.notify_all()
-            ok, bad = self.total - self.errors, self.errors
-        pod = 'pod="web-canary-0",track="canary"'
-        return (f'web_http_requests_total{{{pod},code="200"}} {ok:.3f}\n'
-                f'web_http_requests_total{{{pod},code="500"}} {bad:.3f}\n')
-
-    def wait_scrapes(self, more: int, timeout: float = 30.0) -> None:
-        with self._cond:
-            goal = self.scrapes + more
-            assert self._cond.wait_for(lambda: self.scrapes >= goal, timeout), (
-                f"Prometheus did not scrape {self.address} {more} times in {timeout:.0f}s")
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def write_targets(targets: list[dict[str, Any]]) -> None:
-    path = localprom.targets_file(STATE_DIR.resolve())
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(targets))
-    os.replace(tmp, path)  # file_sd never reads a half-written file
-
-
 @pytest.fixture
 def exporter(local_cluster: Any, namespace: str) -> Iterator[Exporter]:
-    exp = Exporter(namespace)
-    write_targets([{"targets": [exp.address], "labels": {"namespace": namespace}}])
+    exp = Exporter()
+    write_targets(STATE_DIR, [{"targets": [exp.address], "labels": {"namespace": namespace}}])
     exp.wait_scrapes(3)  # rate() over 5s needs two samples; three is a margin
     yield exp
-    write_targets([])
+    write_targets(STATE_DIR, [])
     exp.close()
 
 
