@@ -272,7 +272,8 @@ def _settle_inconclusive(ctx: StepContext, params: dict[str, Any], budget: Budge
     if policy == Inconclusive.PASS:
         ctx.progress(f"{what}: passing (inconclusive: pass)")
     elif policy == Inconclusive.FAIL:
-        raise StepFailure(ctx.step.id, f"{what} (inconclusive: fail)")
+        why = [r.text() for r in (last.results if last else ()) if r.verdict is not Verdict.PASS]
+        raise StepFailure(ctx.step.id, f"{what} (inconclusive: fail)", why)
     else:
         _ask(ctx, params, what)
 

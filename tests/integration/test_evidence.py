@@ -243,3 +243,30 @@ def test_verify_http_retries_until_green_and_hides_the_token(namespace: str, tmp
     for text in (output(proc), output(review), journals):
         assert token not in text
     health.server.shutdown()
+
+
+@pytest.mark.parametrize(("policy", "extra", "code", "said"), [
+    ("fail", (), 1, "2 of 2 measurements were inconclusive"),
+    ("pass", (), 0, "passing (inconclusive: pass)"),
+    ("approve", ("--approve", "gate"), 0, "approved"),
+])
+def test_no_data_is_inconclusive_and_inconclusive_decides(
+        namespace: str, tmp_path: Path, local_cluster: Any, policy: str, extra: tuple[str, ...],
+        code: int, said: str) -> None:
+    doc = {"apiVersion": "runplan/v1", "kind": "Plan", "metadata": {"name": "nodata"},
+           "namespace": namespace, "steps": [{"id": "gate", "verify_metrics": {
+               "interval": "500ms", "count": 2, "inconclusive": policy,
+               "metrics": [{"name": "absent", "query": 'no_such_metric{ns="x"}',
+                            "success": "value < 1", "no_data": "inconclusive"}]}}]}
+    plan = tmp_path / "nodata.yaml"
+    plan.write_text(yaml.safe_dump(doc))
+    proc = runplan(str(plan), *extra)
+    assert proc.returncode == code, output(proc)
+    if policy == "fail":
+        assert "no data: the query returned no series (no_data: inconclusive)" in output(proc)
+    if policy == "approve":
+        journal = json.loads(max((REPO / ".runplan" / "runs").glob("*.json"),
+                                 key=lambda p: p.stat().st_mtime).read_text())
+        assert journal["steps"]["gate"]["outputs"]["inconclusive"] == 2
+        return
+    assert said in output(proc)
