@@ -169,6 +169,8 @@ def test_statefulset_partition_move_gated_on_a_real_metric(
     plan = tmp_path / "sts-gate.yaml"
     plan.write_text(STS_PLAN)
     want = "1" if healthy else "2"  # the apiserver's `up` is 1: asking for 2 fails the gate
+    pre = runplan(str(plan), "-e", f"ns={namespace}", "--only", "install,installed")
+    assert pre.returncode == 0, output(pre)  # db:v1 runs before the run, as in production
     proc = runplan(str(plan), "-e", f"ns={namespace}", "-e", f"want={want}")
     sts = client.AppsV1Api(api).read_namespaced_stateful_set("db", namespace)
     if healthy:
@@ -278,3 +280,23 @@ def test_no_data_is_inconclusive_and_inconclusive_decides(
         assert journal["steps"]["gate"]["outputs"]["inconclusive"] == 2
         return
     assert said in output(proc)
+
+
+def test_dry_run_measures_once_and_says_the_verdict(api: client.ApiClient, namespace: str,
+                                                     tmp_path: Path, local_cluster: Any) -> None:
+    plan = tmp_path / "sts-gate.yaml"
+    plan.write_text(STS_PLAN)
+    review = runplan(str(plan), "-e", f"ns={namespace}", "--dry-run")
+    assert review.returncode == 0, output(review)
+    assert "apiserver-up = 1 {" in review.stdout, review.stdout
+    assert "(value == 1: would pass)" in review.stdout
+    assert 'query: up{job="kube-apiserver"}' in review.stdout
+    failing = runplan(str(plan), "-e", f"ns={namespace}", "-e", "want=2", "--dry-run")
+    assert "(value == 2: would fail)" in failing.stdout, output(failing)
+    down = runplan(str(plan), "-e", f"ns={namespace}", "--dry-run",
+                   env={"RUNPLAN_PROMETHEUS_URL": "http://127.0.0.1:9"})
+    assert down.returncode == 2, output(down)
+    assert "Prometheus at http://127.0.0.1:9 did not answer" in output(down)
+    offline = runplan(str(plan), "-e", f"ns={namespace}", "--dry-run", "--offline")
+    assert 'up{job=\\"kube-apiserver\\"}' in offline.stdout, offline.stdout  # rendered query
+    assert client.AppsV1Api(api).list_namespaced_stateful_set(namespace).items == []
