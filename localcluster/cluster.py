@@ -68,7 +68,8 @@ def _start_extras(state_dir: Path, state: State, extras: tuple[str, ...],
     if unknown:
         raise ClusterSetupError(f"unknown extra {unknown[0]!r}: choose from {', '.join(EXTRAS)}")
     if "prometheus" in extras:
-        log(f"prometheus up at {prom.start(state_dir, state.ports['apiserver'])}")
+        url = prom.start(state_dir, state.ports["apiserver"], taken=state.ports.values())
+        log(f"prometheus up at {url}")
 
 
 def up(
@@ -176,7 +177,7 @@ def _audit_args(state_dir: Path) -> list[str]:
 
 def _start_all(state_dir: Path, state: State, audit_log: bool = False) -> None:
     for name in ("etcd_client", "etcd_peer", "apiserver", "kcm", "scheduler", "dns", "kwok"):
-        state.ports[name] = processes.free_port()
+        state.ports[name] = processes.free_port(taken=state.ports.values())
     certs.generate(state_dir / "pki")
     _write_kubeconfig(state_dir, state.ports["apiserver"])
     _write_corefile(state_dir, state.ports["dns"])

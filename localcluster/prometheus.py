@@ -24,7 +24,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from localcluster import processes, versions
@@ -113,7 +113,7 @@ def load(state_dir: Path) -> State | None:
     return State.load(home(state_dir))
 
 
-def start(state_dir: Path, apiserver_port: int) -> str:
+def start(state_dir: Path, apiserver_port: int, taken: Collection[int] = ()) -> str:
     """Start Prometheus for the cluster in `state_dir`; its URL once /-/ready answers."""
     existing = load(state_dir)
     if existing is not None and running(existing) and _ready(url(existing)):
@@ -125,7 +125,7 @@ def start(state_dir: Path, apiserver_port: int) -> str:
         targets_file(state_dir).write_text("[]\n")
     config = home(state_dir) / "prometheus.yml"
     config.write_text(json.dumps(config_for(state_dir, apiserver_port), indent=2))
-    state = State(bin_dir=str(binary().parent), ports={NAME: processes.free_port()})
+    state = State(bin_dir=str(binary().parent), ports={NAME: processes.free_port(taken)})
     argv = [str(binary()), f"--config.file={config}",
             f"--storage.tsdb.path={home(state_dir) / 'data'}",
             f"--web.listen-address=127.0.0.1:{state.ports[NAME]}",
