@@ -67,6 +67,10 @@ def test_canary_analysis_healthy_widens(api: client.ApiClient, namespace: str,
     assert f'namespace="{namespace}"' in metric["query"]  # the rendered query
     assert metric["series"][0]["labels"]["pod"] == "web-canary-0"
     assert metric["series"][0]["value"] == 0.0
+    run_id = events_of(proc.stdout)[0]["run_id"]
+    journal = json.loads((REPO / ".runplan" / "runs" / f"{run_id}.json").read_text())
+    kept = journal["steps"]["analysis"]["measurements"]
+    assert kept == measured[-len(kept):]  # every measurement is journaled as it was sent
 
 
 def test_canary_analysis_breach_rolls_back_at_once(api: client.ApiClient, namespace: str,
