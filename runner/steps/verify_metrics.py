@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from runner.errors import StepFailure
@@ -43,8 +44,12 @@ SUCCESS_NAMES = frozenset({"value", "values", "labels", "series"})
 _RENDERER = Renderer()
 
 
-class Inconclusive:
-    FAIL, PASS, APPROVE = "fail", "pass", "approve"
+class Inconclusive(str, Enum):
+    """What an analysis with inconclusive measurements does when it ends."""
+
+    FAIL = "fail"
+    PASS = "pass"
+    APPROVE = "approve"
 
 
 def success_check(expression: str) -> Any:
@@ -266,7 +271,7 @@ def _settle_inconclusive(ctx: StepContext, params: dict[str, Any], budget: Budge
     """Inconclusive measurements, none failed beyond budget: `inconclusive` decides."""
     if budget.inconclusive == 0:
         return
-    policy = params.get("inconclusive", Inconclusive.FAIL)
+    policy = Inconclusive(params.get("inconclusive", Inconclusive.FAIL.value))
     what = (f"{budget.inconclusive} of {budget.taken} measurements were inconclusive"
             + (f" (last: {last.text()})" if last else ""))
     if policy == Inconclusive.PASS:
