@@ -1,4 +1,7 @@
-"""python -m localcluster up|down|status|build [--state-dir DIR] [--audit-log] [--with X]...
+"""python -m localcluster up|down|status|build [--state-dir DIR] [--audit-log] [--with EXTRA]...
+
+`up --with gateway-api` also installs the Gateway API standard-channel CRDs;
+`up --with prometheus` also starts Prometheus and prints RUNPLAN_PROMETHEUS_URL.
 
 `up --audit-log` has the API server write every request (Metadata level, JSON
 lines) to DIR/audit.log; off by default.
@@ -28,24 +31,25 @@ def main(argv: list[str] | None = None) -> int:
         dest="extras",
         action="append",
         default=[],
-        choices=cluster.EXTRAS,
-        help="up: also start this component (repeatable); prometheus prints RUNPLAN_PROMETHEUS_URL",
+        choices=tuple(cluster.EXTRAS),
+        help="up: also install/start an extra (repeatable): gateway-api = the Gateway API "
+        "CRDs, prometheus = Prometheus (prints RUNPLAN_PROMETHEUS_URL)",
     )
     args = parser.parse_args(argv)
     # Progress goes to stderr so `eval "$(python -m localcluster up)"` works.
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731
     try:
         if args.command == "up":
-            endpoints = cluster.up(
-                args.state_dir, log, audit_log=args.audit_log, extras=tuple(args.extras)
-            )
+            endpoints = cluster.up(args.state_dir, log, audit_log=args.audit_log,
+                                   extras=tuple(args.extras))
             print(endpoints.exports())
         elif args.command == "down":
             cluster.down(args.state_dir, log)
         elif args.command == "build":
-            from localcluster import build, prometheus
+            from localcluster import build, gatewayapi, prometheus
 
             build.build_all(log)
+            gatewayapi.fetch(log)  # every extra too: `make test` needs them all
             print(build.bin_dir())
             print(prometheus.build(log))
         else:

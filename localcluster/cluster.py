@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from localcluster import build, certs, processes
+from localcluster import build, certs, gatewayapi, processes
 from localcluster import prometheus as prom
 from localcluster.errors import ClusterSetupError
 from localcluster.processes import State
@@ -51,25 +51,11 @@ class Endpoints:
         return "\n".join(lines)
 
 
-EXTRAS = ("prometheus",)
-
-
 def endpoints(state_dir: Path, state: State) -> Endpoints:
     prom_state = prom.load(state_dir)
     running = prom_state is not None and prom.running(prom_state)
     return Endpoints(state_dir / "kubeconfig", f"127.0.0.1:{state.ports['dns']}",
                      prom.url(prom_state) if running and prom_state else None)
-
-
-def _start_extras(state_dir: Path, state: State, extras: tuple[str, ...],
-                  log: Callable[[str], None]) -> None:
-    """`--with prometheus`: started (built first if missing) once the API answers."""
-    unknown = sorted(set(extras) - set(EXTRAS))
-    if unknown:
-        raise ClusterSetupError(f"unknown extra {unknown[0]!r}: choose from {', '.join(EXTRAS)}")
-    if "prometheus" in extras:
-        url = prom.start(state_dir, state.ports["apiserver"], taken=state.ports.values())
-        log(f"prometheus up at {url}")
 
 
 def up(
@@ -79,15 +65,21 @@ def up(
     """Start the control plane; `audit_log` has the API server write DIR/audit.log.
 
     The audit log records every request at Metadata level (verb, URI, user agent,
-    namespace, timestamps; no bodies), one JSON line per event.
+    namespace, timestamps; no bodies), one JSON line per event. `extras`
+    (`gateway-api`, `prometheus`) are installed or started too, also into a cluster
+    already running.
     """
     state_dir = state_dir.resolve()
+    unknown = sorted(set(extras) - set(EXTRAS))
+    if unknown:
+        raise ClusterSetupError(f"unknown extra(s) {', '.join(unknown)} "
+                                f"(known: {', '.join(EXTRAS)})")
     existing = State.load(state_dir)
     if existing and healthy(state_dir, existing):
         log(f"local cluster already running (state in {state_dir})")
         if audit_log and not audit_log_path(state_dir).exists():
             log("note: it was started without --audit-log; `down` it first to get one")
-        _start_extras(state_dir, existing, extras, log)
+        _install_extras(state_dir, existing, extras, log)
         return endpoints(state_dir, existing)
     if existing or state_dir.exists():
         _clean_stale(state_dir, existing, log)
@@ -102,13 +94,35 @@ def up(
         from localcluster import readiness  # the kubernetes client loads only here
 
         readiness.wait_cluster_ready(state_dir, state, NODE_NAMES, NODE_ANNOTATION)
-        _start_extras(state_dir, state, extras, log)
+        _install_extras(state_dir, state, extras, log)
     except BaseException:
         prom.stop(state_dir)
         processes.stop(state.pids, state.bin_dir)
         raise
     log(f"local cluster up in {time.monotonic() - started:.1f}s (state in {state_dir})")
     return endpoints(state_dir, state)
+
+
+def _gateway_api(state_dir: Path, state: State, log: Callable[[str], None]) -> None:
+    gatewayapi.install(Path(state.bin_dir) / "kubectl", state_dir / "kubeconfig", log)
+
+
+def _prometheus(state_dir: Path, state: State, log: Callable[[str], None]) -> None:
+    """Prometheus beside the cluster (built first if missing; localcluster/prometheus.py)."""
+    url = prom.start(state_dir, state.ports["apiserver"], taken=state.ports.values())
+    log(f"prometheus up at {url}")
+
+
+EXTRAS: dict[str, Callable[[Path, State, Callable[[str], None]], None]] = {
+    "gateway-api": _gateway_api,
+    "prometheus": _prometheus,
+}
+
+
+def _install_extras(state_dir: Path, state: State, extras: tuple[str, ...],
+                    log: Callable[[str], None]) -> None:
+    for name in dict.fromkeys(extras):
+        EXTRAS[name](state_dir, state, log)
 
 
 def down(state_dir: Path, log: Callable[[str], None] = print) -> None:

@@ -21,7 +21,7 @@ from tests.integration import kubewait
 REPO = Path(__file__).resolve().parents[2]
 # Overridable so that two test sessions on one machine never share a cluster.
 STATE_DIR = Path(os.environ.get("RUNPLAN_TEST_STATE_DIR") or REPO / ".localcluster-pytest")
-SESSION_EXTRAS = ("prometheus",)
+SESSION_EXTRAS = ("gateway-api", "prometheus")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -32,6 +32,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def local_cluster() -> Iterator[localcluster.Endpoints]:
+    # The Gateway API CRDs: HTTPRoutes are validated by the API server's own CEL rules;
+    # Prometheus: the evidence gates' tests judge real metrics.
     endpoints = localcluster.up(STATE_DIR, extras=SESSION_EXTRAS)
     saved = {k: os.environ.get(k)
              for k in ("KUBECONFIG", "RUNPLAN_DNS_SERVER", "RUNPLAN_PROMETHEUS_URL")}
