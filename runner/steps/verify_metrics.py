@@ -261,7 +261,7 @@ def _raw_values(m: Measurement) -> list[str]:
     lines = []
     for r in m.results:
         for s in r.series[:10]:
-            lines.append(f"{r.spec.name} {s.label_text()} samples: "
+            lines.append(f"{r.spec.name} {s.label_text()} values: "
                          + ", ".join(f"{v:.6g}" for v in s.values[-10:]))
     return lines
 
