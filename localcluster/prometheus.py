@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Collection
 from pathlib import Path
@@ -160,19 +161,30 @@ def config_for(state_dir: Path, apiserver_port: int) -> dict[str, object]:
 
 
 def _wait_ready(state_dir: Path, state: State) -> None:
-    """Back off between probes; a Prometheus that died is reported with its log."""
+    """Until /-/ready answers and the API server was scraped once (so its metrics exist
+    when `up` returns). Back off between probes; a Prometheus that died is reported."""
     deadline, delay = time.monotonic() + READY_TIMEOUT, 0.05
     log = processes.log_path(state_dir, NAME)
     while time.monotonic() < deadline:
         if not running(state):
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-10:])
             raise ClusterSetupError(f"prometheus exited during start-up; log: {log}\n{tail}")
-        if _ready(url(state)):
+        if _ready(url(state)) and _scraped_apiserver(url(state)):
             return
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
     stop(state_dir)
-    raise ClusterSetupError(f"prometheus not ready after {READY_TIMEOUT:.0f}s; log: {log}")
+    raise ClusterSetupError(f"prometheus not ready (or the API server not scraped) after "
+                            f"{READY_TIMEOUT:.0f}s; log: {log}")
+
+
+def _scraped_apiserver(base: str) -> bool:
+    query = urllib.parse.urlencode({"query": 'up{job="kube-apiserver"} == 1'})
+    try:
+        with urllib.request.urlopen(f"{base}/api/v1/query?{query}", timeout=2) as resp:
+            return bool(json.loads(resp.read())["data"]["result"])
+    except (urllib.error.URLError, OSError, ValueError, KeyError):
+        return False
 
 
 def _ready(base: str) -> bool:
