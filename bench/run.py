@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import compile_bench, e2e, facts, failure_race, fanout, report, wait_latency
+from bench import compile_bench, e2e, facts, failure_race, fanout, reaction, report, wait_latency
 from bench.common import REPO, STATE_DIR, bench_cluster, log
 
 SLOW_START = "1s"  # --pod-start-delay of the second end-to-end cluster
@@ -49,6 +49,7 @@ def main() -> int:
     parser.add_argument("--e2e-runs", type=int, default=5)
     parser.add_argument("--latency-runs", type=int, default=20)
     parser.add_argument("--fanout-runs", type=int, default=3)
+    parser.add_argument("--reaction-runs", type=int, default=10)
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks.md")
     args = parser.parse_args()
     started = time.monotonic()
@@ -80,6 +81,8 @@ def main() -> int:
                                    lambda: wait_latency.run(bench, args.latency_runs)) or {}
         results["fanout"] = stage("fan-out",
                                   lambda: fanout.run(bench, args.fanout_runs)) or results["fanout"]
+        results["reaction"] = stage("background analysis reaction",
+                                    lambda: reaction.run(bench, args.reaction_runs)) or {}
         results["race"] = stage("failure race", lambda: failure_race.run(bench)) or {}
     # The same canary where starting a pod takes 1 s, as on a real cluster.
     with bench_cluster(pod_start_delay=SLOW_START) as slow:
