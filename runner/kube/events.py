@@ -10,16 +10,9 @@ if TYPE_CHECKING:
     from runner.kube.client import Kube
 
 
-def last_events(kube: Kube, kind: str, name: str, ns: str | None = None, n: int = 5,
-                uid: str | None = None) -> list[str]:
-    """`Warning FailedCreate: <message> (x3)` lines, oldest first, at most `n`.
-
-    With `uid`, only that very object's: a StatefulSet's recreated pod has the
-    name of the one before it, whose Events would otherwise mix in.
-    """
+def last_events(kube: Kube, kind: str, name: str, ns: str | None = None, n: int = 5) -> list[str]:
+    """`Warning FailedCreate: <message> (x3)` lines, oldest first, at most `n`."""
     selector = f"involvedObject.name={name},involvedObject.kind={resource_for(kind).kind}"
-    if uid:
-        selector += f",involvedObject.uid={uid}"
     items, _ = kube.list("event", ns, field_selector=selector)
     items.sort(key=_when)
     return [_line(e) for e in items[-n:]] if n > 0 else []

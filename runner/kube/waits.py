@@ -69,16 +69,9 @@ def _events(kube: Kube, kind: str, name: str, ns: str | None, last: object) -> l
     pods = [p for p in getattr(last, "pods", ()) if f"pod {p}" in text][:3]
     for what, who in [(kind, name), *(("pod", p) for p in pods)]:
         try:
-            found = last_events(kube, what, who, ns, uid=_uid(kube, what, who, ns))
+            found = last_events(kube, what, who, ns)
         except ClusterError:  # the failure matters more than its decoration
             continue
         lines += [f"{what.lower()}/{who}: {line}" for line in found]
     return lines
 
-
-def _uid(kube: Kube, kind: str, name: str, ns: str | None) -> str | None:
-    """A pod's uid, so that its Events are its own and not its namesake predecessor's."""
-    if kind != "pod":
-        return None
-    pod = kube.get_or_none("pod", name, ns)
-    return ((pod or {}).get("metadata") or {}).get("uid")
