@@ -8,6 +8,7 @@ iteration). Ids are expanded on the way down: `widen[1].move` for a loop,
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,8 +161,9 @@ class _Expander:
         if not is_template(value):
             return value if isinstance(value, list) else []  # a non-list was reported
         out = Collector()
-        items = self.renderer.render(value, scope, out)
         loop_path = (*path, "loop")
+        self.renderer.site = functools.partial(self.doc.problem, loop_path)
+        items = self.renderer.render(value, scope, out)
         self.problems += [self.doc.problem((*loop_path, *p), m) for p, m in out.errors]
         if out.deferred:
             message = "loop items must be known before the run: they cannot read steps or run"

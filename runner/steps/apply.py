@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from runner.errors import StepFailure
+from runner.plan.limits import MAX_FILE_BYTES, MIB, YamlLimit
+from runner.plan.loader import FileTooBig, load_manifests
 from runner.steps.base import StepKind, is_template
 
 if TYPE_CHECKING:
@@ -31,7 +33,10 @@ class Apply(StepKind):
         paths = [m for m in items if isinstance(m, str) and not is_template(m)]
         where = f"paths are relative to the plan's folder, {plan_dir}"
         missing = [p for p in paths if not glob.glob(str(plan_dir / p))]
-        return [f"manifests: '{p}' matches no file ({where})" for p in missing]
+        big = [f for p in paths for f in _files(plan_dir, p) if _too_big(f)]
+        return [f"manifests: '{p}' matches no file ({where})" for p in missing] + [
+            f"manifests: {f} is over {MAX_FILE_BYTES // MIB} MiB, the limit on manifest files"
+            for f in big]
 
     def describe(self, params: dict[str, Any]) -> str:
         manifests = params["manifests"]
@@ -76,8 +81,8 @@ def _objects(plan_dir: Path, step_id: str, manifests: Any) -> list[dict[str, Any
             continue
         for path in _files(plan_dir, str(item)):
             try:
-                docs = list(yaml.safe_load_all(path.read_text()))
-            except (OSError, yaml.YAMLError) as exc:
+                docs = load_manifests(path)
+            except (OSError, UnicodeDecodeError, yaml.YAMLError, FileTooBig, YamlLimit) as exc:
                 raise StepFailure(step_id, f"cannot read manifest {path}: {exc}") from None
             objects += _flatten([d for d in docs if d])
     return objects
@@ -93,6 +98,13 @@ def _files(plan_dir: Path, pattern: str) -> list[Path]:
         else:
             found.append(path)
     return found
+
+
+def _too_big(path: Path) -> bool:
+    try:
+        return path.stat().st_size > MAX_FILE_BYTES
+    except OSError:
+        return False
 
 
 def _flatten(docs: list[Any]) -> list[dict[str, Any]]:

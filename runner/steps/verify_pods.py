@@ -80,16 +80,17 @@ class VerifyPods(StepKind):
 
 
 def _overlaps(images: dict[str, Any]) -> list[str]:
-    seen: dict[int, str] = {}
+    """Ranges compared as intervals (sorted by start), never expanded."""
+    ranges: list[tuple[range, str]] = []
     for key in images:
         try:
-            ordinals = parse_ordinals(key)
+            ranges.append((parse_ordinals(key), key))
         except ValueError as exc:
             return [f"images: {exc}"]
-        for ordinal in ordinals:
-            if ordinal in seen:
-                return [f"images: ordinal {ordinal} is in both '{seen[ordinal]}' and '{key}'"]
-            seen[ordinal] = key
+    ranges.sort(key=lambda pair: (pair[0].start, pair[0].stop))
+    for (first, key1), (second, key2) in zip(ranges, ranges[1:], strict=False):
+        if second.start < first.stop:
+            return [f"images: ordinal {second.start} is in both '{key1}' and '{key2}'"]
     return []
 
 

@@ -1,0 +1,105 @@
+"""Hostile plans (`# hostile:` in bad_plans/, and generated oversized files):
+`runplan validate` refuses each with exit 2 in under 2 s of CPU and 200 MB.
+
+Each case runs in its own process, reaped with os.wait4 so its rusage is its
+own (RUSAGE_CHILDREN would mix every child of the test session). CPU time is
+what is bounded: wall time on a CI machine shared with other jobs says more
+about the neighbours than about runplan; a generous wall bound still catches
+a hang.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from runner.plan.limits import MAX_FILE_BYTES
+from tests.unit.test_bad_plans import BAD, expectations
+
+HOSTILE = sorted(p for p in BAD.glob("*.yaml") if "\n# hostile:" in p.read_text(encoding="utf-8"))
+RUNPLAN = Path(sys.executable).with_name("runplan")
+CPU_LIMIT = 2.0  # seconds, user + system
+RSS_LIMIT = 200 * 1024 * 1024
+WALL_LIMIT = 30.0  # a hang, not a slow neighbour
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    stderr: str
+    cpu: float
+    rss: int
+    wall: float
+
+
+def validate(*paths: Path) -> Outcome:
+    start = time.monotonic()
+    proc = subprocess.Popen([str(RUNPLAN), "validate", *map(str, paths)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    stderr = proc.stderr.read().decode()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    return Outcome(proc.returncode, stderr, usage.ru_utime + usage.ru_stime,
+                   usage.ru_maxrss * 1024, time.monotonic() - start)
+
+
+def assert_refused_cheaply(outcome: Outcome) -> None:
+    assert outcome.code == 2, outcome.stderr
+    assert "Traceback" not in outcome.stderr
+    assert outcome.cpu < CPU_LIMIT, f"{outcome.cpu:.2f} s of CPU"
+    assert outcome.rss < RSS_LIMIT, f"{outcome.rss / 2**20:.0f} MiB"
+    assert outcome.wall < WALL_LIMIT
+
+
+def test_the_corpus_has_the_hostile_plans_of_the_issue() -> None:
+    names = {p.stem for p in HOSTILE}
+    assert {"alias_bomb", "template_nested_loops", "template_huge_string",
+            "replicas_past_int32", "compile_budget"} <= names
+
+
+@pytest.mark.parametrize("path", HOSTILE, ids=[p.stem for p in HOSTILE])
+def test_hostile_plan_is_refused_fast_and_small(path: Path) -> None:
+    outcome = validate(path)
+    assert_refused_cheaply(outcome)
+    for line, fragment in expectations(path):
+        assert f"{path}:{line}:" in outcome.stderr and fragment in outcome.stderr, outcome.stderr
+
+
+def test_a_plan_file_over_the_size_bound(tmp_path: Path) -> None:
+    plan = tmp_path / "big.yaml"
+    plan.write_text("# " + "x" * MAX_FILE_BYTES + "\n", encoding="utf-8")
+    outcome = validate(plan)
+    assert_refused_cheaply(outcome)
+    assert f"{plan}:1:1: a plan: the file is over 4 MiB, the limit on plan" in outcome.stderr
+
+
+def test_a_manifest_file_over_the_size_bound(tmp_path: Path) -> None:
+    (tmp_path / "huge.yaml").write_text("# " + "x" * MAX_FILE_BYTES + "\n", encoding="utf-8")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("apiVersion: runplan/v1\nkind: Plan\nmetadata: {name: web}\nsteps:\n"
+                    "  - id: install\n    apply: {manifests: [huge.yaml]}\n", encoding="utf-8")
+    outcome = validate(plan)
+    assert_refused_cheaply(outcome)
+    assert f"{plan}:6:" in outcome.stderr
+    assert "is over 4 MiB, the limit on manifest files" in outcome.stderr
+
+
+def test_a_manifest_alias_bomb_is_refused_when_read(tmp_path: Path) -> None:
+    """Manifests are read at run time (and by the review): the same bounds apply."""
+    from runner.plan.limits import YamlLimit
+    from runner.plan.loader import load_manifests
+
+    bomb = tmp_path / "bomb.yaml"
+    levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    pairs = zip("abcdefgh", "bcdefghi", strict=True)
+    levels += [f"{c}: &{c} [{','.join([f'*{p}'] * 9)}]" for p, c in pairs]
+    bomb.write_text("kind: ConfigMap\ndata:\n" + "\n".join("  " + x for x in levels) + "\n")
+    with pytest.raises(YamlLimit, match="the limit on alias expansion"):
+        load_manifests(bomb)
