@@ -1,7 +1,10 @@
 """python -m localcluster up|down|status|build [--state-dir DIR] [--audit-log]
+python -m localcluster user NAME [--group G]... [--state-dir DIR]
 
 `up --audit-log` has the API server write every request (Metadata level, JSON
-lines) to DIR/audit.log; off by default.
+lines) to DIR/audit.log; off by default. `user` writes DIR/users/NAME.kubeconfig,
+a client-certificate identity (CN=NAME, O=each group) with no rights until RBAC
+grants them, and prints its path.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ from localcluster.errors import ClusterSetupError
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localcluster", description=__doc__)
-    parser.add_argument("command", choices=("up", "down", "status", "build"))
+    parser.add_argument("command", choices=("up", "down", "status", "build", "user"))
+    parser.add_argument("name", nargs="?", help="user: the user name (the certificate's CN)")
+    parser.add_argument("--group", action="append", default=[],
+                        help="user: a group of the user (repeatable; the certificate's O)")
     parser.add_argument("--state-dir", type=Path, default=Path(".localcluster"))
     parser.add_argument(
         "--audit-log",
@@ -31,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
             print(cluster.up(args.state_dir, log, audit_log=args.audit_log).exports())
         elif args.command == "down":
             cluster.down(args.state_dir, log)
+        elif args.command == "user":
+            if not args.name:
+                parser.error("user needs a NAME")
+            from localcluster import users
+
+            print(users.create(args.state_dir, args.name, args.group))
         elif args.command == "build":
             from localcluster import build
 
