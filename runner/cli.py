@@ -20,7 +20,7 @@ from runner.plan.selection import check_approvals, selection
 from runner.plan.validators import SCHEMA_FILE
 from runner.report import graphs, review, stepdocs
 
-COMMANDS = ("validate", "graph", "steps", "schema", "runs", "resume", "approve")
+COMMANDS = ("validate", "graph", "steps", "schema", "runs", "resume", "approve", "rbac")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
@@ -66,6 +66,7 @@ _HELP = f"""usage: runplan PLAN [--dry-run [--offline]] [options]   (runplan PLA
        runplan steps [KIND]            step kinds, their params and an example
        runplan schema                  the plan JSON Schema
        runplan runs | resume RUN_ID | approve RUN_ID STEP_ID
+       runplan rbac PLAN               the Role (and ClusterRole) the plan's identity needs
 
 exit codes: 0 ok; 1 a step failed; 2 invalid plan or usage; 3 cluster unreachable;
 4 lock held by another run; 130 interrupted.   runplan {__version__}"""
@@ -87,6 +88,7 @@ _DESCRIPTIONS = {
     "runs": "List recorded runs.",
     "resume": "Resume a failed run.",
     "approve": "Approve an approval step of a running plan.",
+    "rbac": "Print the Role (and ClusterRole) a run of the plan needs: what the preflight checks.",
 }
 
 
@@ -172,6 +174,7 @@ _ARGUMENTS = {
     "runs": lambda p: _runs_args(p),
     "resume": lambda p: _resume_args(p),
     "approve": lambda p: _approve_args(p),
+    "rbac": lambda p: _plan_args(p),
 }
 
 
@@ -297,6 +300,13 @@ def _cmd_approve(args: argparse.Namespace) -> int:
     approvals.record(kube, doc["namespace"], args.run_id, args.step_id, decision)
     verb = "rejected" if args.reject else "approved"
     print(f"run {args.run_id}: {args.step_id} {verb} by {decision.by}")
+    return 0
+
+
+def _cmd_rbac(args: argparse.Namespace) -> int:
+    from runner.engine import rbac
+
+    print(rbac.render(_compile(args, args.plan), args.namespace), end="")
     return 0
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import StepFailure
-from runner.steps.base import StepKind
+from runner.steps.base import Need, StepKind, needs_on
 
 if TYPE_CHECKING:
     from runner.engine.context import StepContext
+    from runner.plan.model import Target
 
 
 class Approval(StepKind):
@@ -21,6 +22,10 @@ class Approval(StepKind):
     message: The canary looks healthy; widen the rollout?
     timeout: 1h
 """
+
+    def needs(self, params: dict[str, Any], target: Target | None) -> list[Need]:
+        """Decisions land on the run's journal ConfigMap (watched), each with an Event."""
+        return needs_on("configmap", "list", "watch", "patch") + needs_on("event", "create")
 
     def describe(self, params: dict[str, Any]) -> str:
         within = f" (at most {params['timeout']})" if "timeout" in params else ""

@@ -10,7 +10,7 @@ from runner.kube import Cache, pod_ready, pod_revision, wait_for
 from runner.kube.pods import describe_not_ready, name
 from runner.kube.pods import ordinal as pod_ordinal
 from runner.steps import podsel
-from runner.steps.base import StepKind, at_most_one_of, truthy
+from runner.steps.base import Need, StepKind, at_most_one_of, needs_on, rollout_needs, truthy
 from runner.steps.workload import containers
 from runner.targets import WORKLOADS, parse_ordinals, target_text
 
@@ -47,6 +47,9 @@ class VerifyPods(StepKind):
         if isinstance(params.get("count"), list):
             problems += [p for i, c in enumerate(params["count"]) for p in _bounds(i, c)]
         return problems
+
+    def needs(self, params: dict[str, Any], target: Target | None) -> list[Need]:
+        return rollout_needs(target.kind) if target else needs_on("pod", "list", "watch")
 
     def describe(self, params: dict[str, Any]) -> str:
         ready = " and are Ready" if params.get("ready", True) else ""
