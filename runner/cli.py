@@ -20,7 +20,8 @@ from runner.plan.selection import check_approvals, selection
 from runner.plan.validators import SCHEMA_FILE
 from runner.report import graphs, review, stepdocs
 
-COMMANDS = ("validate", "graph", "steps", "schema", "runs", "resume", "approve", "rbac")
+COMMANDS = ("validate", "graph", "steps", "schema", "runs", "resume", "approve", "rbac",
+            "policy")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
@@ -67,6 +68,7 @@ _HELP = f"""usage: runplan PLAN [--dry-run [--offline]] [options]   (runplan PLA
        runplan schema                  the plan JSON Schema
        runplan runs | resume RUN_ID | approve RUN_ID STEP_ID
        runplan rbac PLAN               the Role (and ClusterRole) the plan's identity needs
+       runplan policy approvals        the admission policy that makes approvals unforgeable
 
 exit codes: 0 ok; 1 a step failed; 2 invalid plan or usage; 3 cluster unreachable;
 4 lock held by another run; 130 interrupted.   runplan {__version__}"""
@@ -89,6 +91,7 @@ _DESCRIPTIONS = {
     "resume": "Resume a failed run.",
     "approve": "Approve an approval step of a running plan.",
     "rbac": "Print the Role (and ClusterRole) a run of the plan needs: what the preflight checks.",
+    "policy": "Print a ValidatingAdmissionPolicy (+ binding) for `kubectl apply -f -`.",
 }
 
 
@@ -175,6 +178,7 @@ _ARGUMENTS = {
     "resume": lambda p: _resume_args(p),
     "approve": lambda p: _approve_args(p),
     "rbac": lambda p: _plan_args(p),
+    "policy": lambda p: p.add_argument("name", choices=("approvals",)),
 }
 
 
@@ -295,8 +299,13 @@ def _cmd_approve(args: argparse.Namespace) -> int:
         raise UsageError(f"run {args.run_id} ({doc.get('status')}): step {args.step_id} does "
                          f"not wait for a decision (step status: {status})"
                          f"{did_you_mean(args.step_id, doc.get('selected') or ())}")
-    decision = approvals.Decision(not args.reject, approvals.who(kube), approvals.now(),
-                                  "runplan approve", args.reason)
+    me = approvals.whoami(kube)
+    rule = approvals.read_rule(kube, doc["namespace"], args.run_id, args.step_id)
+    refusal = rule.refusal(me.user, me.groups) if rule else ""
+    if refusal:
+        raise RunplanError(f"run {args.run_id}: {args.step_id}: not recorded: {refusal}")
+    decision = approvals.Decision(not args.reject, me.user, approvals.now(),
+                                  "runplan approve", args.reason, me.groups)
     approvals.record(kube, doc["namespace"], args.run_id, args.step_id, decision)
     verb = "rejected" if args.reject else "approved"
     print(f"run {args.run_id}: {args.step_id} {verb} by {decision.by}")
@@ -307,6 +316,13 @@ def _cmd_rbac(args: argparse.Namespace) -> int:
     from runner.engine import rbac
 
     print(rbac.render(_compile(args, args.plan), args.namespace), end="")
+    return 0
+
+
+def _cmd_policy(args: argparse.Namespace) -> int:
+    from runner.engine import approval_policy
+
+    print(approval_policy.render(), end="")
     return 0
 
 
