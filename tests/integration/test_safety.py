@@ -232,14 +232,18 @@ def forge(configmap: str, namespace: str, as_config: Path,
 
 
 def refused_by_policy(configmap: str, namespace: str, as_config: Path) -> bool:
-    """The admission plugin loads a new policy a moment after it type-checks, and shows
-    no status for that: ask with a dry run, a few times, until it refuses."""
+    patch = json.dumps({"data": {"approval.go.BY.x": "nobody\n\n{}"}})
+    return _refused_after_a_moment(lambda: kubectl(
+        "patch", "configmap", configmap, "-n", namespace, "--type", "merge",
+        "--dry-run=server", "-p", patch, kubeconfig=as_config), "runplan approvals")
+
+
+def _refused_after_a_moment(attempt: Any, message: str) -> bool:
+    """The admission plugin loads a new policy a moment after it is stored and shows no
+    status for that: ask with a dry run, a few times, until it refuses."""
     for _ in range(20):
-        result = kubectl("patch", "configmap", configmap, "-n", namespace, "--type", "merge",
-                         "--dry-run=server", "-p",
-                         json.dumps({"data": {"approval.go.BY.x": "nobody\n\n{}"}}),
-                         kubeconfig=as_config)
-        if result.returncode != 0 and "runplan approvals" in result.stderr:
+        result = attempt()
+        if result.returncode != 0 and message in result.stderr:
             return True
         time.sleep(0.5)  # no watchable state: the plugin's informer is internal
     return False
@@ -288,3 +292,39 @@ def test_four_eyes_approval_by_group_with_the_policy(
     assert any(e["reason"] == "ApprovalIgnored" and "ci runs this plan" in e["message"]
                for e in mine)
     assert image_of(kube) == "nginx:1.26.1"
+
+
+def test_forbidden_at_the_lock_is_exit_3(tmp_path: Path, kube: Kube, namespace: str) -> None:
+    """RBAC says yes (the preflight passes) but admission refuses the Lease: exit 3 too."""
+    settled(kube, deployment("web"))
+    name = f"no-leases-{namespace}"[:63]
+    policy = [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": name},
+         "spec": {"matchConstraints": {
+             "resourceRules": [{"apiGroups": ["coordination.k8s.io"], "apiVersions": ["v1"],
+                                "operations": ["CREATE"], "resources": ["leases"]}],
+             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}},
+             "validations": [{"expression": "false", "reason": "Forbidden",
+                              "message": "leases are closed for maintenance"}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1",
+         "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": name},
+         "spec": {"policyName": name, "validationActions": ["Deny"]}},
+    ]
+    text = "---\n".join(yaml.safe_dump(o) for o in policy)
+    assert kubectl("apply", "-f", "-", stdin=text).returncode == 0
+    try:
+        lease = json.dumps({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                            "metadata": {"name": "probe", "namespace": namespace}})
+        assert _refused_after_a_moment(
+            lambda: kubectl("create", "--dry-run=server", "-f", "-", stdin=lease),
+            "closed for maintenance")
+        plan = write_plan(tmp_path, "gated", namespace, HALF_WAY)
+        code, _, err = runplan(tmp_path, str(plan))  # the admin: every permission
+        assert code == 3, err
+        assert "forbidden to take the lock; nothing was changed" in err
+        assert "closed for maintenance" in err
+        assert image_of(kube) == "nginx:1.25.4"
+        assert nothing_written(kube, "gated")
+    finally:
+        kubectl("delete", "-f", "-", "--ignore-not-found", stdin=text)
