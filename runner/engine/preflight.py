@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.engine.lock import dns_label
-from runner.errors import ClusterError, ClusterUnreachable
+from runner.errors import ClusterError, ClusterUnreachable, UsageError
 from runner.steps import REGISTRY
 from runner.steps.base import Need, needs_on, rollout_needs
 
@@ -108,7 +108,10 @@ def rollback_needs(step: Step, plan_dir: Path, resolve: Resolve) -> list[Need]:
 
 
 def step_needs(step: Step, plan_dir: Path, resolve: Resolve) -> list[Need]:
-    return REGISTRY[step.kind]().needs_at(step.params, step.target, plan_dir, resolve)
+    try:
+        return REGISTRY[step.kind]().needs_at(step.params, step.target, plan_dir, resolve)
+    except UsageError:  # a kind runplan cannot name offline: the step itself will report it
+        return []
 
 
 def step_namespace(step: Step, default: str) -> str:

@@ -12,8 +12,9 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.errors import Problem
+from runner.errors import PlanError, Problem
 from runner.plan.explain import show
+from runner.plan.limits import MAX_STEPS
 from runner.plan.loader import Document, PathT
 from runner.plan.render import Collector, Renderer, is_template
 from runner.steps import REGISTRY
@@ -133,21 +134,36 @@ class _Expander:
             self._register(full, node, path)
             self._group(node)
         else:
+            self._bounded(path)
             where = f"{path_text(path)} ({full})"
             node = Leaf(full, raw, path, where, len(self.leaves), container, kind)
             self._register(full, node, path)
             self.leaves.append(node)
         return node
 
+    def _bounded(self, path: PathT) -> None:
+        """Loops multiply steps: stop at MAX_STEPS, or when the compile budget is spent."""
+        if len(self.leaves) >= MAX_STEPS:
+            message = (f"the plan expands to more than {MAX_STEPS:,} steps (loops multiply "
+                       "them), the limit on steps per plan")
+            raise PlanError([self.doc.problem(path, message)])
+        self.renderer.site = functools.partial(self.doc.problem, path)
+        self.renderer.check_deadline()
+
     def _group(self, group: Group) -> None:
         raw, path, outer = group.raw, group.path, group.container
         own = {key: (raw[key], (*path, key)) for key in INHERITED if key in raw}
         whens = outer.whens + (((raw["when"], (*path, "when")),) if "when" in raw else ())
         items = self._loop_items(raw, path, outer.scope) if "loop" in raw else None
-        runs = [(group.id, outer.scope)] if items is None else [
+        if items is not None and len(items) > MAX_STEPS:
+            message = (f"the loop has {len(items):,} items, over {MAX_STEPS:,}, the limit on "
+                       "steps per plan")
+            raise PlanError([self.doc.problem((*path, "loop"), message)])
+        # A generator: each iteration's scope is made only when its steps are (bounded above).
+        runs = iter([(group.id, outer.scope)]) if items is None else (
             (f"{group.id}[{i}]", {**outer.scope, "item": item, "loop": _loop(i, len(items))})
             for i, item in enumerate(items)
-        ]
+        )
         for run_id, scope in runs:
             run = Container(run_id, path, outer, scope, {**outer.inherited, **own}, whens)
             if items is not None:

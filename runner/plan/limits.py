@@ -25,6 +25,8 @@ MAX_DEPTH = 100
 MAX_VALUE_CHARS = MIB
 # Loop iterations plus calls (macros, methods) in one evaluation of a template.
 MAX_ITERATIONS = 10_000
+# Steps of a plan once loops are expanded (the biggest benchmark plan has 10,000).
+MAX_STEPS = 20_000
 # Replicas, partitions, ordinals and counts are int32 in the Kubernetes API.
 INT32_MAX = 2**31 - 1
 # Integers a template computes: bits of a result of `*` or `**`.
