@@ -23,6 +23,8 @@ MAX_ALIAS_NODES = 50_000
 MAX_DEPTH = 100
 # Text one template value may render to, and text one evaluation may produce.
 MAX_VALUE_CHARS = MIB
+# Characters of one template's source: Jinja parses and compiles it in one go.
+MAX_TEMPLATE_CHARS = 8 * 1024
 # Loop iterations plus calls (macros, methods) in one evaluation of a template.
 MAX_ITERATIONS = 10_000
 # Steps of a plan once loops are expanded (the biggest benchmark plan has 10,000).

@@ -27,7 +27,7 @@ from jinja2.parser import Parser
 from jinja2.runtime import Undefined
 
 from runner.errors import Problem, did_you_mean
-from runner.plan.limits import Deadline
+from runner.plan.limits import MAX_TEMPLATE_CHARS, Deadline
 from runner.plan.sandbox import (
     BoundedSandbox,
     OutOfTime,
@@ -142,15 +142,22 @@ class Renderer:
         reference = self._reference(source, inner) if inner is not None else None
         if reference is not None:
             return reference
+        if len(source) > MAX_TEMPLATE_CHARS:  # Jinja's parser and code generator cannot be
+            # interrupted: a size bound is what keeps one compile within the budget.
+            raise RenderError(f"{_shown(source)}: the template is {len(source):,} characters, "
+                              f"over {MAX_TEMPLATE_CHARS:,}, the limit per template")
+        self.check_deadline()
         try:
             node = self.env.parse(source) if inner is None else self._expression(inner)
+            names = _free_names(node) - set(self.env.globals)
+            refs = frozenset(_step_refs(node))
         except TemplateSyntaxError as exc:
             reason = re.sub(r"'end of (print statement|template)'", "end of expression",
                             str(exc.message))
-            raise RenderError(f"template syntax error in {source!r}: {reason}") from None
-        names = _free_names(node) - set(self.env.globals)
-        build = self._builder(node)
-        return Compiled(source, names, frozenset(_step_refs(node)), build)
+            raise RenderError(f"template syntax error in {_shown(source)}: {reason}") from None
+        except RecursionError:
+            raise RenderError(f"{_shown(source)}: the template nests too deep") from None
+        return Compiled(source, names, refs, self._builder(node))
 
     def _reference(self, source: str, inner: str) -> Compiled | None:
         """`{{ steps['canary'].outputs.previous }}`: valid by construction, parsed later."""
