@@ -19,6 +19,8 @@ MAX_FILE_BYTES = 4 * MIB
 # Nodes that YAML aliases (and `<<` merges) may stand for in one file, beyond the
 # nodes written out: billion laughs, CVE-2019-11253 in Kubernetes' own YAML decoder.
 MAX_ALIAS_NODES = 50_000
+# YAML nodes of one file, aliases expanded (the 10,000-step benchmark plan has 97,000).
+MAX_NODES = 200_000
 # Nesting of mappings and lists, aliases expanded (libyaml alone allows 1,000).
 MAX_DEPTH = 100
 # Text one template value may render to, and text one evaluation may produce.
@@ -89,7 +91,8 @@ class _Measure:
     def __init__(self) -> None:
         self.sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, height)
         self.active: set[int] = set()
-        self.added = 0
+        self.added = 0  # nodes aliases add
+        self.total = 0  # nodes the data will have
 
     def visit(self, node: yaml.Node, depth: int, site: yaml.Node) -> tuple[int, int]:
         key = id(node)
@@ -102,11 +105,26 @@ class _Measure:
         self.active.add(key)
         size, height = 1, 0
         for child, child_site in _children(node):
+            if type(child) is yaml.ScalarNode:  # most nodes: no need to remember them
+                size, height = size + 1, max(height, 1)
+                continue
             n, h = self.visit(child, depth + 1, child_site)
             size, height = size + n, max(height, h + 1)
         self.active.discard(key)
         self.sizes[key] = (size, height)
+        self._count(size - self._inner(node), node)
         return size, height
+
+    def _inner(self, node: yaml.Node) -> int:
+        """Nodes of `node`'s collections, counted when each was visited."""
+        return sum(self.sizes[id(c)][0] for c, _ in _children(node)
+                   if type(c) is not yaml.ScalarNode)
+
+    def _count(self, own: int, node: yaml.Node) -> None:
+        self.total += own
+        if self.total > MAX_NODES:
+            raise YamlLimit(node, f"the file holds more than {MAX_NODES:,} YAML nodes, the limit "
+                                  "per file")
 
     def _alias(self, measured: tuple[int, int], depth: int, site: yaml.Node) -> tuple[int, int]:
         size, height = measured
@@ -117,6 +135,7 @@ class _Measure:
         if depth + height > MAX_DEPTH:
             raise YamlLimit(site, f"YAML aliases nest deeper than {MAX_DEPTH} levels "
                                   "(the nesting limit)")
+        self._count(size, site)
         return measured
 
 
@@ -128,6 +147,16 @@ def _children(node: yaml.Node) -> list[tuple[yaml.Node, yaml.Node]]:
     if isinstance(node, yaml.SequenceNode):
         return [(item, node) for item in node.value]
     return []
+
+
+def check_text(text: str) -> str:
+    """Before composing (which costs per node): lines and commas past MAX_NODES mean
+    more nodes than that, near enough. The problem, or ""."""
+    separators = text.count("\n") + text.count(",")
+    if separators <= MAX_NODES:
+        return ""
+    return (f"the file has {separators:,} lines and commas, more than the {MAX_NODES:,} YAML "
+            "nodes a file may hold")
 
 
 def check_yaml(node: yaml.Node) -> None:

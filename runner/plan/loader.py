@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from runner.errors import Location, PlanError, Problem
-from runner.plan.limits import MAX_FILE_BYTES, MIB, YamlLimit, check_yaml
+from runner.plan.limits import MAX_FILE_BYTES, MIB, YamlLimit, check_text, check_yaml
 
 # libyaml's parser is ~10x faster and keeps marks; the constructors stay Python.
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -128,6 +128,9 @@ def load_text(text: str, file: str, what: str = "a plan") -> Document:
     """Parse YAML text. Malformed YAML raises; lesser problems (duplicate keys,
     non-string keys) land in `doc.problems` so they are reported with the rest."""
     doc = Document(file, None)
+    too_many = check_text(text)
+    if too_many:
+        raise PlanError([Problem(Location(file, 1, 1), "", too_many)])
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -154,7 +157,11 @@ def load_manifests(path: Path) -> list[Any]:
     """Every document of a manifest file as plain data, within the same bounds as
     a plan (file size, alias expansion, nesting). Raises OSError, FileTooBig,
     yaml.YAMLError or YamlLimit."""
-    loader = _Base(read_bounded(path).decode("utf-8"))
+    text = read_bounded(path).decode("utf-8")
+    too_many = check_text(text)
+    if too_many:
+        raise FileTooBig(too_many)
+    loader = _Base(text)
     try:
         docs = []
         while loader.check_node():

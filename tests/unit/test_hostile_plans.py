@@ -103,3 +103,28 @@ def test_a_manifest_alias_bomb_is_refused_when_read(tmp_path: Path) -> None:
     bomb.write_text("kind: ConfigMap\ndata:\n" + "\n".join("  " + x for x in levels) + "\n")
     with pytest.raises(YamlLimit, match="the limit on alias expansion"):
         load_manifests(bomb)
+
+
+def test_a_flood_of_yaml_nodes(tmp_path: Path) -> None:
+    """250,000 list items in half a megabyte: refused before composing them."""
+    from runner.plan.limits import MAX_NODES
+
+    plan = tmp_path / "flood.yaml"
+    items = ",".join(["0"] * (MAX_NODES + 50_000))
+    plan.write_text(f"apiVersion: runplan/v1\nkind: Plan\nmetadata: {{name: web}}\n"
+                    f"vars:\n  x: [{items}]\nsteps:\n  - {{id: a, wait: {{duration: 1s}}}}\n")
+    outcome = validate(plan)
+    assert_refused_cheaply(outcome)
+    assert f"{plan}:1:1: the file has 250,00" in outcome.stderr
+    assert "more than the 200,000 YAML nodes a file may hold" in outcome.stderr
+
+
+def test_many_nodes_through_merge_keys_count_too() -> None:
+    """Below the separator estimate, the exact count (aliases expanded) still holds."""
+    from runner.errors import PlanError
+    from runner.plan.loader import load_text
+
+    base = "base: &b {" + ", ".join(f"k{i}: {i}" for i in range(2000)) + "}\n"
+    uses = "".join(f"s{i}: {{<<: *b}}\n" for i in range(60))
+    with pytest.raises(PlanError, match="the limit on alias expansion|YAML nodes"):
+        load_text(base + uses, "merge.yaml")
