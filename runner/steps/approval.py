@@ -34,6 +34,17 @@ class Approval(StepKind):
         """Decisions land on the run's journal ConfigMap (watched), each with an Event."""
         return needs_on("configmap", "list", "watch", "patch") + needs_on("event", "create")
 
+    def check(self, params: dict[str, Any], target: Target | None) -> list[str]:
+        """A rule nobody can satisfy is a plan error, not a wait until the timeout."""
+        approvers = params.get("approvers") or []
+        count = params.get("min_approvals", 1)
+        users = {a for a in approvers if isinstance(a, str) and not a.startswith("group:")}
+        if approvers and len(users) == len(approvers) and isinstance(count, int) \
+                and count > len(users):
+            return [f"min_approvals: {count} approvals by different people, but approvers "
+                    f"names {len(users)} user(s) and no group"]
+        return []
+
     def describe(self, params: dict[str, Any]) -> str:
         within = f" (at most {params['timeout']})" if "timeout" in params else ""
         who = f" by {', '.join(params['approvers'])}" if params.get("approvers") else ""
