@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from runner.engine.lock import dns_label
 from runner.errors import ClusterError, ClusterUnreachable, UsageError
+from runner.kube.resources import KINDS
 from runner.steps import REGISTRY
 from runner.steps.base import Need, needs_on, rollout_needs
 
@@ -108,10 +109,29 @@ def rollback_needs(step: Step, plan_dir: Path, resolve: Resolve) -> list[Need]:
 
 
 def step_needs(step: Step, plan_dir: Path, resolve: Resolve) -> list[Need]:
+    """The kind's needs; a target of a kind outside runplan's table gets its group and
+    plural from `resolve` (discovery at run time), and a resource still unknown
+    (a target named by a template read at run time: "*") is left to the step."""
     try:
-        return REGISTRY[step.kind]().needs_at(step.params, step.target, plan_dir, resolve)
+        needs = REGISTRY[step.kind]().needs_at(step.params, step.target, plan_dir, resolve)
     except UsageError:  # a kind runplan cannot name offline: the step itself will report it
         return []
+    target = step.target
+    if target is not None and target.kind not in KINDS:
+        needs = _discovered(needs, target.kind, target.api_version, resolve)
+    return [n for n in needs if "*" not in (n.group, n.resource)]
+
+
+def _discovered(needs: list[Need], kind: str, api_version: str | None,
+                resolve: Resolve) -> list[Need]:
+    from runner.steps.objects import offline_resource
+
+    group, plural, _ = offline_resource(kind, api_version)
+    found = resolve(api_version or "", kind)
+    if found is None:
+        return needs
+    return [replace(n, group=found.group, resource=found.resource, cluster=found.cluster)
+            if (n.group, n.resource) == (group, plural) else n for n in needs]
 
 
 def step_namespace(step: Step, default: str) -> str:
@@ -162,8 +182,9 @@ def discovery_resolver(kube: Kube) -> Resolve:
     """A kind's resource from runplan's table, else from the API's discovery."""
     def resolve(api_version: str, kind: str) -> Need | None:
         try:
-            res = kube.resource_of({"apiVersion": api_version, "kind": kind})
-        except Exception:  # noqa: BLE001 -- an unknown kind is the apply step's error to report
+            res = (kube.resource_of({"apiVersion": api_version, "kind": kind}) if api_version
+                   else kube.resolve(kind))
+        except Exception:  # noqa: BLE001 -- an unknown kind is the step's error to report
             return None
         return Need("get", res.group, res.plural, cluster=not res.namespaced)
 

@@ -27,6 +27,11 @@ def offline_resolver(api_version: str, kind: str) -> Need | None:
         return Need("get", res.group, res.plural, cluster=not res.namespaced)
     if not kind:
         return None
+    if not api_version:
+        print(f"runplan rbac: {kind} has no apiVersion in the plan: its API group is known only "
+              "to the cluster's discovery, so the Role leaves it out (give apiVersion)",
+              file=sys.stderr)
+        return None
     group = api_version.rpartition("/")[0]
     plural = kind.lower() + "s"
     print(f"runplan rbac: {kind} ({api_version}) is not a kind runplan knows: its resource is "
