@@ -127,6 +127,8 @@ def _discovered(needs: list[Need], kind: str, api_version: str | None,
     from runner.steps.objects import offline_resource
 
     group, plural, _ = offline_resource(kind, api_version)
+    if not any((n.group, n.resource) == (group, plural) for n in needs):
+        return needs  # the kind named its resource itself
     found = resolve(api_version or "", kind)
     if found is None:
         return needs

@@ -150,6 +150,15 @@ class _Expander:
         self.renderer.site = functools.partial(self.doc.problem, path)
         self.renderer.check_deadline()
 
+    def _projected(self, start: int, count: int, path: PathT) -> None:
+        """After a loop's first iteration: would all of them pass MAX_STEPS? Say so now."""
+        total = start + (len(self.leaves) - start) * count
+        if total > MAX_STEPS:
+            message = (f"the loop makes about {total:,} steps ({count:,} iterations of "
+                       f"{len(self.leaves) - start:,}), over {MAX_STEPS:,}, the limit on steps "
+                       "per plan")
+            raise PlanError([self.doc.problem((*path, "loop"), message)])
+
     def _group(self, group: Group) -> None:
         raw, path, outer = group.raw, group.path, group.container
         own = {key: (raw[key], (*path, key)) for key in INHERITED if key in raw}
@@ -164,12 +173,15 @@ class _Expander:
             (f"{group.id}[{i}]", {**outer.scope, "item": item, "loop": _loop(i, len(items))})
             for i, item in enumerate(items)
         )
+        start = len(self.leaves)
         for run_id, scope in runs:
             run = Container(run_id, path, outer, scope, {**outer.inherited, **own}, whens)
             if items is not None:
                 self._register(run_id, run, path)
             group.iterations.append(run)
             self.fill(raw["steps"], (*path, "steps"), run)
+            if items is not None and len(group.iterations) == 1:
+                self._projected(start, len(items), path)
 
     def _loop_items(self, raw: dict[str, Any], path: PathT, scope: dict[str, Any]) -> list[Any]:
         """The loop's items; [] (no iteration) when they cannot be known."""

@@ -52,7 +52,7 @@ def test_every_kind_that_talks_to_the_api_says_what_it_needs(kind: str) -> None:
     step_kind = REGISTRY[kind]()
     raw = params.get(step_kind.target_param)
     default = "service" if step_kind.target_param == "service" else ""
-    target = parse_target(raw, "ns", default) if raw else None
+    target = parse_target(raw, "ns", default, any_kind=not default) if raw else None
     found = step_kind.needs_at(params, target, PLAYBOOKS, offline_resolver)
     assert found, f"{kind} needs nothing?"
     assert all(isinstance(n, Need) and n.verb and n.resource for n in found)
