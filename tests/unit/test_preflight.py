@@ -111,3 +111,18 @@ def test_rbac_prints_a_role_with_every_permission(tmp_path: Path,
     assert rules[("", "pods/status")] == ["patch"]
     assert rules[("coordination.k8s.io", "leases")] == ["create", "delete", "get", "patch"]
     assert set(rules[("apps", "deployments")]) >= {"get", "patch", "list", "watch"}
+
+
+def test_cluster_scoped_kinds_an_apply_brings_go_to_a_cluster_role(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text("apiVersion: runplan/v1\nkind: Plan\nmetadata: {name: setup}\n"
+                    "namespace: shop\nsteps:\n  - id: ns\n    apply:\n      manifests:\n"
+                    "        - {apiVersion: v1, kind: Namespace, metadata: {name: shop}}\n",
+                    encoding="utf-8")
+    assert main(["rbac", str(path)]) == 0
+    role, cluster_role = yaml.safe_load_all(capsys.readouterr().out)
+    assert role["kind"] == "Role" and cluster_role["kind"] == "ClusterRole"
+    assert "namespace" not in cluster_role["metadata"]
+    assert cluster_role["rules"] == [{"apiGroups": [""], "resources": ["namespaces"],
+                                      "verbs": ["create", "get", "patch"]}]
