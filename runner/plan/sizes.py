@@ -77,7 +77,7 @@ def _mul(left: Any, right: Any) -> None:
 
 def _pow(base: Any, exponent: Any) -> None:
     ints = is_int(base) and is_int(exponent) and abs(base) > 1 and exponent > 0
-    if ints and exponent * _bits(base) > MAX_INT_BITS:
+    if ints and exponent * (_bits(base) - 1) + 1 > MAX_INT_BITS:  # exact for powers of 2
         raise TemplateLimit(f"a power past {MAX_INT_BITS} bits (the limit on integers)")
 
 
