@@ -1,7 +1,8 @@
-"""python -m localcluster up|down|status|build [--state-dir DIR] [--audit-log] [--with EXTRA]
+"""python -m localcluster up|down|status|build [--state-dir DIR] [--audit-log] [--with EXTRA]...
 python -m localcluster user NAME [--group G]... [--state-dir DIR]
 
-`up --with gateway-api` also installs the Gateway API standard-channel CRDs.
+`up --with gateway-api` also installs the Gateway API standard-channel CRDs;
+`up --with prometheus` also starts Prometheus and prints RUNPLAN_PROMETHEUS_URL.
 
 `up --audit-log` has the API server write every request (Metadata level, JSON
 lines) to DIR/audit.log; off by default. `user` writes DIR/users/NAME.kubeconfig,
@@ -36,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         dest="extras",
         action="append",
         default=[],
-        choices=("gateway-api",),
-        help="up: also install an extra (repeatable): gateway-api = the Gateway API CRDs",
+        choices=tuple(cluster.EXTRAS),
+        help="up: also install/start an extra (repeatable): gateway-api = the Gateway API "
+        "CRDs, prometheus = Prometheus (prints RUNPLAN_PROMETHEUS_URL)",
     )
     args = parser.parse_args(argv)
     # Progress goes to stderr so `eval "$(python -m localcluster up)"` works.
@@ -56,11 +58,12 @@ def main(argv: list[str] | None = None) -> int:
 
             print(users.create(args.state_dir, args.name, args.group))
         elif args.command == "build":
-            from localcluster import build, gatewayapi
+            from localcluster import build, gatewayapi, prometheus
 
             build.build_all(log)
             gatewayapi.fetch(log)  # every extra too: `make test` needs them all
             print(build.bin_dir())
+            print(prometheus.build(log))
         else:
             return _status(args.state_dir)
     except ClusterSetupError as exc:
