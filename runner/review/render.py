@@ -27,10 +27,12 @@ class LiveReview:
     steps: tuple[StepReview, ...]
     resource_versions: list[dict[str, str | None]]
     end_states: dict[str, dict[str, Any]]
+    # What the preflight of a real run would refuse (runner/engine/preflight.py).
+    permissions: tuple[str, ...] = ()
 
     @property
     def errors(self) -> list[str]:
-        return [s.error for s in self.steps if s.error]
+        return [s.error for s in self.steps if s.error] + list(self.permissions)
 
 
 def print_text(review: LiveReview, out: IO[str] | None = None,
