@@ -212,7 +212,10 @@ def _compile(args: argparse.Namespace, path: str) -> Plan:
     if args.namespace is not None and not _LABEL.fullmatch(args.namespace):
         raise UsageError(f"-n {args.namespace!r}: not a namespace name (a DNS-1123 label)")
     cli_vars = dict(parse_var(a) for a in args.var)
-    return compile_plan(path, cli_vars, args.vars_file, args.namespace)
+    plan = compile_plan(path, cli_vars, args.vars_file, args.namespace)
+    for note in plan.notes:  # not errors: what an included plan's author should know
+        print(f"runplan: {note}", file=sys.stderr)
+    return plan
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 from runner.errors import Problem
 from runner.plan.expand import Leaf, path_text
 from runner.plan.explain import show
+from runner.plan.include import Source
 from runner.plan.loader import Document, PathT
 from runner.plan.model import Step, Target
 from runner.plan.render import Collector, Renderer, RenderError, is_template
@@ -81,12 +82,15 @@ class StepBuilder:
     def build(self, leaf: Leaf, needs: tuple[str, ...]) -> Step | None:
         if leaf.kind is None:  # no (or several) action keys: reported already
             return None
+        source = leaf.container.source
         control = {key: self._control(leaf, key) for key in _CONTROL}
         namespace = control["namespace"] or self.namespace
         params, deferred, changed = self._params(leaf)
         target = self._target(leaf.kind, params, namespace)
         if self._valid(leaf, params, changed):
             self._check(leaf, params, target)
+        if source.doc is not self.doc:  # paths in an included plan: relative to its file
+            params = REGISTRY[leaf.kind]().rebase(params, self._dir(leaf), self.plan_dir)
         return Step(
             id=leaf.id,
             name=self._name(leaf),
@@ -98,21 +102,25 @@ class StepBuilder:
             retries=control["retries"],
             retry_delay=control["retry_delay"],
             continue_on_error=control["continue_on_error"],
-            location=self.doc.location(leaf.path),
+            location=source.location(leaf.path),
             where=leaf.where,
             scope=leaf.container.scope,
             deferred=deferred,
             group=leaf.container.id or None,
             target=target,
+            prefix=source.prefix,
         )
+
+    def _dir(self, leaf: Leaf) -> Path:
+        return Path(leaf.container.source.doc.file).parent
 
     def _control(self, leaf: Leaf, key: str) -> Any:
         """The step's own value, else its groups', else the plan's defaults; parsed."""
         parse, default = _CONTROL[key]
         if key in leaf.raw:
-            value, path = leaf.raw[key], (*leaf.path, key)
+            value, path, source = leaf.raw[key], (*leaf.path, key), leaf.container.source
         elif key in leaf.container.inherited:
-            value, path = leaf.container.inherited[key]
+            value, path, source = leaf.container.inherited[key]
         else:
             return default
         try:
@@ -121,12 +129,12 @@ class StepBuilder:
             rendered = self._render_control(key, value, leaf)
         except (ValueError, RenderError) as exc:
             if is_template(value):  # plain values were checked by the schema stage
-                self.problems.append(self.doc.problem(path, str(exc)))
+                self.problems.append(source.problem(path, str(exc)))
             return default
         try:
             return parse(rendered)
         except ValueError as exc:
-            self.problems.append(self.doc.problem(path, f"{exc} (rendered from {value!r})"))
+            self.problems.append(source.problem(path, f"{exc} (rendered from {value!r})"))
             return default
 
     def _render_control(self, key: str, value: str, leaf: Leaf) -> Any:
@@ -144,29 +152,31 @@ class StepBuilder:
             return ""
         out = Collector()
         rendered = self.renderer.render(name, leaf.container.scope, out)
-        self.problems += [self.doc.problem((*leaf.path, "name"), m) for _, m in out.errors]
+        source = leaf.container.source
+        self.problems += [source.problem((*leaf.path, "name"), m) for _, m in out.errors]
         return str(rendered)
 
     def _when(self, leaf: Leaf) -> str | None:
-        own = ((leaf.raw["when"], (*leaf.path, "when")),) if "when" in leaf.raw else ()
+        source = leaf.container.source
+        own = ((leaf.raw["when"], (*leaf.path, "when"), source),) if "when" in leaf.raw else ()
         parts = []
-        for value, path in (*leaf.container.whens, *own):
+        for value, path, where in (*leaf.container.whens, *own):
             if isinstance(value, bool):
                 parts += [] if value else ["false"]
             elif isinstance(value, str):
-                parts += self._expression(leaf, value, path)
+                parts += self._expression(leaf, value, path, where)
         if len(parts) < 2:
             return parts[0] if parts else None
         return " and ".join(f"({part})" for part in parts)
 
-    def _expression(self, leaf: Leaf, value: str, path: PathT) -> list[str]:
+    def _expression(self, leaf: Leaf, value: str, path: PathT, source: Source) -> list[str]:
         match = _BRACES.fullmatch(value)
         expression = match.group(1).strip() if match else value.strip()
         try:
             compiled = self.renderer.compile(expression, expression=True)
             self.renderer.check_names(compiled, leaf.container.scope)
         except RenderError as exc:
-            self.problems.append(self.doc.problem(path, f"bad `when` expression: {exc}"))
+            self.problems.append(source.problem(path, f"bad `when` expression: {exc}"))
             return []
         self.refs += [(leaf, path, ref) for ref in compiled.step_refs]
         return [expression]
@@ -197,7 +207,8 @@ class StepBuilder:
 
     def _valid(self, leaf: Leaf, params: dict[str, Any], changed: list[str]) -> bool:
         """Params a template changed, against their schema (the rest passed already)."""
-        if leaf.path in self.bad:
+        source = leaf.container.source
+        if leaf.path in (self.bad if source.doc is self.doc else source.bad):
             return False
         kind = leaf.kind or ""
         found = [(key, f) for key in changed for f in param_findings(kind, key, params[key])]
@@ -208,7 +219,7 @@ class StepBuilder:
 
     def _check(self, leaf: Leaf, params: dict[str, Any], target: Target | None) -> None:
         step_kind = REGISTRY[leaf.kind or ""]()
-        messages = step_kind.check(params, target) + step_kind.check_files(params, self.plan_dir)
+        messages = step_kind.check(params, target) + step_kind.check_files(params, self._dir(leaf))
         base = (*leaf.path, leaf.kind or "")
         for message in messages:
             param, sep, rest = message.partition(": ")
@@ -220,4 +231,5 @@ class StepBuilder:
     def _at(self, leaf: Leaf, path: PathT, message: str) -> Problem:
         """A problem in a leaf's params: `steps[5].steps[0] (widen[1].move).set_partition...`."""
         where = leaf.where + "." + path_text(path[len(leaf.path):])
-        return Problem(self.doc.location(path), where, message)
+        source = leaf.container.source
+        return source.own(Problem(source.location(path), where, message))

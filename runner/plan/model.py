@@ -55,6 +55,9 @@ class Step:
     deferred: bool = False
     group: str | None = None
     target: Target | None = None
+    # The id of the include this step came from ("web", "web[1]"): its
+    # `steps['x']` name the included plan's own ids, i.e. `<prefix>.x`.
+    prefix: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,6 +79,10 @@ class Plan:
     graph: networkx.DiGraph = field(repr=False)
     on_failure: str | tuple[Step, ...] | None
     digest: str
+    # Included plan files and the sha256 of each one's text (approvals pin them).
+    includes: tuple[tuple[str, str], ...] = ()
+    # Things the author should know that are not errors (an ignored on_failure).
+    notes: tuple[str, ...] = ()
 
     def step(self, step_id: str) -> Step:
         """The step (or failure step) with this id; KeyError if none."""

@@ -64,10 +64,12 @@ def _add(sources: Sources, doc: Document, base: tuple[str, ...], data: Any) -> l
     return []
 
 
-def render_vars(renderer: Renderer, sources: Sources) -> tuple[dict[str, Any], list[Problem]]:
-    """Rendered values, each after the vars it references."""
+def render_vars(renderer: Renderer, sources: Sources,
+                base: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[Problem]]:
+    """Rendered values, each after the vars it references; `base`: values given
+    already rendered (an include's vars), which the sources may reference."""
     order, problems = _order(renderer, sources)
-    rendered: dict[str, Any] = {}
+    rendered: dict[str, Any] = dict(base or {})
     for name in order:
         source, out = sources[name], Collector()
         rendered[name] = renderer.render(source.value, rendered, out)

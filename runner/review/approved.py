@@ -53,7 +53,10 @@ def digests(plan: Plan) -> tuple[str, dict[str, str]]:
     """(the review digest, each step's digest): Plan.digest covers the vars (plan, vars
     files and -e) and namespace; the step digests add the manifests' content."""
     steps = {s.id: step_digest(plan, s) for s in plan.all_steps()}
-    return _sha({"plan": plan.digest, "steps": steps}), steps
+    whole: dict[str, Any] = {"plan": plan.digest, "steps": steps}
+    if plan.includes:  # the included files' text, comments and unused parts too
+        whole["includes"] = dict(plan.includes)
+    return _sha(whole), steps
 
 
 def save(plan: Plan, path: str, identity: Identity | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,13 @@ class Apply(StepKind):
         where = f"paths are relative to the plan's folder, {plan_dir}"
         missing = [p for p in paths if not glob.glob(str(plan_dir / p))]
         return [f"manifests: '{p}' matches no file ({where})" for p in missing]
+
+    def rebase(self, params: dict[str, Any], plan_dir: Path, root_dir: Path) -> dict[str, Any]:
+        manifests = params.get("manifests")
+        items = manifests if isinstance(manifests, list) else [manifests]
+        moved = [_rebased(m, plan_dir, root_dir) if isinstance(m, str) and not is_template(m)
+                 else m for m in items]
+        return {**params, "manifests": moved if isinstance(manifests, list) else moved[0]}
 
     def describe(self, params: dict[str, Any]) -> str:
         manifests = params["manifests"]
@@ -64,6 +72,11 @@ def _manifest_text(item: Any) -> str:
         name = (item.get("metadata") or {}).get("name", "?")
         return f"inline {item.get('kind', '?')}/{name}"
     return str(item)
+
+
+def _rebased(path: str, plan_dir: Path, root_dir: Path) -> str:
+    moved = os.path.relpath(plan_dir / path, root_dir)
+    return moved + "/" if path.endswith("/") else moved
 
 
 def _objects(plan_dir: Path, step_id: str, manifests: Any) -> list[dict[str, Any]]:
