@@ -52,11 +52,27 @@ def run(plan: Plan, options: RunOptions) -> int:
     from runner.engine.session import run_plan
     from runner.kube import connect
 
+    if plan.clusters:  # waves: every cluster connected before anything changes anywhere
+        from runner.engine.clusters import connect_fleet
+
+        fleet = connect_fleet(plan, options, selected_steps(plan, options))
+        try:
+            return run_plan(plan, options, fleet.primary, fleet=fleet)
+        finally:
+            fleet.close()
     kube = connect(options.kubeconfig, options.context, options.namespace)
     try:
         return run_plan(plan, options, kube)
     finally:
         kube.close()
+
+
+def selected_steps(plan: Plan, options: RunOptions) -> list[Any]:
+    """The steps `--only` / `--from` select, in plan order."""
+    from runner.plan.selection import selection
+
+    chosen = selection(plan, options.only, options.start_from)
+    return [step for step in plan.steps if step.id in chosen]
 
 
 def resume(run_id: str, options: RunOptions) -> int:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.engine.approvals import Approvals
 from runner.engine.changes import ChangeLog, restore
+from runner.engine.clusters import Fleet, FleetLocks, FleetStore, describe, restore_fleet
 from runner.engine.executor import FAILED, Executor, RunState, failure_text
 from runner.engine.journal import JournalStore, new_run_id
 from runner.engine.lock import Holder, PlanLock
@@ -36,19 +37,29 @@ ROLLBACK_TIMEOUT = 300.0  # each restored workload gets this long to settle
 
 
 def run_plan(plan: Plan, options: RunOptions, kube: Kube,
-             resumed: dict[str, Any] | None = None) -> int:
-    """Run (or resume) the plan; the exit code: 0, 1 a step failed, 130 interrupted."""
+             resumed: dict[str, Any] | None = None, fleet: Fleet | None = None) -> int:
+    """Run (or resume) the plan; the exit code: 0, 1 a step failed, 130 interrupted.
+
+    `fleet`: the clusters of a plan with waves (kube is then its primary)."""
     run_id = resumed["run_id"] if resumed else new_run_id()
-    namespace = plan.namespace or kube.namespace
-    lock = PlanLock(kube, namespace, plan.name, _holder(run_id, kube), options.lock_duration)
+    fleet = fleet or Fleet.single(kube)
+    kube = fleet.primary
+    namespace = fleet.namespace(plan, next(iter(fleet.kubes)))
+    holder = _holder(run_id, kube)
+    lock: PlanLock | FleetLocks = (
+        FleetLocks(fleet, plan, holder, options.lock_duration) if fleet.waves
+        else PlanLock(kube, namespace, plan.name, holder, options.lock_duration))
     lock.acquire(force=options.force_unlock)  # LockHeld (exit 4) before anything changed
     try:
         doc = resumed or new_document(plan, options, kube, run_id, namespace)
-        store = JournalStore(kube, namespace, run_id, plan.name)
+        store = FleetStore(fleet, plan, run_id) if fleet.waves else JournalStore(
+            kube, namespace, run_id, plan.name)
+        if fleet.waves:
+            doc["clusters"] = describe(fleet, plan)
         journal = JournalSink(store, doc, resumed=resumed is not None)
         bus = Bus(run_id, [*sinks_for(options.output, options.junit, sys.stdout), journal])
         try:
-            return _run(plan, options, kube, bus, journal, lock)
+            return _run(plan, options, fleet, bus, journal, lock)
         finally:
             if lock.release():
                 bus.emit("lock", action="released", lease=lock.name,
@@ -58,16 +69,19 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
         lock.release()  # no-op when released above; here when the journal could not start
 
 
-def _run(plan: Plan, options: RunOptions, kube: Kube, bus: Bus, journal: JournalSink,
-         lock: PlanLock) -> int:
+def _run(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: JournalSink,
+         lock: PlanLock | FleetLocks) -> int:
+    kube = fleet.primary
     steps = _selected(plan, options, journal.doc)
     changes = ChangeLog.from_json(journal.doc.get("changes") or {},
                                   lambda record: journal.changes_changed(changes.to_json()))
     approvals = Approvals(kube, journal.store.namespace, bus.run_id, frozenset(options.approve),
                           prompt=options.output != "json" and sys.stdin.isatty(),
                           pause_display=_display_pauser(bus))
-    executor = Executor(plan, kube, bus, options.max_parallel,
-                        lambda k, step: k.recording(changes.recorder(step.id)),
+    def kube_for(running: Kube, step: Step) -> Kube:  # the step's cluster, recording
+        return fleet.for_step(running, step).recording(changes.recorder(step.id, step.cluster))
+
+    executor = Executor(plan, kube, bus, options.max_parallel, kube_for,
                         journal.prior_state(), approvals)
     def lost(why: str) -> None:  # someone --force-unlock'ed: stop, as on Ctrl-C
         bus.emit("lock", action="lost", lease=lock.name, namespace=lock.namespace, holder=why)
@@ -78,14 +92,15 @@ def _run(plan: Plan, options: RunOptions, kube: Kube, bus: Bus, journal: Journal
     bus.emit("run_started", plan=plan.name, file=plan.file, run_id=bus.run_id,
              server=ident.server, user=journal.doc.get("user"),
              steps=[s.id for s in steps], max_parallel=options.max_parallel,
-             resumed=journal.resumed, done=dict(executor.state.statuses))
+             resumed=journal.resumed, done=dict(executor.state.statuses),
+             **({"clusters": describe(fleet, plan)} if fleet.waves else {}))
     bus.emit("lock", action="acquired", lease=lock.name, namespace=lock.namespace,
              holder=bus.run_id)
     _report_outside_needs(bus, steps)
     journal.checkpoint()  # the ConfigMap exists before any step (approvals are written to it)
     started = time.monotonic()
     with _signals(executor.interrupt):
-        state = executor.run(steps, lambda k: _rollback(k, changes, bus))
+        state = executor.run(steps, lambda k: _rollback(k, fleet, changes, bus))
     status = "interrupted" if state.interrupted else FAILED if state.failed() else "succeeded"
     bus.emit("run_finished", status=status, duration=round(time.monotonic() - started, 3),
              counts=_counts(state, steps), failed=state.failed(),
@@ -117,7 +132,9 @@ def _report_outside_needs(bus: Bus, steps: tuple[Step, ...]) -> None:
                                      "does not run (--only/--from): taken as done")
 
 
-def _rollback(kube: Kube, changes: ChangeLog, bus: Bus) -> list[str]:
+def _rollback(kube: Kube, fleet: Fleet, changes: ChangeLog, bus: Bus) -> list[str]:
+    if fleet.waves:  # every cluster the run changed, the latest wave first
+        return restore_fleet(fleet, kube, changes, bus.emit, ROLLBACK_TIMEOUT)
     outcomes = restore(kube, changes, bus.emit, ROLLBACK_TIMEOUT)
     return [f"{o.object}: {o.status}" for o in outcomes]
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runner.errors import Problem
+from runner.errors import Problem, did_you_mean
 from runner.plan.expand import Leaf, path_text
 from runner.plan.explain import show
 from runner.plan.include import Source
@@ -47,12 +47,19 @@ def _namespace(value: Any) -> str:
     return value
 
 
+def _cluster(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected the name of an entry of clusters, got {show(value)}")
+    return value
+
+
 _CONTROL: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "timeout": (parse_duration, None),
     "retries": (_count, 0),
     "retry_delay": (parse_duration, 5.0),
     "continue_on_error": (_flag, False),
     "namespace": (_namespace, None),
+    "cluster": (_cluster, None),
 }
 
 
@@ -75,6 +82,7 @@ class StepBuilder:
         self.bad = bad
         self.namespace = namespace
         self.plan_dir = Path(doc.file).parent
+        self.clusters: frozenset[str] = frozenset()  # the plan's `clusters` entries
         self.problems: list[Problem] = []
         # (leaf, path of the template, step id it reads): checked against the graph.
         self.refs: list[tuple[Leaf, PathT, str]] = []
@@ -84,6 +92,7 @@ class StepBuilder:
             return None
         source = leaf.container.source
         control = {key: self._control(leaf, key) for key in _CONTROL}
+        self._check_cluster(leaf, control["cluster"])
         namespace = control["namespace"] or self.namespace
         params, deferred, changed = self._params(leaf)
         target = self._target(leaf.kind, params, namespace)
@@ -109,7 +118,23 @@ class StepBuilder:
             group=leaf.container.id or None,
             target=target,
             prefix=source.prefix,
+            cluster=control["cluster"],
         )
+
+    def _check_cluster(self, leaf: Leaf, name: str | None) -> None:
+        if name is None or name in self.clusters:
+            return
+        _, path, source = self._origin(leaf, "cluster")
+        known = ", ".join(sorted(self.clusters)) or "none declared"
+        message = (f"cluster '{name}' names no entry of the plan's clusters ({known})"
+                   f"{did_you_mean(name, self.clusters)}")
+        self.problems.append(source.problem(path, message))
+
+    def _origin(self, leaf: Leaf, key: str) -> tuple[Any, PathT, Source]:
+        """A control field's raw value, where it is written and in which file."""
+        if key in leaf.raw:
+            return leaf.raw[key], (*leaf.path, key), leaf.container.source
+        return leaf.container.inherited[key]
 
     def _dir(self, leaf: Leaf) -> Path:
         return Path(leaf.container.source.doc.file).parent
@@ -117,12 +142,9 @@ class StepBuilder:
     def _control(self, leaf: Leaf, key: str) -> Any:
         """The step's own value, else its groups', else the plan's defaults; parsed."""
         parse, default = _CONTROL[key]
-        if key in leaf.raw:
-            value, path, source = leaf.raw[key], (*leaf.path, key), leaf.container.source
-        elif key in leaf.container.inherited:
-            value, path, source = leaf.container.inherited[key]
-        else:
+        if key not in leaf.raw and key not in leaf.container.inherited:
             return default
+        value, path, source = self._origin(leaf, key)
         try:
             if not is_template(value):
                 return parse(value)

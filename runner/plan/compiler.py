@@ -25,7 +25,7 @@ from runner.plan.expand import Leaf, expand, source_of
 from runner.plan.graph import build_graph, execution_order
 from runner.plan.include import Includes
 from runner.plan.loader import Document, PathT, load_file
-from runner.plan.model import Plan, Step
+from runner.plan.model import ClusterRef, Plan, Step
 from runner.plan.render import Collector, Renderer
 from runner.plan.schema import validate_plan
 
@@ -78,6 +78,8 @@ def _compile(path: str | Path, cli_vars: dict[str, Any], vars_files: list[str],
     scope = {**plan_vars, "namespace": namespace or "default"}
     includes = Includes(renderer, cli_vars, namespace_override)
     pipeline = _Steps(doc, renderer, bad, namespace, scope, includes)
+    clusters = _clusters(doc)
+    pipeline.builder.clusters = frozenset(c.name for c in clusters)
     steps, graph = pipeline.compile(("steps",))
     on_failure = _on_failure(doc, pipeline)
     problems += pipeline.problems
@@ -85,7 +87,20 @@ def _compile(path: str | Path, cli_vars: dict[str, Any], vars_files: list[str],
         raise PlanError(_dedupe(problems))
     plan = _plan(doc, namespace, plan_vars, steps, graph, on_failure)
     return replace(plan, includes=tuple(includes.digests().items()),
-                   notes=tuple(dict.fromkeys(includes.notes)))
+                   notes=tuple(dict.fromkeys(includes.notes)), clusters=clusters)
+
+
+def _clusters(doc: Document) -> tuple[ClusterRef, ...]:
+    """The plan's `clusters` (the schema checked their shape)."""
+    raw = doc.data.get("clusters")
+    if not isinstance(raw, dict):
+        return ()
+    folder = Path(doc.file).parent
+    return tuple(
+        ClusterRef(name, str(entry.get("context")),
+                   str(folder / entry["kubeconfig"]) if entry.get("kubeconfig") else None,
+                   doc.location(("clusters", name), key=True))
+        for name, entry in raw.items() if isinstance(entry, dict))
 
 
 def _kind_of(data: Any) -> str:
@@ -237,4 +252,5 @@ def _summary(step: Step) -> dict[str, Any]:
             "when": step.when, "timeout": step.timeout, "retries": step.retries,
             "retry_delay": step.retry_delay, "continue_on_error": step.continue_on_error,
             "target": str(step.target) if step.target else None,
-            "namespace": step.target.namespace if step.target else None}
+            "namespace": step.target.namespace if step.target else None,
+            **({"cluster": step.cluster} if step.cluster else {})}

@@ -20,7 +20,7 @@ from runner.plan.loader import Document, PathT
 from runner.plan.render import Collector, Renderer, is_template
 from runner.steps import REGISTRY
 
-INHERITED = ("timeout", "retries", "retry_delay", "continue_on_error", "namespace")
+INHERITED = ("timeout", "retries", "retry_delay", "continue_on_error", "namespace", "cluster")
 
 
 @dataclass(eq=False)

@@ -131,6 +131,9 @@ class Includes:
     def _opened(self, source: Source, outer: Source, path: PathT, scope: dict[str, Any],
                 problems: list[Problem]) -> Opened:
         data = source.doc.data
+        if "clusters" in data:
+            problems.append(source.problem(("clusters",), "an included plan cannot declare "
+                                           "clusters: the plan that runs names them", key=True))
         values = self._vars(source, outer, path, scope, problems)
         inner = {**scope, **values}
         inherited: Inherited = {key: (value, ("defaults", key), source)

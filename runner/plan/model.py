@@ -58,6 +58,18 @@ class Step:
     # The id of the include this step came from ("web", "web[1]"): its
     # `steps['x']` name the included plan's own ids, i.e. `<prefix>.x`.
     prefix: str = ""
+    # The entry of the plan's `clusters` it runs on; None: the current context.
+    cluster: str | None = None
+
+
+@dataclass(frozen=True)
+class ClusterRef:
+    """An entry of the plan's `clusters`: a kubeconfig context, maybe another file."""
+
+    name: str
+    context: str
+    kubeconfig: str | None  # resolved against the plan's folder; None: the run's kubeconfig
+    location: Location
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +95,7 @@ class Plan:
     includes: tuple[tuple[str, str], ...] = ()
     # Things the author should know that are not errors (an ignored on_failure).
     notes: tuple[str, ...] = ()
+    clusters: tuple[ClusterRef, ...] = ()
 
     def step(self, step_id: str) -> Step:
         """The step (or failure step) with this id; KeyError if none."""

@@ -17,7 +17,7 @@ def text(plan: Plan) -> str:
     lines = [f"{plan.name}: {len(plan.steps)} steps in execution order"]
     for number, step in enumerate(plan.steps, 1):
         after = f"  <- {', '.join(step.needs)}" if step.needs else "  (root)"
-        origin = _origin(plan, step)
+        origin = (f"  @{step.cluster}" if step.cluster else "") + _origin(plan, step)
         lines.append(f"{number:>3}. {step.id:<{width}}  {step.kind:<13}{after}{origin}")
     return "\n".join(lines)
 
@@ -50,7 +50,9 @@ def _groups(plan: Plan) -> dict[str, list[Step]]:
     groups: dict[str, list[Step]] = {}
     for step in plan.steps:
         label = step.group or ""
-        if label and step.prefix == label:
+        if step.cluster:
+            label = f"{label} @{step.cluster}" if label else f"@{step.cluster}"
+        if step.group and step.prefix == step.group:
             label += f" (include {step.location.file})"
         groups.setdefault(label, []).append(step)
     return groups

@@ -56,6 +56,8 @@ def digests(plan: Plan) -> tuple[str, dict[str, str]]:
     whole: dict[str, Any] = {"plan": plan.digest, "steps": steps}
     if plan.includes:  # the included files' text, comments and unused parts too
         whole["includes"] = dict(plan.includes)
+    if plan.clusters:  # which contexts the waves go to
+        whole["clusters"] = {c.name: [c.context, c.kubeconfig] for c in plan.clusters}
     return _sha(whole), steps
 
 
