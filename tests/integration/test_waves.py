@@ -250,3 +250,23 @@ def test_an_unknown_or_unreachable_cluster_is_exit_3_before_any_change(
     assert image(waves["staging"], "deployment", "web") == "nginx:1.25.4"
     assert not run_configmaps(waves["staging"]) and not lease_exists(waves["staging"],
                                                                         "bad-cluster")
+
+
+# --- plans that fail validation never reach a cluster ---------------------------------------
+
+BAD = REPO / "tests" / "unit" / "bad_plans"
+
+
+@pytest.mark.parametrize("case, place", [
+    ("cluster_names_no_entry", "cluster_names_no_entry.yaml:11:"),
+    ("include_missing", "include_missing.yaml:8:"),
+    ("include_cycle", "included/cycle_a.yaml:7:"),
+    ("include_with_errors", "included/broken.yaml:9:"),
+])
+def test_a_bad_wave_or_include_is_exit_2_with_its_place_and_touches_nothing(
+        tmp_path: Path, waves: dict[str, Kube], case: str, place: str) -> None:
+    code, _, err = runplan(tmp_path, str(BAD / f"{case}.yaml"))
+    assert code == 2 and place in err, err
+    for kube in waves.values():
+        assert not [cm for cm in kube.list("configmap", "")[0]
+                    if cm["metadata"]["name"].startswith("runplan-run-")]
