@@ -167,14 +167,15 @@ class _Expander:
                 self._register(run_id, run, path)
             group.iterations.append(run)
             if include:
-                self._include(run, own)
+                self._include(run, own, group.id)
             else:
                 self.fill(raw["steps"], (*path, "steps"), run)
 
-    def _include(self, run: Container, own: Inherited) -> None:
+    def _include(self, run: Container, own: Inherited, group_id: str) -> None:
         """One run of an include: the container takes the included file's steps."""
         outer = run.source
-        site = f"{path_text(run.path)} ({outer.local(run.id)})"
+        # Named by the include step, not the iteration: a loop reports a problem once.
+        site = f"{path_text(run.path)} ({outer.local(group_id)})"
         opened = self.includes.open(outer, run.path, site, run.id, run.scope, self.problems)
         if opened is None:
             return

@@ -74,6 +74,7 @@ class _File:
     doc: Document
     problems: list[Problem]
     bad: frozenset[PathT]
+    sha: str = ""  # of the text as read
 
 
 @dataclass
@@ -181,8 +182,8 @@ class Includes:
 
     def digests(self) -> dict[str, str]:
         """sha256 of each included file's text: what an approval also pins."""
-        return {name: "sha256:" + hashlib.sha256(Path(name).read_bytes()).hexdigest()
-                for name, loaded in sorted(self.files.items()) if not isinstance(loaded, Problem)}
+        return {name: loaded.sha for name, loaded in sorted(self.files.items())
+                if isinstance(loaded, _File)}
 
 
 _GROUP_FIELDS = ("timeout", "retries", "retry_delay", "continue_on_error", "namespace")
@@ -192,14 +193,17 @@ def _read(file: str) -> _File | Problem:
     if not Path(file).is_file():
         return Problem(Location(file), "", f"the included plan {file} does not exist")
     try:
+        sha = "sha256:" + hashlib.sha256(Path(file).read_bytes()).hexdigest()
         doc = load_file(file)
+    except OSError as exc:
+        return Problem(Location(file), "", f"cannot read the included plan {file}: {exc}")
     except PlanError as exc:
-        return _File(Document(file, {}), exc.problems, frozenset())
+        return _File(Document(file, {}), exc.problems, frozenset(), sha)
     if not isinstance(doc.data, dict):
         top = "the top level of a plan is a mapping (apiVersion, kind, metadata, steps)"
-        return _File(doc, [doc.problem((), top)], frozenset())
+        return _File(doc, [doc.problem((), top)], frozenset(), sha)
     schema_problems, bad = validate_plan(doc)
-    return _File(doc, doc.problems + schema_problems, frozenset(bad))
+    return _File(doc, doc.problems + schema_problems, frozenset(bad), sha)
 
 
 def _at(source: Source, path: PathT) -> Any:
