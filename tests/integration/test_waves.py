@@ -194,7 +194,7 @@ SLOW = """\
   - id: prod
     cluster: prod
     steps:
-      - {id: hold, wait: {duration: 8s}}
+      - {id: hold, wait: {duration: 20s}}
       - {id: image, set_image: {target: deployment/web, image: nginx:1.27.0}}
       - {id: ready, wait_ready: {target: deployment/web, timeout: 60s}}
 """
