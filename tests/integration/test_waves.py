@@ -185,6 +185,14 @@ def test_the_review_reads_both_clusters_and_writes_nothing(
     for name, kube in waves.items():
         assert kube.get("deployment", "web")["metadata"]["resourceVersion"] == before[name]
         assert not run_configmaps(kube) and not lease_exists(kube, "review-waves")
+    # The saved review pins both clusters' targets; an approved run checks each in its own.
+    saved = tmp_path / "review.json"
+    code, _, err = runplan(tmp_path, str(plan), "--dry-run", "--save-review", str(saved))
+    assert code == 0, err
+    waves["prod"].patch("deployment", "web", namespace, {"metadata": {"labels": {"x": "y"}}})
+    code, _, err = runplan(tmp_path, str(plan), "--approved", str(saved), "--require-unchanged")
+    assert code == 2 and "prod: deployment/web" in err and "changed" in err
+    assert image(waves["staging"], "deployment", "web") == "nginx:1.25.4"
 
 
 # --- the lock per cluster, and resume after kill -9 -------------------------------------------
