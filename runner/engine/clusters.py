@@ -31,7 +31,7 @@ CURRENT = ""  # the cluster of the steps without `cluster:`: the current context
 
 
 
-@dataclass
+@dataclass(frozen=True)
 class Fleet:
     """The run's connections by cluster name ("" = the current context)."""
 
@@ -93,22 +93,22 @@ def connect_fleet(plan: Plan, options: RunOptions, steps: Iterable[Step],
     from runner.kube import connect
 
     refs = {ref.name: ref for ref in plan.clusters}
-    fleet = Fleet({}, refs)
+    kubes: dict[str, Kube] = {}
+    given = current  # the caller's to close
     try:
         for name in clusters_used(plan, steps):
             ref = refs.get(name)
             if ref is None:
-                fleet.kubes[name] = current or connect(options.kubeconfig, options.context,
-                                                       options.namespace)
-                current = fleet.kubes[name]
+                current = kubes[name] = current or connect(
+                    options.kubeconfig, options.context, options.namespace)
             elif current is not None and _same(ref, options, current):
-                fleet.kubes[name] = current
+                kubes[name] = current
             else:
-                fleet.kubes[name] = _connect(connect, ref, options)
+                kubes[name] = _connect(connect, ref, options)
     except BaseException:
-        fleet.close(keep=current)
+        Fleet(kubes).close(keep=given)
         raise
-    return fleet
+    return Fleet(kubes, refs)
 
 
 def _same(ref: ClusterRef, options: RunOptions, current: Kube) -> bool:

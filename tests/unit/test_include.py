@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runner.cli import main
-from runner.plan import compile_plan, render_deferred
+from runner.plan import compile_plan, evaluate_when, render_deferred
 from runner.review.approved import digests
 
 CANARY = """\
@@ -96,3 +96,14 @@ def test_graph_shows_the_included_group(plans: Path, capsys: pytest.CaptureFixtu
     assert "web.canary" in out and f"[include web: {plans / 'lib' / 'canary.yaml'}]" in out
     assert main(["graph", "--format", "dot", str(plans / "all.yaml")]) == 0
     assert f'label="web (include {plans / "lib" / "canary.yaml"})"' in capsys.readouterr().out
+
+
+def test_a_when_on_the_include_reads_the_including_plans_vars(plans: Path) -> None:
+    text = ALL.replace("    timeout: 30s\n", "    timeout: 30s\n    when: deploy_web\n")
+    (plans / "all.yaml").write_text(text.replace('vars: {tag: "2.0"}',
+                                                 'vars: {tag: "2.0", deploy_web: false}'))
+    step = compile_plan(plans / "all.yaml").step("web.canary")
+    assert step.when == "deploy_web"
+    assert not evaluate_when(step, {})
+    on = compile_plan(plans / "all.yaml", {"deploy_web": True}).step("web.canary")
+    assert evaluate_when(on, {})
