@@ -45,18 +45,11 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
     fleet = fleet or Fleet.single(kube)
     kube = fleet.primary
     namespace = fleet.namespace(plan, next(iter(fleet.kubes)))
-    holder = _holder(run_id, kube)
-    lock: PlanLock | FleetLocks = (
-        FleetLocks(fleet, plan, holder, options.lock_duration) if fleet.waves
-        else PlanLock(kube, namespace, plan.name, holder, options.lock_duration))
+    lock = _lock(fleet, plan, _holder(run_id, kube), options.lock_duration)
     lock.acquire(force=options.force_unlock)  # LockHeld (exit 4) before anything changed
     try:
         doc = resumed or new_document(plan, options, kube, run_id, namespace)
-        store = FleetStore(fleet, plan, run_id) if fleet.waves else JournalStore(
-            kube, namespace, run_id, plan.name)
-        if fleet.waves:
-            doc["clusters"] = describe(fleet, plan)
-        journal = JournalSink(store, doc, resumed=resumed is not None)
+        journal = JournalSink(_store(fleet, plan, run_id, doc), doc, resumed=resumed is not None)
         bus = Bus(run_id, [*sinks_for(options.output, options.junit, sys.stdout), journal])
         try:
             return _run(plan, options, fleet, bus, journal, lock)
@@ -69,20 +62,30 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
         lock.release()  # no-op when released above; here when the journal could not start
 
 
+def _lock(fleet: Fleet, plan: Plan, holder: Holder, duration: float) -> PlanLock | FleetLocks:
+    """Waves: a Lease in every cluster (all or none)."""
+    if fleet.waves:
+        return FleetLocks(fleet, plan, holder, duration)
+    kube = fleet.primary
+    return PlanLock(kube, plan.namespace or kube.namespace, plan.name, holder, duration)
+
+
+def _store(fleet: Fleet, plan: Plan, run_id: str, doc: dict[str, Any]) -> JournalStore:
+    """Waves: the journal in every cluster, and what each cluster name was."""
+    if not fleet.waves:
+        kube = fleet.primary
+        return JournalStore(kube, plan.namespace or kube.namespace, run_id, plan.name)
+    doc["clusters"] = describe(fleet, plan)
+    return FleetStore(fleet, plan, run_id)
+
+
 def _run(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: JournalSink,
          lock: PlanLock | FleetLocks) -> int:
     kube = fleet.primary
     steps = _selected(plan, options, journal.doc)
     changes = ChangeLog.from_json(journal.doc.get("changes") or {},
                                   lambda record: journal.changes_changed(changes.to_json()))
-    approvals = Approvals(kube, journal.store.namespace, bus.run_id, frozenset(options.approve),
-                          prompt=options.output != "json" and sys.stdin.isatty(),
-                          pause_display=_display_pauser(bus))
-    def kube_for(running: Kube, step: Step) -> Kube:  # the step's cluster, recording
-        return fleet.for_step(running, step).recording(changes.recorder(step.id, step.cluster))
-
-    executor = Executor(plan, kube, bus, options.max_parallel, kube_for,
-                        journal.prior_state(), approvals)
+    executor = _executor(plan, options, fleet, bus, journal, changes)
     def lost(why: str) -> None:  # someone --force-unlock'ed: stop, as on Ctrl-C
         bus.emit("lock", action="lost", lease=lock.name, namespace=lock.namespace, holder=why)
         executor.interrupt(f"the lock was lost: {why}")
@@ -106,6 +109,21 @@ def _run(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: Journ
              counts=_counts(state, steps), failed=state.failed(),
              rolled_back=state.rolled_back, summary=_summary(state, status, bus.run_id))
     return 130 if state.interrupted else 1 if state.failed() else 0
+
+
+def _executor(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: JournalSink,
+              changes: ChangeLog) -> Executor:
+    """Each step writes to its cluster through a client recording its changes."""
+    approvals = Approvals(fleet.primary, journal.store.namespace, bus.run_id,
+                          frozenset(options.approve),
+                          prompt=options.output != "json" and sys.stdin.isatty(),
+                          pause_display=_display_pauser(bus))
+
+    def kube_for(running: Kube, step: Step) -> Kube:
+        return fleet.for_step(running, step).recording(changes.recorder(step.id, step.cluster))
+
+    return Executor(plan, fleet.primary, bus, options.max_parallel, kube_for,
+                    journal.prior_state(), approvals)
 
 
 def _display_pauser(bus: Bus) -> Callable[[], AbstractContextManager[None]]:
