@@ -54,6 +54,12 @@ class Fleet:
     def kube(self, cluster: str | None) -> Kube:
         return self.kubes[cluster or CURRENT]
 
+    def canonical(self, cluster: str | None) -> str | None:
+        """The first name of the step's cluster: changes there are recorded under it."""
+        kube = self.kube(cluster)
+        first = next(name for name, known in self.kubes.items() if known is kube)
+        return first or None
+
     def for_step(self, running: Kube, step: Step) -> Kube:
         """The step's cluster's client, sharing `running`'s cancel switch."""
         kube = self.kube(step.cluster)
@@ -70,6 +76,14 @@ class Fleet:
 
     def namespace(self, plan: Plan, cluster: str) -> str:
         return plan.namespace or self.kubes[cluster].namespace
+
+    def distinct(self, plan: Plan) -> list[str]:
+        """One name per (cluster, namespace): two entries naming one context share
+        its Lease and journal."""
+        seen: dict[tuple[int, str], str] = {}
+        for name, kube in self.kubes.items():
+            seen.setdefault((id(kube), self.namespace(plan, name)), name)
+        return list(seen.values())
 
     def close(self, keep: Kube | None = None) -> None:
         for kube in {id(k): k for k in self.kubes.values()}.values():
@@ -99,16 +113,27 @@ def connect_fleet(plan: Plan, options: RunOptions, steps: Iterable[Step],
         for name in clusters_used(plan, steps):
             ref = refs.get(name)
             if ref is None:
-                current = kubes[name] = current or connect(
-                    options.kubeconfig, options.context, options.namespace)
+                current = kubes[name] = current or _twin(kubes, connect(
+                    options.kubeconfig, options.context, options.namespace))
             elif current is not None and _same(ref, options, current):
                 kubes[name] = current
             else:
-                kubes[name] = _connect(connect, ref, options)
+                kubes[name] = _twin(kubes, _connect(connect, ref, options))
     except BaseException:
         Fleet(kubes).close(keep=given)
         raise
     return Fleet(kubes, refs)
+
+
+def _twin(kubes: dict[str, Kube], kube: Kube) -> Kube:
+    """An entry connected already to the same context of the same server, else `kube`:
+    one cluster must not get two clients (two Leases of one run in one cluster)."""
+    ident = kube.identity()
+    for known in kubes.values():
+        if (known.identity().server, known.identity().context) == (ident.server, ident.context):
+            kube.close()
+            return known
+    return kube
 
 
 def _same(ref: ClusterRef, options: RunOptions, current: Kube) -> bool:
@@ -129,8 +154,8 @@ class FleetLocks:
 
     def __init__(self, fleet: Fleet, plan: Plan, holder: Holder, duration: float) -> None:
         self.fleet = fleet
-        self.locks = {name: PlanLock(kube, fleet.namespace(plan, name), plan.name, holder,
-                                     duration) for name, kube in fleet.kubes.items()}
+        self.locks = {name: PlanLock(fleet.kubes[name], fleet.namespace(plan, name), plan.name,
+                                     holder, duration) for name in fleet.distinct(plan)}
         first = next(iter(self.locks.values()))
         self.name, self.namespace = first.name, first.namespace
 
@@ -170,7 +195,7 @@ class FleetStore(JournalStore):
     """The journal saved to the local copy and to a ConfigMap in every cluster."""
 
     def __init__(self, fleet: Fleet, plan: Plan, run_id: str) -> None:
-        names = list(fleet.kubes)
+        names = fleet.distinct(plan)
         super().__init__(fleet.kubes[names[0]], fleet.namespace(plan, names[0]), run_id,
                          plan.name)
         self.replicas = [JournalStore(fleet.kubes[n], fleet.namespace(plan, n), run_id,

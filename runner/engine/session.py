@@ -120,7 +120,8 @@ def _executor(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: 
                           pause_display=_display_pauser(bus))
 
     def kube_for(running: Kube, step: Step) -> Kube:
-        return fleet.for_step(running, step).recording(changes.recorder(step.id, step.cluster))
+        where = fleet.canonical(step.cluster)
+        return fleet.for_step(running, step).recording(changes.recorder(step.id, where))
 
     return Executor(plan, fleet.primary, bus, options.max_parallel, kube_for,
                     journal.prior_state(), approvals)

@@ -237,6 +237,36 @@ def test_the_lock_in_prod_refuses_a_prod_only_run_and_resume_continues_in_prod(
     assert all(journal(k, run_id)["status"] == "succeeded" for k in waves.values())
 
 
+# --- one cluster under several names: one client, one Lease, one journal there -----------------
+
+SHARED = """\
+  - {id: here, set_image: {target: deployment/web, image: nginx:1.26.1}}
+  - {id: stage, cluster: staging, wait: {duration: 1s}}
+  - {id: qa, cluster: qa, set_image: {target: deployment/web, image: nginx:1.27.0}}
+  - {id: prod, cluster: prod, set_image: {target: deployment/web, image: nginx:1.27.0}}
+"""
+
+
+def test_entries_naming_the_same_context_share_its_lease_and_journal(
+        tmp_path: Path, waves: dict[str, Kube], namespace: str) -> None:
+    for kube in waves.values():
+        settled(kube, deployment("web"))
+    clusters = CLUSTERS + "  qa: {context: staging}\n"  # the current context is staging too
+    plan = plan_file(tmp_path, "shared-waves", namespace, SHARED, clusters)
+    code, out, err = runplan(tmp_path, str(plan), "--output", "json")
+    assert code == 0, err
+    assert image(waves["staging"], "deployment", "web") == "nginx:1.27.0"
+    assert image(waves["prod"], "deployment", "web") == "nginx:1.27.0"
+    assert [len(run_configmaps(k)) for k in waves.values()] == [1, 1]
+    doc = journal(waves["prod"], run_id_of(events(out)))
+    assert {name: c["context"] for name, c in doc["clusters"].items()} == {
+        "current": "staging", "staging": "staging", "qa": "staging", "prod": "prod"}
+    # One object, one record: its before-image is the one from before the run's first write.
+    records = [(o["cluster"], o["before"]["spec"]["template"]["spec"]["containers"][0]["image"])
+               for o in doc["changes"]["objects"]]
+    assert records == [(None, "nginx:1.25.4"), ("prod", "nginx:1.25.4")]
+
+
 # --- clusters that cannot be used: exit 3 before any change anywhere ------------------------
 
 
