@@ -76,7 +76,9 @@ def _compile(path: str | Path, cli_vars: dict[str, Any], vars_files: list[str],
     # Without a plan namespace or -n, the kube context's applies at run time;
     # templates then see "default", which is what an unset context uses.
     scope = {**plan_vars, "namespace": namespace or "default"}
-    includes = Includes(renderer, cli_vars, namespace_override)
+    overridden = variables.override_names(vars_files, cli_vars)
+    includes = Includes(renderer, {k: v for k, v in plan_vars.items() if k in overridden},
+                        namespace_override)
     pipeline = _Steps(doc, renderer, bad, namespace, scope, includes)
     clusters = _clusters(doc)
     pipeline.builder.clusters = frozenset(c.name for c in clusters)

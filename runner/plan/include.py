@@ -7,7 +7,7 @@ with where it was included (`(included by plans/all.yaml:8:5, steps[0] (web))`).
 
 Decisions (README, "Includes"):
 - the included plan's `vars` are defaults, the include's `vars` override them,
-  `-e` overrides both; names it does not define fall back to the including
+  `-e` (and `--vars-file`) override both; names it does not define fall back to the including
   scope (its vars, `item` and `loop` of a loop over the include);
 - its `defaults` and `namespace` act like fields of a group around its steps
   (the include step's own fields win; `-n` wins over its namespace);
@@ -82,7 +82,7 @@ class Includes:
     """Loads included files once each and opens them for each include site."""
 
     renderer: Renderer
-    cli_vars: dict[str, Any]
+    overrides: dict[str, Any]  # -e and --vars-file values, rendered: they win everywhere
     namespace_override: str | None
     files: dict[str, _File | Problem] = field(default_factory=dict)
     reported: set[tuple[str, str]] = field(default_factory=set)  # (file, note)
@@ -150,6 +150,7 @@ class Includes:
     def _vars(self, source: Source, outer: Source, path: PathT, scope: dict[str, Any],
               problems: list[Problem]) -> dict[str, Any]:
         """Included defaults < the include's vars (rendered where it is written) < -e."""
+        # -e / --vars-file values come rendered at the top: the same value in every file.
         given: dict[str, Any] = {}
         for name, value in _mapping(_node(outer.doc.data, (*path, "include", "vars"))).items():
             at = _at(outer, (*path, "include", "vars", name))
@@ -166,9 +167,8 @@ class Includes:
                    if name not in given}
         problems += [sources[n].problem(f"'{n}' is reserved: runplan sets it")
                      for n in RESERVED if n in sources]
-        for name, value in self.cli_vars.items():
-            given.pop(name, None)
-            sources[name] = VarSource(value, _at(outer, (*path, "include")))
+        given.update(self.overrides)
+        sources = {name: s for name, s in sources.items() if name not in self.overrides}
         values, found = render_vars(self.renderer, sources, base=given)
         problems += found
         return values

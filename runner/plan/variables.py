@@ -47,6 +47,18 @@ def collect(
     return sources, problems
 
 
+def override_names(vars_files: Iterable[str], cli_vars: dict[str, Any]) -> set[str]:
+    """The names -e and the vars files set: they override an included plan's vars too."""
+    names = set(cli_vars)
+    for file in vars_files:
+        try:
+            data = load_file(file, "a vars file").data
+        except PlanError:
+            continue  # reported by collect()
+        names |= set(data) if isinstance(data, dict) else set()
+    return names
+
+
 def _cli_problem(name: str) -> Callable[[str], Problem]:
     return lambda message: Problem(Location("command line"), f"-e {name}", message)
 

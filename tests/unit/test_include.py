@@ -107,3 +107,11 @@ def test_a_when_on_the_include_reads_the_including_plans_vars(plans: Path) -> No
     assert not evaluate_when(step, {})
     on = compile_plan(plans / "all.yaml", {"deploy_web": True}).step("web.canary")
     assert evaluate_when(on, {})
+
+
+def test_a_vars_file_overrides_like_e(plans: Path) -> None:
+    (plans / "prod.yaml").write_text("image: nginx:7\nns: prod\n")
+    plan = compile_plan(plans / "all.yaml", vars_files=[plans / "prod.yaml"])
+    canary = plan.step("web.canary")
+    assert canary.params["image"] == "nginx:7" and canary.target is not None
+    assert canary.target.namespace == "prod"
