@@ -94,14 +94,18 @@ def drift(kube: Kube, log: ChangeLog, fleet: Fleet | None = None) -> list[str]:
         try:
             live = prune(kube.get(res, record.name, record.namespace))
         except NotFound:
-            problems.append(f"{record.ref}: deleted since the run changed it")
+            problems.append(f"{_in(record.cluster)}{record.ref}: deleted since the run changed it")
             continue
         for path in changed_paths(record.before or {}, record.after):
             ours, now = lookup(record.after, path), lookup(live, path)
             if ours != now:
-                problems.append(f"{record.ref} {show(path)}: the run set {_text(ours)}, "
-                                f"it is now {_text(now)}")
+                problems.append(f"{_in(record.cluster)}{record.ref} {show(path)}: the run set "
+                                f"{_text(ours)}, it is now {_text(now)}")
     return problems
+
+
+def _in(cluster: str | None) -> str:
+    return f"cluster {cluster}: " if cluster else ""
 
 
 def _text(value: Any) -> str:
