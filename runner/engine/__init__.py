@@ -57,11 +57,16 @@ def run(plan: Plan, options: RunOptions) -> int:
 
         fleet = connect_fleet(plan, options, selected_steps(plan, options))
         try:
+            for kube in {id(k): k for k in fleet.kubes.values()}.values():
+                _check_kinds(kube, plan, [  # each cluster serves the kinds of its steps
+                    s for s in plan.all_steps()
+                    if (s.cluster or "") in fleet.kubes and fleet.kube(s.cluster) is kube])
             return run_plan(plan, options, fleet.primary, fleet=fleet)
         finally:
             fleet.close()
     kube = connect(options.kubeconfig, options.context, options.namespace)
     try:
+        _check_kinds(kube, plan)
         return run_plan(plan, options, kube)
     finally:
         kube.close()
@@ -73,6 +78,19 @@ def selected_steps(plan: Plan, options: RunOptions) -> list[Any]:
 
     chosen = selection(plan, options.only, options.start_from)
     return [step for step in plan.steps if step.id in chosen]
+
+
+def _check_kinds(kube: Any, plan: Plan, steps: Any = None) -> None:
+    """Targets of kinds the API does not serve: exit 2 before the lock, nothing written."""
+    from pathlib import Path
+
+    from runner.errors import PlanError
+    from runner.steps.objects import unserved_kinds
+
+    chosen = plan.all_steps() if steps is None else steps
+    problems = unserved_kinds(kube, chosen, Path(plan.file).parent)
+    if problems:
+        raise PlanError(problems)
 
 
 def resume(run_id: str, options: RunOptions) -> int:

@@ -84,7 +84,7 @@ def _run(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: Journ
     kube = fleet.primary
     steps = _selected(plan, options, journal.doc)
     changes = ChangeLog.from_json(journal.doc.get("changes") or {},
-                                  lambda record: journal.changes_changed(changes.to_json()))
+                                  lambda record: journal.changes_changed(changes.to_json(record)))
     executor = _executor(plan, options, fleet, bus, journal, changes)
     def lost(why: str) -> None:  # someone --force-unlock'ed: stop, as on Ctrl-C
         bus.emit("lock", action="lost", lease=lock.name, namespace=lock.namespace, holder=why)
