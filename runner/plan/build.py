@@ -245,8 +245,9 @@ class StepBuilder:
         base = (*leaf.path, leaf.kind or "")
         for message in messages:
             param, sep, rest = message.partition(": ")
-            if sep and param in params:
-                self.problems.append(self._at(leaf, (*base, param), rest))
+            inner = _param_path(param) if sep else ()
+            if inner and inner[0] in params:  # `image` or `metrics[1].success`
+                self.problems.append(self._at(leaf, (*base, *inner), rest))
             else:
                 self.problems.append(self._at(leaf, base, message))
 
@@ -255,3 +256,15 @@ class StepBuilder:
         where = leaf.where + "." + path_text(path[len(leaf.path):])
         source = leaf.container.source
         return source.own(Problem(source.location(path), where, message))
+
+
+_PARAM_PART = re.compile(r"([A-Za-z_]\w*)|\[(\d+)\]")
+
+
+def _param_path(text: str) -> PathT:
+    """`metrics[1].success` -> ("metrics", 1, "success"); () unless it is such a path."""
+    parts = _PARAM_PART.findall(text)
+    rebuilt = "".join(name if name else f"[{index}]" for name, index in parts)
+    if not parts or rebuilt != text.replace(".", ""):
+        return ()
+    return tuple(name if name else int(index) for name, index in parts)

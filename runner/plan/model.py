@@ -63,6 +63,8 @@ class Step:
     prefix: str = ""
     # The entry of the plan's `clusters` it runs on; None: the current context.
     cluster: str | None = None
+    # A background step (verify_metrics `until`): the leaf ids whose end ends it.
+    until: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

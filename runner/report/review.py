@@ -29,7 +29,7 @@ def shown(value: Any) -> Any:
 
 
 def describe(step: Step) -> str:
-    return REGISTRY[step.kind]().describe(shown(step.params))
+    return REGISTRY[step.kind]().describe(shown(step.params))  # describe() hides secrets
 
 
 def text(plan: Plan, selected: Collection[str]) -> str:
@@ -59,7 +59,7 @@ def _step_lines(
         lines.append(f"     after: {', '.join(step.needs) or 'nothing (a root)'}")
     if step.when:
         lines.append(f"     only when: {step.when}")
-    lines.append(f"     params: {_flow(shown(step.params))}")
+    lines.append(f"     params: {_flow(shown(REGISTRY[step.kind]().public(step.params)))}")
     control = _control_text(step, namespace)
     return lines + ([f"     {control}"] if control else [])
 
@@ -126,7 +126,7 @@ def _step_json(step: Step, selected: bool) -> dict[str, Any]:
         "mutating": REGISTRY[step.kind].mutating,
         "needs": list(step.needs),
         "when": step.when,
-        "params": step.params,
+        "params": REGISTRY[step.kind]().public(step.params),
         "deferred": step.deferred,
         "target": None if step.target is None else vars(step.target),
         "timeout": step.timeout,

@@ -91,6 +91,17 @@ class StepKind:
         paths they hold made relative to the running plan's folder."""
         return params
 
+    def live_review(self, params: dict[str, Any]) -> list[str]:
+        """`--dry-run` lines from a read-only look now (verify_metrics: each query once).
+
+        Raises a RunplanError when the look fails: the review reports it (exit 2).
+        """
+        return []
+
+    def public(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The params as reviews and saved reviews may show them (secrets hidden)."""
+        return params
+
     def describe(self, params: dict[str, Any]) -> str:
         """One line saying what the step would do; no side effects."""
         raise NotImplementedError
