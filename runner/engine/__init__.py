@@ -52,6 +52,18 @@ def run(plan: Plan, options: RunOptions) -> int:
     from runner.engine.session import run_plan
     from runner.kube import connect
 
+    if plan.clusters:  # waves: every cluster connected before anything changes anywhere
+        from runner.engine.clusters import connect_fleet
+
+        fleet = connect_fleet(plan, options, selected_steps(plan, options))
+        try:
+            for kube in {id(k): k for k in fleet.kubes.values()}.values():
+                _check_kinds(kube, plan, [  # each cluster serves the kinds of its steps
+                    s for s in plan.all_steps()
+                    if (s.cluster or "") in fleet.kubes and fleet.kube(s.cluster) is kube])
+            return run_plan(plan, options, fleet.primary, fleet=fleet)
+        finally:
+            fleet.close()
     kube = connect(options.kubeconfig, options.context, options.namespace)
     try:
         _check_kinds(kube, plan)
@@ -60,14 +72,23 @@ def run(plan: Plan, options: RunOptions) -> int:
         kube.close()
 
 
-def _check_kinds(kube: Any, plan: Plan) -> None:
+def selected_steps(plan: Plan, options: RunOptions) -> list[Any]:
+    """The steps `--only` / `--from` select, in plan order."""
+    from runner.plan.selection import selection
+
+    chosen = selection(plan, options.only, options.start_from)
+    return [step for step in plan.steps if step.id in chosen]
+
+
+def _check_kinds(kube: Any, plan: Plan, steps: Any = None) -> None:
     """Targets of kinds the API does not serve: exit 2 before the lock, nothing written."""
     from pathlib import Path
 
     from runner.errors import PlanError
     from runner.steps.objects import unserved_kinds
 
-    problems = unserved_kinds(kube, plan.all_steps(), Path(plan.file).parent)
+    chosen = plan.all_steps() if steps is None else steps
+    problems = unserved_kinds(kube, chosen, Path(plan.file).parent)
     if problems:
         raise PlanError(problems)
 

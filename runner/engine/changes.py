@@ -31,7 +31,7 @@ from runner.kube import Kube, Resource, wait_rollout
 
 Obj = dict[str, Any]
 Emit = Callable[..., Any]
-Key = tuple[str, str, str | None, str]  # (API group, kind, namespace, name)
+Key = tuple[str, str, str | None, str, str | None]  # (API group, kind, namespace, name, cluster)
 
 IMAGE_SKIPS = frozenset({"apiVersion", "kind", "metadata", "status"})
 UNTRACKED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
@@ -276,12 +276,17 @@ class ChangedObject:
     after: Obj | None  # None: no write of the run to it was confirmed (yet)
     step: str  # the first step that changed it
     order: int  # 0, 1, ... in order of first change
+    cluster: str | None = None  # the plan's `clusters` entry; None: the current context
 
     @property
     def ref(self) -> str:
         """`statefulset/shop/web` (`namespace/prod` for cluster-scoped kinds)."""
         where = f"{self.namespace}/" if self.namespace else ""
         return f"{self.kind.lower()}/{where}{self.name}"
+
+    @property
+    def key(self) -> Key:
+        return _key(self.api_version, self.kind, self.namespace, self.name, self.cluster)
 
     def to_json(self) -> Obj:
         return asdict(self)
@@ -292,8 +297,9 @@ class ChangedObject:
         return cls(**values)
 
 
-def _key(api_version: str, kind: str, namespace: str | None, name: str) -> Key:
-    return (api_version.rpartition("/")[0], kind, namespace, name)
+def _key(api_version: str, kind: str, namespace: str | None, name: str,
+         cluster: str | None = None) -> Key:
+    return (api_version.rpartition("/")[0], kind, namespace, name, cluster)
 
 
 class ChangeLog:
@@ -308,14 +314,14 @@ class ChangeLog:
                  records: Iterable[ChangedObject] = ()) -> None:
         self._on_change = on_change or (lambda record: None)
         self._lock = threading.Lock()  # guards the dicts; object locks serialize one object
-        self._records = {_key(r.api_version, r.kind, r.namespace, r.name): r for r in records}
+        self._records = {r.key: r for r in records}
         self._object_locks: dict[Key, threading.Lock] = {}
         self._versions: dict[Key, int] = {}
         self._next = max((r.order + 1 for r in self._records.values()), default=0)
 
-    def recorder(self, step: str) -> StepRecorder:
-        """What `Kube.recording` takes for one step's writes."""
-        return StepRecorder(self, step)
+    def recorder(self, step: str, cluster: str | None = None) -> StepRecorder:
+        """What `Kube.recording` takes for one step's writes (in `cluster`)."""
+        return StepRecorder(self, step, cluster)
 
     def records(self) -> list[ChangedObject]:
         with self._lock:
@@ -329,8 +335,7 @@ class ChangeLog:
         (stored only once that returned), so the journal never lags one change behind."""
         records = self.records()
         if pending is not None:
-            key = _key(pending.api_version, pending.kind, pending.namespace, pending.name)
-            kept = [r for r in records if _key(r.api_version, r.kind, r.namespace, r.name) != key]
+            kept = [r for r in records if r.key != pending.key]
             records = sorted([*kept, pending], key=lambda r: r.order)
         return {"version": 1, "objects": [r.to_json() for r in records]}
 
@@ -341,9 +346,9 @@ class ChangeLog:
         return cls(on_change, [ChangedObject.from_json(o) for o in data.get("objects") or []])
 
     def before_write(self, step: str, res: Resource, name: str, ns: str | None,
-                     read: Callable[[], Obj | None]) -> None:
+                     read: Callable[[], Obj | None], cluster: str | None = None) -> None:
         """Write-ahead: the first time an object is written, read and journal its image."""
-        key = _key(res.api_version, res.kind, ns, name)
+        key = _key(res.api_version, res.kind, ns, name, cluster)
         with self._object_lock(key):
             if key in self._records:
                 return
@@ -351,21 +356,22 @@ class ChangeLog:
             uid = ((live or {}).get("metadata") or {}).get("uid")
             record = ChangedObject(res.api_version, res.kind, ns, name, uid,
                                    prune(live) if live is not None else None, None, step,
-                                   self._take_order())
+                                   self._take_order(), cluster)
             self._on_change(record)  # first: an un-journaled record must not count as kept
             self._store(key, record)
 
-    def after_write(self, step: str, res: Resource, obj: Obj) -> None:
+    def after_write(self, step: str, res: Resource, obj: Obj,
+                    cluster: str | None = None) -> None:
         """Keep the API's answer as the after-image (the newest answer wins)."""
         meta = obj.get("metadata") or {}
         ns = meta.get("namespace") if res.namespaced else None
-        key = _key(res.api_version, res.kind, ns, str(meta.get("name")))
+        key = _key(res.api_version, res.kind, ns, str(meta.get("name")), cluster)
         with self._object_lock(key):
             if not self._newer(key, meta.get("resourceVersion")):
                 return  # a parallel write's later answer arrived first
             record = self._records.get(key) or ChangedObject(  # generateName: created
                 res.api_version, res.kind, ns, str(meta.get("name")), None, None, None, step,
-                self._take_order())
+                self._take_order(), cluster)
             record = replace(record, after=prune(obj), uid=record.uid or meta.get("uid"))
             self._on_change(record)
             self._store(key, record)
@@ -402,13 +408,14 @@ class StepRecorder:
 
     log: ChangeLog
     step: str
+    cluster: str | None = None
 
     def before_write(self, res: Resource, name: str, ns: str | None,
                      read: Callable[[], Obj | None]) -> None:
-        self.log.before_write(self.step, res, name, ns, read)
+        self.log.before_write(self.step, res, name, ns, read, self.cluster)
 
     def after_write(self, res: Resource, obj: Obj) -> None:
-        self.log.after_write(self.step, res, obj)
+        self.log.after_write(self.step, res, obj, self.cluster)
 
 
 # --- restore ------------------------------------------------------------------------------

@@ -148,8 +148,10 @@ class Executor:
             self._settle(step, Outcome(FAILED, {}, exc, 0.0))
             return None
         kind = REGISTRY[step.kind]()
+        on = {"cluster": step.cluster} if step.cluster else {}  # waves: say where
+        where = f"[{step.cluster}] " if step.cluster else ""
         self.bus.emit("step_started", step=step.id, kind=step.kind, name=step.name,
-                      description=kind.describe(params), attempt=1)
+                      description=where + kind.describe(params), attempt=1, **on)
         return kind, params
 
     def _attempts(self, step: Step, kind: Any, params: dict[str, Any],

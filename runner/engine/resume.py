@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from runner.engine.changes import MISSING, ChangeLog, changed_paths, lookup, prune, show
+from runner.engine.clusters import Fleet, connect_fleet
 from runner.engine.journal import REDACTED, load_run
 from runner.engine.session import run_plan
 from runner.errors import NotFound, RunplanError, UsageError
@@ -21,7 +22,7 @@ from runner.plan import compile_plan
 if TYPE_CHECKING:
     from runner.engine import RunOptions
     from runner.kube import Kube
-    from runner.plan.model import Plan
+    from runner.plan.model import Plan, Step
 
 
 
@@ -31,16 +32,28 @@ def resume_run(run_id: str, options: RunOptions, kube: Kube) -> int:
         print(f"run {run_id} succeeded already: nothing to resume")
         return 0
     plan = recompile(doc, options)
-    held = drift(kube, ChangeLog.from_json(doc.get("changes") or {}))
-    if held:
-        lines = "\n  ".join(held)
-        raise RunplanError(f"cannot resume run {run_id}: what its finished steps did no "
-                           f"longer holds:\n  {lines}\nstart a new run instead")
     compiled = doc["compile"]
     options = replace(options, namespace=compiled.get("namespace"),
                       cli_vars=tuple(_cli_vars(doc, options).items()),
                       vars_files=tuple(compiled.get("vars_files") or ()))
-    return run_plan(plan, options, kube, resumed=doc)
+    # Waves: every cluster of the run, whichever one the journal was read from.
+    fleet = connect_fleet(plan, options, _steps(plan, doc), kube) if plan.clusters else None
+    try:
+        held = drift(kube, ChangeLog.from_json(doc.get("changes") or {}), fleet)
+        if held:
+            lines = "\n  ".join(held)
+            raise RunplanError(f"cannot resume run {run_id}: what its finished steps did no "
+                               f"longer holds:\n  {lines}\nstart a new run instead")
+        return run_plan(plan, options, kube if fleet is None else fleet.primary,
+                        resumed=doc, fleet=fleet)
+    finally:
+        if fleet is not None:
+            fleet.close(keep=kube)
+
+
+def _steps(plan: Plan, doc: dict[str, Any]) -> list[Step]:
+    chosen = set(doc.get("selected") or [s.id for s in plan.steps])
+    return [step for step in plan.steps if step.id in chosen]
 
 
 def recompile(doc: dict[str, Any], options: RunOptions) -> Plan:
@@ -69,24 +82,30 @@ def _cli_vars(doc: dict[str, Any], options: RunOptions) -> dict[str, Any]:
     return merged
 
 
-def drift(kube: Kube, log: ChangeLog) -> list[str]:
+def drift(kube: Kube, log: ChangeLog, fleet: Fleet | None = None) -> list[str]:
     """Fields the run set that no longer hold their value (each `object path: ...`)."""
     problems = []
     for record in log.records():
         if record.after is None:
             continue  # its write never answered: the step that made it runs again
+        if fleet is not None:
+            kube = fleet.kube(record.cluster)
         res = kube.resource_of({"apiVersion": record.api_version, "kind": record.kind})
         try:
             live = prune(kube.get(res, record.name, record.namespace))
         except NotFound:
-            problems.append(f"{record.ref}: deleted since the run changed it")
+            problems.append(f"{_in(record.cluster)}{record.ref}: deleted since the run changed it")
             continue
         for path in changed_paths(record.before or {}, record.after):
             ours, now = lookup(record.after, path), lookup(live, path)
             if ours != now:
-                problems.append(f"{record.ref} {show(path)}: the run set {_text(ours)}, "
-                                f"it is now {_text(now)}")
+                problems.append(f"{_in(record.cluster)}{record.ref} {show(path)}: the run set "
+                                f"{_text(ours)}, it is now {_text(now)}")
     return problems
+
+
+def _in(cluster: str | None) -> str:
+    return f"cluster {cluster}: " if cluster else ""
 
 
 def _text(value: Any) -> str:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from runner.engine import preflight
 from runner.engine.approvals import Approvals
 from runner.engine.changes import ChangeLog, restore
+from runner.engine.clusters import Fleet, FleetLocks, FleetStore, describe, restore_fleet
 from runner.engine.executor import FAILED, Executor, RunState, failure_text
 from runner.engine.journal import JournalStore, new_run_id
 from runner.engine.lock import Holder, PlanLock
@@ -38,22 +39,25 @@ ROLLBACK_TIMEOUT = 300.0  # each restored workload gets this long to settle
 
 
 def run_plan(plan: Plan, options: RunOptions, kube: Kube,
-             resumed: dict[str, Any] | None = None) -> int:
-    """Run (or resume) the plan; the exit code: 0, 1 a step failed, 130 interrupted."""
+             resumed: dict[str, Any] | None = None, fleet: Fleet | None = None) -> int:
+    """Run (or resume) the plan; the exit code: 0, 1 a step failed, 130 interrupted.
+
+    `fleet`: the clusters of a plan with waves (kube is then its primary)."""
     run_id = resumed["run_id"] if resumed else new_run_id()
-    namespace = plan.namespace or kube.namespace
+    fleet = fleet or Fleet.single(kube)
+    kube = fleet.primary
+    namespace = fleet.namespace(plan, next(iter(fleet.kubes)))
     chosen = set((resumed or {}).get("selected") or selection(plan, options.only,
                                                               options.start_from))
-    # Every permission the run needs, before the first write (exit 3, nothing written).
-    preflight.check(kube, plan, [s for s in plan.steps if s.id in chosen], namespace)
-    lock = _take_lock(plan, options, kube, namespace, run_id)
+    # Every permission the run needs, in every cluster, before the first write (exit 3).
+    _preflight(fleet, plan, [s for s in plan.steps if s.id in chosen])
+    lock = _take_lock(fleet, plan, _holder(run_id, kube), options)
     try:
         doc = resumed or new_document(plan, options, kube, run_id, namespace)
-        store = JournalStore(kube, namespace, run_id, plan.name)
-        journal = JournalSink(store, doc, resumed=resumed is not None)
+        journal = JournalSink(_store(fleet, plan, run_id, doc), doc, resumed=resumed is not None)
         bus = Bus(run_id, [*sinks_for(options.output, options.junit, sys.stdout), journal])
         try:
-            return _run(plan, options, kube, bus, journal, lock)
+            return _run(plan, options, fleet, bus, journal, lock)
         finally:
             if lock.release():
                 bus.emit("lock", action="released", lease=lock.name,
@@ -63,10 +67,22 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
         lock.release()  # no-op when released above; here when the journal could not start
 
 
-def _take_lock(plan: Plan, options: RunOptions, kube: Kube, namespace: str,
-               run_id: str) -> PlanLock:
+def _preflight(fleet: Fleet, plan: Plan, steps: list[Step]) -> None:
+    """One preflight per cluster, each for the steps that run there (waves: every cluster
+    also holds a Lease and a journal copy, which the preflight includes)."""
+    seen: set[int] = set()
+    for name, kube in fleet.kubes.items():
+        if id(kube) in seen:
+            continue
+        seen.add(id(kube))
+        mine = [s for s in steps if fleet.kube(s.cluster) is kube]
+        preflight.check(kube, plan, mine, fleet.namespace(plan, name))
+
+
+def _take_lock(fleet: Fleet, plan: Plan, holder: Holder,
+               options: RunOptions) -> PlanLock | FleetLocks:
     """LockHeld (exit 4) or, when RBAC refuses the Lease, exit 3: before anything changed."""
-    lock = PlanLock(kube, namespace, plan.name, _holder(run_id, kube), options.lock_duration)
+    lock = _lock(fleet, plan, holder, options.lock_duration)
     try:
         lock.acquire(force=options.force_unlock)
     except Forbidden as exc:
@@ -75,17 +91,30 @@ def _take_lock(plan: Plan, options: RunOptions, kube: Kube, namespace: str,
     return lock
 
 
-def _run(plan: Plan, options: RunOptions, kube: Kube, bus: Bus, journal: JournalSink,
-         lock: PlanLock) -> int:
+def _lock(fleet: Fleet, plan: Plan, holder: Holder, duration: float) -> PlanLock | FleetLocks:
+    """Waves: a Lease in every cluster (all or none)."""
+    if fleet.waves:
+        return FleetLocks(fleet, plan, holder, duration)
+    kube = fleet.primary
+    return PlanLock(kube, plan.namespace or kube.namespace, plan.name, holder, duration)
+
+
+def _store(fleet: Fleet, plan: Plan, run_id: str, doc: dict[str, Any]) -> JournalStore:
+    """Waves: the journal in every cluster, and what each cluster name was."""
+    if not fleet.waves:
+        kube = fleet.primary
+        return JournalStore(kube, plan.namespace or kube.namespace, run_id, plan.name)
+    doc["clusters"] = describe(fleet, plan)
+    return FleetStore(fleet, plan, run_id)
+
+
+def _run(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: JournalSink,
+         lock: PlanLock | FleetLocks) -> int:
+    kube = fleet.primary
     steps = _selected(plan, options, journal.doc)
     changes = ChangeLog.from_json(journal.doc.get("changes") or {},
                                   lambda record: journal.changes_changed(changes.to_json(record)))
-    approvals = Approvals(kube, journal.store.namespace, bus.run_id, frozenset(options.approve),
-                          prompt=options.output != "json" and sys.stdin.isatty(),
-                          pause_display=_display_pauser(bus))
-    executor = Executor(plan, kube, bus, options.max_parallel,
-                        lambda k, step: k.recording(changes.recorder(step.id)),
-                        journal.prior_state(), approvals)
+    executor = _executor(plan, options, fleet, bus, journal, changes)
     def lost(why: str) -> None:  # someone --force-unlock'ed: stop, as on Ctrl-C
         bus.emit("lock", action="lost", lease=lock.name, namespace=lock.namespace, holder=why)
         executor.interrupt(f"the lock was lost: {why}")
@@ -95,19 +124,36 @@ def _run(plan: Plan, options: RunOptions, kube: Kube, bus: Bus, journal: Journal
     bus.emit("run_started", plan=plan.name, file=plan.file, run_id=bus.run_id,
              server=ident.server, user=journal.doc.get("user"),
              steps=[s.id for s in steps], max_parallel=options.max_parallel,
-             resumed=journal.resumed, done=dict(executor.state.statuses))
+             resumed=journal.resumed, done=dict(executor.state.statuses),
+             **({"clusters": describe(fleet, plan)} if fleet.waves else {}))
     bus.emit("lock", action="acquired", lease=lock.name, namespace=lock.namespace,
              holder=bus.run_id)
     _report_outside_needs(bus, steps)
     journal.checkpoint()  # the ConfigMap exists before any step (approvals are written to it)
     started = time.monotonic()
     with _signals(executor.interrupt):
-        state = executor.run(steps, lambda k: _rollback(k, changes, bus))
+        state = executor.run(steps, lambda k: _rollback(k, fleet, changes, bus))
     status = "interrupted" if state.interrupted else FAILED if state.failed() else "succeeded"
     bus.emit("run_finished", status=status, duration=round(time.monotonic() - started, 3),
              counts=_counts(state, steps), failed=state.failed(),
              rolled_back=state.rolled_back, summary=_summary(state, status, bus.run_id))
     return 130 if state.interrupted else 1 if state.failed() else 0
+
+
+def _executor(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: JournalSink,
+              changes: ChangeLog) -> Executor:
+    """Each step writes to its cluster through a client recording its changes."""
+    approvals = Approvals(fleet.primary, journal.store.namespace, bus.run_id,
+                          frozenset(options.approve),
+                          prompt=options.output != "json" and sys.stdin.isatty(),
+                          pause_display=_display_pauser(bus))
+
+    def kube_for(running: Kube, step: Step) -> Kube:
+        where = fleet.canonical(step.cluster)
+        return fleet.for_step(running, step).recording(changes.recorder(step.id, where))
+
+    return Executor(plan, fleet.primary, bus, options.max_parallel, kube_for,
+                    journal.prior_state(), approvals)
 
 
 def _display_pauser(bus: Bus) -> Callable[[], AbstractContextManager[None]]:
@@ -134,7 +180,9 @@ def _report_outside_needs(bus: Bus, steps: tuple[Step, ...]) -> None:
                                      "does not run (--only/--from): taken as done")
 
 
-def _rollback(kube: Kube, changes: ChangeLog, bus: Bus) -> list[str]:
+def _rollback(kube: Kube, fleet: Fleet, changes: ChangeLog, bus: Bus) -> list[str]:
+    if fleet.waves:  # every cluster the run changed, the latest wave first
+        return restore_fleet(fleet, kube, changes, bus.emit, ROLLBACK_TIMEOUT)
     outcomes = restore(kube, changes, bus.emit, ROLLBACK_TIMEOUT)
     return [f"{o.object}: {o.status}" for o in outcomes]
 

@@ -37,12 +37,13 @@ def rewire(doc: Document, tree: Tree, graph: networkx.DiGraph) -> list[Problem]:
         ids = _resolve(tree, leaf, name)
         message = _problem(graph, leaf.id, name, ids)
         if message:
-            problems.append(doc.problem(path, message))
+            problems.append(leaf.container.source.problem(path, message))
             continue
         _rewire_one(graph, leaf.id, ids)
         graph.nodes[leaf.id]["until"] = tuple(ids)
         if not networkx.is_directed_acyclic_graph(graph):
-            problems.append(doc.problem(path, f"until '{name}': its steps depend on this one"))
+            problems.append(leaf.container.source.problem(
+                path, f"until '{name}': its steps depend on this one"))
             break
     return problems
 

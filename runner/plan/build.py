@@ -14,9 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runner.errors import Problem
+from runner.errors import Problem, did_you_mean
 from runner.plan.expand import Leaf, path_text
 from runner.plan.explain import show
+from runner.plan.include import Source
 from runner.plan.loader import Document, PathT
 from runner.plan.model import Step, Target
 from runner.plan.render import Collector, Renderer, RenderError, is_template
@@ -46,12 +47,19 @@ def _namespace(value: Any) -> str:
     return value
 
 
+def _cluster(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected the name of an entry of clusters, got {show(value)}")
+    return value
+
+
 _CONTROL: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "timeout": (parse_duration, None),
     "retries": (_count, 0),
     "retry_delay": (parse_duration, 5.0),
     "continue_on_error": (_flag, False),
     "namespace": (_namespace, None),
+    "cluster": (_cluster, None),
 }
 
 
@@ -74,6 +82,7 @@ class StepBuilder:
         self.bad = bad
         self.namespace = namespace
         self.plan_dir = Path(doc.file).parent
+        self.clusters: frozenset[str] = frozenset()  # the plan's `clusters` entries
         self.problems: list[Problem] = []
         # (leaf, path of the template, step id it reads): checked against the graph.
         self.refs: list[tuple[Leaf, PathT, str]] = []
@@ -81,14 +90,18 @@ class StepBuilder:
     def build(self, leaf: Leaf, needs: tuple[str, ...]) -> Step | None:
         if leaf.kind is None:  # no (or several) action keys: reported already
             return None
-        self.renderer.site = functools.partial(self.doc.problem, leaf.path)
+        source = leaf.container.source
+        self.renderer.site = functools.partial(source.problem, leaf.path)
         self.renderer.check_deadline()
         control = {key: self._control(leaf, key) for key in _CONTROL}
+        self._check_cluster(leaf, control["cluster"])
         namespace = control["namespace"] or self.namespace
         params, deferred, changed = self._params(leaf)
         target = self._target(leaf.kind, params, namespace)
         if self._valid(leaf, params, changed):
             self._check(leaf, params, target)
+        if source.doc is not self.doc:  # paths in an included plan: relative to its file
+            params = REGISTRY[leaf.kind]().rebase(params, self._dir(leaf), self.plan_dir)
         return Step(
             id=leaf.id,
             name=self._name(leaf),
@@ -100,35 +113,52 @@ class StepBuilder:
             retries=control["retries"],
             retry_delay=control["retry_delay"],
             continue_on_error=control["continue_on_error"],
-            location=self.doc.location(leaf.path),
+            location=source.location(leaf.path),
             where=leaf.where,
             scope=leaf.container.scope,
             deferred=deferred,
             group=leaf.container.id or None,
             target=target,
+            prefix=source.prefix,
+            cluster=control["cluster"],
         )
+
+    def _check_cluster(self, leaf: Leaf, name: str | None) -> None:
+        if name is None or name in self.clusters:
+            return
+        _, path, source = self._origin(leaf, "cluster")
+        known = ", ".join(sorted(self.clusters)) or "none declared"
+        message = (f"cluster '{name}' names no entry of the plan's clusters ({known})"
+                   f"{did_you_mean(name, self.clusters)}")
+        self.problems.append(source.problem(path, message))
+
+    def _origin(self, leaf: Leaf, key: str) -> tuple[Any, PathT, Source]:
+        """A control field's raw value, where it is written and in which file."""
+        if key in leaf.raw:
+            return leaf.raw[key], (*leaf.path, key), leaf.container.source
+        return leaf.container.inherited[key]
+
+    def _dir(self, leaf: Leaf) -> Path:
+        return Path(leaf.container.source.doc.file).parent
 
     def _control(self, leaf: Leaf, key: str) -> Any:
         """The step's own value, else its groups', else the plan's defaults; parsed."""
         parse, default = _CONTROL[key]
-        if key in leaf.raw:
-            value, path = leaf.raw[key], (*leaf.path, key)
-        elif key in leaf.container.inherited:
-            value, path = leaf.container.inherited[key]
-        else:
+        if key not in leaf.raw and key not in leaf.container.inherited:
             return default
+        value, path, source = self._origin(leaf, key)
         try:
             if not is_template(value):
                 return parse(value)
             rendered = self._render_control(key, value, leaf)
         except (ValueError, RenderError) as exc:
             if is_template(value):  # plain values were checked by the schema stage
-                self.problems.append(self.doc.problem(path, str(exc)))
+                self.problems.append(source.problem(path, str(exc)))
             return default
         try:
             return parse(rendered)
         except ValueError as exc:
-            self.problems.append(self.doc.problem(path, f"{exc} (rendered from {value!r})"))
+            self.problems.append(source.problem(path, f"{exc} (rendered from {value!r})"))
             return default
 
     def _render_control(self, key: str, value: str, leaf: Leaf) -> Any:
@@ -146,29 +176,31 @@ class StepBuilder:
             return ""
         out = Collector()
         rendered = self.renderer.render(name, leaf.container.scope, out)
-        self.problems += [self.doc.problem((*leaf.path, "name"), m) for _, m in out.errors]
+        source = leaf.container.source
+        self.problems += [source.problem((*leaf.path, "name"), m) for _, m in out.errors]
         return str(rendered)
 
     def _when(self, leaf: Leaf) -> str | None:
-        own = ((leaf.raw["when"], (*leaf.path, "when")),) if "when" in leaf.raw else ()
+        source = leaf.container.source
+        own = ((leaf.raw["when"], (*leaf.path, "when"), source),) if "when" in leaf.raw else ()
         parts = []
-        for value, path in (*leaf.container.whens, *own):
+        for value, path, where in (*leaf.container.whens, *own):
             if isinstance(value, bool):
                 parts += [] if value else ["false"]
             elif isinstance(value, str):
-                parts += self._expression(leaf, value, path)
+                parts += self._expression(leaf, value, path, where)
         if len(parts) < 2:
             return parts[0] if parts else None
         return " and ".join(f"({part})" for part in parts)
 
-    def _expression(self, leaf: Leaf, value: str, path: PathT) -> list[str]:
+    def _expression(self, leaf: Leaf, value: str, path: PathT, source: Source) -> list[str]:
         match = _BRACES.fullmatch(value)
         expression = match.group(1).strip() if match else value.strip()
         try:
             compiled = self.renderer.compile(expression, expression=True)
             self.renderer.check_names(compiled, leaf.container.scope)
         except RenderError as exc:
-            self.problems.append(self.doc.problem(path, f"bad `when` expression: {exc}"))
+            self.problems.append(source.problem(path, f"bad `when` expression: {exc}"))
             return []
         self.refs += [(leaf, path, ref) for ref in compiled.step_refs]
         return [expression]
@@ -199,7 +231,8 @@ class StepBuilder:
 
     def _valid(self, leaf: Leaf, params: dict[str, Any], changed: list[str]) -> bool:
         """Params a template changed, against their schema (the rest passed already)."""
-        if leaf.path in self.bad:
+        source = leaf.container.source
+        if leaf.path in (self.bad if source.doc is self.doc else source.bad):
             return False
         kind = leaf.kind or ""
         found = [(key, f) for key in changed for f in param_findings(kind, key, params[key])]
@@ -210,7 +243,7 @@ class StepBuilder:
 
     def _check(self, leaf: Leaf, params: dict[str, Any], target: Target | None) -> None:
         step_kind = REGISTRY[leaf.kind or ""]()
-        messages = step_kind.check(params, target) + step_kind.check_files(params, self.plan_dir)
+        messages = step_kind.check(params, target) + step_kind.check_files(params, self._dir(leaf))
         base = (*leaf.path, leaf.kind or "")
         for message in messages:
             param, sep, rest = message.partition(": ")
@@ -223,7 +256,8 @@ class StepBuilder:
     def _at(self, leaf: Leaf, path: PathT, message: str) -> Problem:
         """A problem in a leaf's params: `steps[5].steps[0] (widen[1].move).set_partition...`."""
         where = leaf.where + "." + path_text(path[len(leaf.path):])
-        return Problem(self.doc.location(path), where, message)
+        source = leaf.container.source
+        return source.own(Problem(source.location(path), where, message))
 
 
 _PARAM_PART = re.compile(r"([A-Za-z_]\w*)|\[(\d+)\]")

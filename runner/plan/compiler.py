@@ -14,6 +14,7 @@ import gc
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,12 @@ from runner.errors import Location, PlanError, Problem, did_you_mean
 from runner.plan import variables
 from runner.plan.background import until_of
 from runner.plan.build import StepBuilder
-from runner.plan.expand import Leaf, expand
+from runner.plan.expand import Leaf, expand, source_of
 from runner.plan.graph import build_graph, execution_order
+from runner.plan.include import Includes
 from runner.plan.limits import Deadline, budget_for
 from runner.plan.loader import Document, PathT, load_file
-from runner.plan.model import Plan, Step
+from runner.plan.model import ClusterRef, Plan, Step
 from runner.plan.render import Collector, Renderer
 from runner.plan.sandbox import OutOfTime
 from runner.plan.schema import validate_plan
@@ -93,13 +95,33 @@ def _compile(path: str | Path, cli_vars: dict[str, Any], vars_files: list[str],
     # Without a plan namespace or -n, the kube context's applies at run time;
     # templates then see "default", which is what an unset context uses.
     scope = {**plan_vars, "namespace": namespace or "default"}
-    pipeline = _Steps(doc, renderer, bad, namespace, scope)
+    overridden = variables.override_names(vars_files, cli_vars)
+    includes = Includes(renderer, {k: v for k, v in plan_vars.items() if k in overridden},
+                        namespace_override)
+    pipeline = _Steps(doc, renderer, bad, namespace, scope, includes)
+    clusters = _clusters(doc)
+    pipeline.builder.clusters = frozenset(c.name for c in clusters)
     steps, graph = pipeline.compile(("steps",))
     on_failure = _on_failure(doc, pipeline)
     problems += pipeline.problems
     if problems:
         raise PlanError(_dedupe(problems))
-    return _plan(doc, namespace, plan_vars, steps, graph, on_failure)
+    plan = _plan(doc, namespace, plan_vars, steps, graph, on_failure)
+    return replace(plan, includes=tuple(includes.digests().items()),
+                   notes=tuple(dict.fromkeys(includes.notes)), clusters=clusters)
+
+
+def _clusters(doc: Document) -> tuple[ClusterRef, ...]:
+    """The plan's `clusters` (the schema checked their shape)."""
+    raw = doc.data.get("clusters")
+    if not isinstance(raw, dict):
+        return ()
+    folder = Path(doc.file).parent
+    return tuple(
+        ClusterRef(name, str(entry.get("context")),
+                   str(folder / entry["kubeconfig"]) if entry.get("kubeconfig") else None,
+                   doc.location(("clusters", name), key=True))
+        for name, entry in raw.items() if isinstance(entry, dict))
 
 
 def _kind_of(data: Any) -> str:
@@ -133,16 +155,18 @@ class _Steps:
     """Expands, orders and builds one step list (the plan's, or on_failure's)."""
 
     def __init__(self, doc: Document, renderer: Renderer, bad: set[PathT],
-                 namespace: str | None, scope: dict[str, Any]) -> None:
+                 namespace: str | None, scope: dict[str, Any], includes: Includes) -> None:
         self.doc = doc
         self.renderer = renderer
         self.scope = scope
+        self.includes = includes
+        self.bad = frozenset(bad)
         self.builder = StepBuilder(doc, renderer, bad, namespace)
         self.problems: list[Problem] = []
         self.ids: dict[str, Leaf] = {}  # across both lists: run records key on ids
 
     def compile(self, path: PathT) -> tuple[tuple[Step, ...], networkx.DiGraph]:
-        tree = expand(self.doc, path, self.renderer, self.scope)
+        tree = expand(self.doc, path, self.renderer, self.scope, self.includes, self.bad)
         self.problems += tree.problems + self._clashes(tree.leaves)
         graph, problems = build_graph(self.doc, tree)
         self.problems += problems
@@ -181,10 +205,10 @@ class _Steps:
         for leaf in leaves:
             first = self.ids.setdefault(leaf.id, leaf)
             if first is not leaf and first.path[0] != leaf.path[0]:
-                line = self.doc.location((*first.path, "id")).line
+                line = source_of(first).location((*first.path, "id")).line
                 message = (f"duplicate id '{leaf.id}': on_failure steps need ids of their "
                            f"own (first at line {line})")
-                problems.append(self.doc.problem((*leaf.path, "id"), message))
+                problems.append(source_of(leaf).problem((*leaf.path, "id"), message))
         return problems
 
     def _check_refs(
@@ -193,14 +217,16 @@ class _Steps:
         """`steps['x']` must name a step that runs before the reader (its outputs exist)."""
         problems = []
         index = {step_id: i for i, step_id in enumerate(order)}
-        for leaf, path, ref in self.builder.refs:
+        for leaf, path, written in self.builder.refs:
+            prefix = leaf.container.source.prefix
+            ref = f"{prefix}.{written}" if prefix else written
             if ref not in self.ids:
                 message = f"steps['{ref}'] names no step{did_you_mean(ref, self.ids)}"
             elif ref in leaves and not _runs_before(graph, index, ref, leaf.id):
                 message = f"reads steps['{ref}'] but does not run after it: add '{ref}' to needs"
             else:
                 continue
-            problems.append(self.doc.problem(path, message))
+            problems.append(leaf.container.source.problem(path, message))
         return problems
 
 
@@ -250,4 +276,5 @@ def _summary(step: Step) -> dict[str, Any]:
             "when": step.when, "timeout": step.timeout, "retries": step.retries,
             "retry_delay": step.retry_delay, "continue_on_error": step.continue_on_error,
             "target": str(step.target) if step.target else None,
-            "namespace": step.target.namespace if step.target else None}
+            "namespace": step.target.namespace if step.target else None,
+            **({"cluster": step.cluster} if step.cluster else {})}

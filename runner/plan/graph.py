@@ -21,7 +21,7 @@ import networkx
 
 from runner.errors import Problem, did_you_mean
 from runner.plan import background
-from runner.plan.expand import Container, Group, Leaf, Marker, Node, Tree
+from runner.plan.expand import Container, Group, Leaf, Marker, Node, Tree, source_of
 from runner.plan.loader import Document
 
 Vertex = Leaf | Marker
@@ -35,7 +35,7 @@ def build_graph(doc: Document, tree: Tree) -> tuple[networkx.DiGraph, list[Probl
     try:
         leaves = _contract(wiring.graph)
     except networkx.NetworkXUnfeasible:  # not a DAG
-        return networkx.DiGraph(), wiring.problems + _cycles(doc, wiring.graph)
+        return networkx.DiGraph(), wiring.problems + _cycles(wiring.graph)
     problems = wiring.problems + background.rewire(doc, tree, leaves)  # `until` branches
     return (networkx.DiGraph(), problems) if problems else (leaves, [])
 
@@ -94,12 +94,16 @@ class _Wiring:
             node = self.table.get(f"{scope.id}.{name}" if scope.id else str(name))
             if node is not None:
                 return _end(node)
-            scope = scope.parent
-        node = self.table.get(str(name))  # an expanded id, like widen[1].move
+            # An included plan is closed: its needs name its own steps only.
+            scope = None if scope.source.prefix == scope.id != "" else scope.parent
+        prefix = box.source.prefix
+        node = self.table.get(f"{prefix}.{name}" if prefix else str(name))  # like widen[1].move
         if node is not None:
             return _end(node)
-        message = f"needs '{name}': no step or group with this id{self._hint(str(name))}"
-        self.problems.append(self.doc.problem((*child.path, "needs", index), message))
+        hint = self._hint(str(name)) if not prefix else did_you_mean(
+            str(name), [k[len(prefix) + 1:] for k in self.table if k.startswith(prefix + ".")])
+        message = f"needs '{name}': no step or group with this id{hint}"
+        self.problems.append(box.source.problem((*child.path, "needs", index), message))
         return None
 
     def _hint(self, name: str) -> str:
@@ -159,19 +163,20 @@ def _contract(graph: networkx.DiGraph) -> networkx.DiGraph:
     return leaves
 
 
-def _cycles(doc: Document, graph: networkx.DiGraph) -> list[Problem]:
+def _cycles(graph: networkx.DiGraph) -> list[Problem]:
     problems = []
     for component in networkx.strongly_connected_components(graph):
         sub = graph.subgraph(component)
         if len(component) > 1 or sub.has_edge(*(2 * list(component))):
-            problems.append(_cycle_problem(doc, networkx.find_cycle(sub)))
+            problems.append(_cycle_problem(networkx.find_cycle(sub)))
     return problems
 
 
-def _cycle_problem(doc: Document, edges: list[tuple[Vertex, Vertex]]) -> Problem:
+def _cycle_problem(edges: list[tuple[Vertex, Vertex]]) -> Problem:
     """`dependency cycle: a -> b -> a`, in `needs` order, from the first listed."""
     # Edges run dependency -> dependent; people read `a needs b`, so reverse them.
     named = [_name(vertex) for vertex in reversed([a for a, _ in edges])]
+    owner = {label: vertex for vertex in (a for a, _ in edges) for label in [_name(vertex)[0]]}
     # A group's steps are shown as the group when the group is in the cycle.
     named = [(label, path) for label, path in named
              if not any(label.startswith((f"{g}.", f"{g}[")) for g, _ in named)]
@@ -179,7 +184,11 @@ def _cycle_problem(doc: Document, edges: list[tuple[Vertex, Vertex]]) -> Problem
     start = names.index(min(names, key=lambda n: n[1]))
     labels = [label for label, _ in names[start:] + names[:start]]
     message = "dependency cycle: " + " -> ".join([*labels, labels[0]]) + " (each needs the next)"
-    return doc.problem((*names[start][1], "needs"), message)
+    return _vertex_source(owner[names[start][0]]).problem((*names[start][1], "needs"), message)
+
+
+def _vertex_source(vertex: Vertex) -> Any:
+    return source_of(vertex if isinstance(vertex, Leaf) else vertex.owner)
 
 
 def _name(vertex: Vertex) -> tuple[str, tuple[Any, ...]]:

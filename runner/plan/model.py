@@ -58,8 +58,23 @@ class Step:
     deferred: bool = False
     group: str | None = None
     target: Target | None = None
+    # The id of the include this step came from ("web", "web[1]"): its
+    # `steps['x']` name the included plan's own ids, i.e. `<prefix>.x`.
+    prefix: str = ""
+    # The entry of the plan's `clusters` it runs on; None: the current context.
+    cluster: str | None = None
     # A background step (verify_metrics `until`): the leaf ids whose end ends it.
     until: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClusterRef:
+    """An entry of the plan's `clusters`: a kubeconfig context, maybe another file."""
+
+    name: str
+    context: str
+    kubeconfig: str | None  # resolved against the plan's folder; None: the run's kubeconfig
+    location: Location
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,6 +96,11 @@ class Plan:
     graph: networkx.DiGraph = field(repr=False)
     on_failure: str | tuple[Step, ...] | None
     digest: str
+    # Included plan files and the sha256 of each one's text (approvals pin them).
+    includes: tuple[tuple[str, str], ...] = ()
+    # Things the author should know that are not errors (an ignored on_failure).
+    notes: tuple[str, ...] = ()
+    clusters: tuple[ClusterRef, ...] = ()
 
     def step(self, step_id: str) -> Step:
         """The step (or failure step) with this id; KeyError if none."""

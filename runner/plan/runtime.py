@@ -62,6 +62,10 @@ def _context(
         sid: {"status": statuses.get(sid, "succeeded"), "outputs": dict(outputs.get(sid, {}))}
         for sid in finished
     }
+    if step.prefix:  # an included plan names its own steps by their ids in its file
+        head = step.prefix + "."
+        steps.update({sid[len(head):]: value for sid, value in list(steps.items())
+                      if sid.startswith(head)})
     return {**step.scope, "steps": steps, "run": dict(run or {})}
 
 

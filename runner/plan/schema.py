@@ -105,11 +105,16 @@ def _structure(doc: Document, path: PathT, step: dict[str, Any]) -> list[Problem
     elif actions and "steps" in step:
         message = f"a step is either a group (steps:) or an action ('{actions[0]}'), not both"
         problems.append(doc.problem((*path, "steps"), message, key=True))
-    elif not actions and "steps" not in step and not kind_like:
+    elif (actions or "steps" in step) and "include" in step:
+        other = f"an action ('{actions[0]}')" if actions else "a group (steps:)"
+        message = f"a step is either an include or {other}, not both"
+        problems.append(doc.problem((*path, "include"), message, key=True))
+    elif not actions and "steps" not in step and "include" not in step and not kind_like:
         kinds = ", ".join(REGISTRY)
-        message = f"no action key: a step needs exactly one of {kinds} (or steps: for a group)"
+        message = (f"no action key: a step needs exactly one of {kinds} "
+                   f"(or steps: for a group, include: for another plan)")
         problems.append(doc.problem(path, message))
-    if "loop" in step and "steps" not in step:
+    if "loop" in step and "steps" not in step and "include" not in step:
         message = "loop repeats a group: put the steps to repeat under `steps:`"
         problems.append(doc.problem((*path, "loop"), message, key=True))
     return problems

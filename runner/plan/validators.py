@@ -177,8 +177,8 @@ def step_checker() -> Checker:
     """A step's control fields and params. Sub-steps are walked by the caller;
     exactly-one-action and unknown keys are checked by code, in better words."""
     step = inline(plan_schema()["$defs"]["step"], (STEP_REF,))
-    for editor_only in ("oneOf", "dependentRequired", "additionalProperties"):
-        step.pop(editor_only)
+    for editor_only in ("oneOf", "dependentRequired", "dependentSchemas", "additionalProperties"):
+        step.pop(editor_only, None)
     return Checker(step, depth=1)
 
 

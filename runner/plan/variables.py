@@ -47,6 +47,18 @@ def collect(
     return sources, problems
 
 
+def override_names(vars_files: Iterable[str], cli_vars: dict[str, Any]) -> set[str]:
+    """The names -e and the vars files set: they override an included plan's vars too."""
+    names = set(cli_vars)
+    for file in vars_files:
+        try:
+            data = load_file(file, "a vars file").data
+        except PlanError:
+            continue  # reported by collect()
+        names |= set(data) if isinstance(data, dict) else set()
+    return names
+
+
 def _cli_problem(name: str) -> Callable[[str], Problem]:
     return lambda message: Problem(Location("command line"), f"-e {name}", message)
 
@@ -64,10 +76,12 @@ def _add(sources: Sources, doc: Document, base: tuple[str, ...], data: Any) -> l
     return []
 
 
-def render_vars(renderer: Renderer, sources: Sources) -> tuple[dict[str, Any], list[Problem]]:
-    """Rendered values, each after the vars it references."""
+def render_vars(renderer: Renderer, sources: Sources,
+                base: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[Problem]]:
+    """Rendered values, each after the vars it references; `base`: values given
+    already rendered (an include's vars), which the sources may reference."""
     order, problems = _order(renderer, sources)
-    rendered: dict[str, Any] = {}
+    rendered: dict[str, Any] = dict(base or {})
     for name in order:
         source, out = sources[name], Collector()
         renderer.site = source.problem

@@ -17,7 +17,8 @@ def text(plan: Plan) -> str:
     lines = [f"{plan.name}: {len(plan.steps)} steps in execution order"]
     for number, step in enumerate(plan.steps, 1):
         after = f"  <- {', '.join(step.needs)}" if step.needs else "  (root)"
-        lines.append(f"{number:>3}. {step.id:<{width}}  {step.kind:<13}{after}")
+        origin = (f"  @{step.cluster}" if step.cluster else "") + _origin(plan, step)
+        lines.append(f"{number:>3}. {step.id:<{width}}  {step.kind:<13}{after}{origin}")
     return "\n".join(lines)
 
 
@@ -45,10 +46,23 @@ def mermaid(plan: Plan) -> str:
 
 
 def _groups(plan: Plan) -> dict[str, list[Step]]:
+    """Steps by group; an included group is labelled with its file."""
     groups: dict[str, list[Step]] = {}
     for step in plan.steps:
-        groups.setdefault(step.group or "", []).append(step)
+        label = step.group or ""
+        if step.cluster:
+            label = f"{label} @{step.cluster}" if label else f"@{step.cluster}"
+        if step.group and step.prefix == step.group:
+            label += f" (include {step.location.file})"
+        groups.setdefault(label, []).append(step)
     return groups
+
+
+def _origin(plan: Plan, step: Step) -> str:
+    """`  [include web: plans/canary.yaml]` for a step written in an included file."""
+    if step.location.file == plan.file:
+        return ""
+    return f"  [include {step.prefix}: {step.location.file}]"
 
 
 def _edges(step: Step) -> list[tuple[str, str]]:

@@ -54,7 +54,8 @@ def _step_lines(
     number: int, step: Step, previous: str | None, selected: bool, namespace: str | None
 ) -> list[str]:
     skip = "" if selected else "  [skipped: not selected by --only/--from]"
-    lines = [f"{number:>3}. {step.id} ({step.kind}){skip}", f"     {describe(step)}"]
+    where = f"  @ cluster {step.cluster}" if step.cluster else ""
+    lines = [f"{number:>3}. {step.id} ({step.kind}){where}{skip}", f"     {describe(step)}"]
     if step.needs != ((previous,) if previous else ()):
         lines.append(f"     after: {', '.join(step.needs) or 'nothing (a root)'}")
     if step.when:
@@ -111,6 +112,8 @@ def as_json(plan: Plan, selected: Collection[str]) -> dict[str, Any]:
         "on_failure": (
             [_step_json(s, True) for s in failure] if isinstance(failure, tuple) else failure
         ),
+        **({"clusters": {c.name: {"context": c.context, "kubeconfig": c.kubeconfig}
+                         for c in plan.clusters}} if plan.clusters else {}),
     }
 
 
@@ -130,4 +133,5 @@ def _step_json(step: Step, selected: bool) -> dict[str, Any]:
         "timeout": step.timeout,
         "retries": step.retries,
         "location": str(step.location),
+        "cluster": step.cluster,
     }

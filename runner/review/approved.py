@@ -53,7 +53,12 @@ def digests(plan: Plan) -> tuple[str, dict[str, str]]:
     """(the review digest, each step's digest): Plan.digest covers the vars (plan, vars
     files and -e) and namespace; the step digests add the manifests' content."""
     steps = {s.id: step_digest(plan, s) for s in plan.all_steps()}
-    return _sha({"plan": plan.digest, "steps": steps}), steps
+    whole: dict[str, Any] = {"plan": plan.digest, "steps": steps}
+    if plan.includes:  # the included files' text, comments and unused parts too
+        whole["includes"] = dict(plan.includes)
+    if plan.clusters:  # which contexts the waves go to
+        whole["clusters"] = {c.name: [c.context, c.kubeconfig] for c in plan.clusters}
+    return _sha(whole), steps
 
 
 def save(plan: Plan, path: str, identity: Identity | None = None,
@@ -106,16 +111,34 @@ def check_approved(plan: Plan, options: RunOptions) -> None:
     saved = check_plan(plan, options.approved)
     if not options.require_unchanged:
         return
-    from runner.kube import connect
+    if plan.clusters:
+        problems = _changed_in_waves(plan, options, saved)
+    else:
+        from runner.kube import connect
 
-    kube = connect(options.kubeconfig, options.context, options.namespace)
-    try:
-        problems = changed_targets(kube, saved)
-    finally:
-        kube.close()
+        kube = connect(options.kubeconfig, options.context, options.namespace)
+        try:
+            problems = changed_targets(kube, saved)
+        finally:
+            kube.close()
     if problems:
         raise ReviewMismatch(f"--require-unchanged: {'; '.join(problems)} "
                              f"since the review in {options.approved}")
+
+
+def _changed_in_waves(plan: Plan, options: RunOptions, saved: dict[str, Any]) -> list[str]:
+    """Each cluster's targets against that cluster (a review of waves tags them)."""
+    from runner.engine import selected_steps
+    from runner.engine.clusters import connect_fleet
+
+    fleet = connect_fleet(plan, options, selected_steps(plan, options))
+    try:
+        return [f"{name or 'current'}: {problem}" for name, kube in fleet.kubes.items()
+                for problem in changed_targets(kube, {"targets": [
+                    t for t in saved.get("targets") or []
+                    if (t.get("cluster") or "") == name]})]
+    finally:
+        fleet.close()
 
 
 def changed_targets(kube: Kube, saved: dict[str, Any]) -> list[str]:

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 def review_live(plan: Plan, options: RunOptions) -> int:
     from runner.kube import connect
 
+    if plan.clusters:  # waves: one review per cluster
+        from runner.review.waves import review_waves
+
+        return review_waves(plan, options)
+
     kube = connect(options.kubeconfig, options.context, options.namespace)
     try:
         review = build(plan, kube, selection(plan, options.only, options.start_from))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,13 @@ class Apply(StepKind):
             return self.needs(params, target)
         return object_needs(objects, resolve)
 
+    def rebase(self, params: dict[str, Any], plan_dir: Path, root_dir: Path) -> dict[str, Any]:
+        manifests = params.get("manifests")
+        items = manifests if isinstance(manifests, list) else [manifests]
+        moved = [_rebased(m, plan_dir, root_dir) if isinstance(m, str) and not is_template(m)
+                 else m for m in items]
+        return {**params, "manifests": moved if isinstance(manifests, list) else moved[0]}
+
     def describe(self, params: dict[str, Any]) -> str:
         manifests = params["manifests"]
         items = manifests if isinstance(manifests, list) else [manifests]
@@ -105,6 +113,11 @@ def _manifest_text(item: Any) -> str:
         name = (item.get("metadata") or {}).get("name", "?")
         return f"inline {item.get('kind', '?')}/{name}"
     return str(item)
+
+
+def _rebased(path: str, plan_dir: Path, root_dir: Path) -> str:
+    moved = os.path.relpath(plan_dir / path, root_dir)
+    return moved + "/" if path.endswith("/") else moved
 
 
 def _objects(plan_dir: Path, step_id: str, manifests: Any) -> list[dict[str, Any]]:

@@ -120,6 +120,11 @@ class StepKind:
         """Problems with files the params name (relative to the plan's folder)."""
         return []
 
+    def rebase(self, params: dict[str, Any], plan_dir: Path, root_dir: Path) -> dict[str, Any]:
+        """Params of a step written in an included plan (`plan_dir`), with the
+        paths they hold made relative to the running plan's folder."""
+        return params
+
     def live_review(self, params: dict[str, Any]) -> list[str]:
         """`--dry-run` lines from a read-only look now (verify_metrics: each query once).
 

@@ -73,3 +73,16 @@ def namespace(api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator
     )
     yield name
     core.delete_namespace(name)
+
+
+# A second control plane for the tests of waves across clusters (test_waves.py);
+# started only when a test asks for it, beside (and stopped before) `local_cluster`.
+SECOND_STATE_DIR = Path(os.environ.get("RUNPLAN_TEST_SECOND_STATE_DIR")
+                        or f"{STATE_DIR}-second")
+
+
+@pytest.fixture(scope="session")
+def second_cluster(local_cluster: localcluster.Endpoints) -> Iterator[localcluster.Endpoints]:
+    endpoints = localcluster.up(SECOND_STATE_DIR)
+    yield endpoints
+    localcluster.down(SECOND_STATE_DIR)

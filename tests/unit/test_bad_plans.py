@@ -2,8 +2,10 @@
 file, the line and what is wrong. Each file says what it expects in its header:
 
     # expect: LINE: FRAGMENT
+    # expect: included/x.yaml:LINE: FRAGMENT     (a problem inside an included file)
 
-(one line per expected problem; all of them must be reported, at once).
+(one line per expected problem; all of them must be reported, at once). Files
+under bad_plans/included/ are only included by the cases, not cases themselves.
 """
 
 from __future__ import annotations
@@ -18,13 +20,19 @@ import pytest
 from runner.cli import main
 
 BAD = Path(__file__).parent / "bad_plans"
-_EXPECT = re.compile(r"# expect: (?P<line>\d+): (?P<fragment>.+)")
+_EXPECT = re.compile(r"# expect: (?:(?P<file>[\w./-]+\.yaml):)?(?P<line>\d+): (?P<fragment>.+)")
 CASES = sorted(BAD.glob("*.yaml"))
 
 
 def expectations(path: Path) -> list[tuple[int, str]]:
+    return [(line, fragment) for _, line, fragment in placed(path)]
+
+
+def placed(path: Path) -> list[tuple[Path, int, str]]:
+    """(file the problem is in, line, fragment) of each expectation."""
     found = [_EXPECT.match(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    return [(int(m["line"]), m["fragment"]) for m in found if m]
+    return [(path.parent / m["file"] if m["file"] else path, int(m["line"]), m["fragment"])
+            for m in found if m]
 
 
 def test_the_corpus_is_big_enough() -> None:
@@ -39,8 +47,8 @@ def test_bad_plan(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2, err
     assert "Traceback" not in err
     lines = err.splitlines()
-    for line, fragment in expectations(path):
-        prefix = f"{path}:{line}:"
+    for file, line, fragment in placed(path):
+        prefix = f"{file}:{line}:"
         hits = [text for text in lines if text.startswith(prefix) and fragment in text]
         assert hits, f"expected a line starting {prefix} containing {fragment!r}; got:\n{err}"
 
