@@ -20,7 +20,7 @@ from runner.plan.selection import check_approvals, selection
 from runner.plan.validators import SCHEMA_FILE
 from runner.report import graphs, review, stepdocs
 
-COMMANDS = ("validate", "graph", "steps", "schema", "runs", "resume", "approve")
+COMMANDS = ("validate", "graph", "steps", "schema", "runs", "runs-show", "resume", "approve")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
@@ -47,9 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: list[str]) -> int:
+    if args[:2] == ["runs", "show"]:
+        args = ["runs-show", *args[2:]]
     if args and args[0] in COMMANDS:
         options = _parser(args[0]).parse_args(args[1:])
-        handler: Any = globals()[f"_cmd_{args[0]}"]
+        handler: Any = globals()[f"_cmd_{args[0].replace('-', '_')}"]
         return int(handler(options))
     if not args or args[0] in ("-h", "--help"):
         print(_HELP)
@@ -66,13 +68,14 @@ _HELP = f"""usage: runplan PLAN [--dry-run [--offline]] [options]   (runplan PLA
        runplan steps [KIND]            step kinds, their params and an example
        runplan schema                  the plan JSON Schema
        runplan runs | resume RUN_ID | approve RUN_ID STEP_ID
+       runplan runs show RUN_ID [--format text|json|mermaid]   a run's timeline
 
 exit codes: 0 ok; 1 a step failed; 2 invalid plan or usage; 3 cluster unreachable;
 4 lock held by another run; 130 interrupted.   runplan {__version__}"""
 
 
 def _parser(command: str) -> argparse.ArgumentParser:
-    prog = "runplan" if command == "run" else f"runplan {command}"
+    prog = "runplan" if command == "run" else f"runplan {command.replace('-', ' ')}"
     parser = argparse.ArgumentParser(prog=prog, description=_DESCRIPTIONS[command])
     _ARGUMENTS[command](parser)
     return parser
@@ -85,6 +88,7 @@ _DESCRIPTIONS = {
     "steps": "Describe the step kinds (params, defaults, an example).",
     "schema": "Print the plan JSON Schema (for editors).",
     "runs": "List recorded runs.",
+    "runs-show": "A run's timeline from its journal: steps, approvals, rollback.",
     "resume": "Resume a failed run.",
     "approve": "Approve an approval step of a running plan.",
 }
@@ -120,7 +124,8 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
         help="take the plan's lock even if another run holds it (operators only)")
     add("--lock-duration", type=_seconds, default=30.0, metavar="SECONDS",
         help="how long the lock outlives a run killed without cleanup (default 30)")
-    add("--output", choices=("text", "json"), default="text")
+    add("--output", choices=("text", "json", "markdown"), default="text",
+        help="markdown: the review as a pull-request comment (with --dry-run)")
     add("--junit", metavar="FILE", help="write a JUnit XML report")
 
 
@@ -135,6 +140,16 @@ def _runs_args(parser: argparse.ArgumentParser) -> None:
     _cluster_args(parser)
     parser.add_argument("--local", action="store_true",
                         help="only the local copies under .runplan/runs (no cluster)")
+
+
+def _runs_show_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id", metavar="RUN_ID")
+    parser.add_argument("--format", choices=("text", "json", "mermaid"), default="text",
+                        help="mermaid: a Gantt chart of the steps")
+    parser.add_argument("-n", "--namespace", help="the namespace of the run's journal")
+    _cluster_args(parser)
+    parser.add_argument("--local", action="store_true",
+                        help="only the local copy under .runplan/runs (no cluster)")
 
 
 def _resume_args(parser: argparse.ArgumentParser) -> None:
@@ -170,6 +185,7 @@ _ARGUMENTS = {
     "steps": lambda p: p.add_argument("kind", nargs="?", metavar="KIND"),
     "schema": lambda p: None,
     "runs": lambda p: _runs_args(p),
+    "runs-show": lambda p: _runs_show_args(p),
     "resume": lambda p: _resume_args(p),
     "approve": lambda p: _approve_args(p),
 }
@@ -259,13 +275,21 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _connect_or_none(args: argparse.Namespace) -> Any:
+def _cmd_runs_show(args: argparse.Namespace) -> int:
+    from runner.report import timeline
+
+    kube = None if args.local else _connect_or_none(args, getattr(args, "namespace", None))
+    print(timeline.render(timeline.load(args.run_id, kube, args.namespace), args.format))
+    return 0
+
+
+def _connect_or_none(args: argparse.Namespace, namespace: str | None = None) -> Any:
     """The cluster's journals when it answers; else say so and list the local copies."""
     from runner.errors import ClusterUnreachable
     from runner.kube import connect
 
     try:
-        return connect(args.kubeconfig, args.context, None)
+        return connect(args.kubeconfig, args.context, namespace)
     except ClusterUnreachable as exc:
         print(f"runplan: {exc}\nrunplan: listing local copies only", file=sys.stderr)
         return None
@@ -303,6 +327,8 @@ def _cmd_approve(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.offline and not args.dry_run:
         raise UsageError("--offline only goes with --dry-run (a run needs a cluster)")
+    if args.output == "markdown" and not args.dry_run:
+        raise UsageError("--output markdown is a review: it goes with --dry-run")
     plan = _compile(args, args.plan)
     selected = selection(plan, args.only, args.start_from)
     approve = tuple(i for group in args.approve for i in group)
@@ -319,6 +345,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("runplan: --junit has no effect with --offline (nothing runs)", file=sys.stderr)
     if args.output == "json":
         print(json.dumps(review.as_json(plan, selected), indent=2, default=str))
+    elif args.output == "markdown":
+        from runner.report import markdown
+
+        print(markdown.offline(plan, selected), end="")
     else:
         print(review.text(plan, selected))
     return 0

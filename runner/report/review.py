@@ -28,8 +28,16 @@ def shown(value: Any) -> Any:
     return value
 
 
+def safe(values: dict[str, Any]) -> dict[str, Any]:
+    """User values as a review may show them: secret-looking names and values redacted."""
+    from runner.engine.journal import scrub
+
+    clean: dict[str, Any] = scrub({"params": values})["params"]
+    return clean
+
+
 def describe(step: Step) -> str:
-    return REGISTRY[step.kind]().describe(shown(step.params))
+    return REGISTRY[step.kind]().describe(safe(shown(step.params)))
 
 
 def text(plan: Plan, selected: Collection[str]) -> str:
@@ -58,7 +66,7 @@ def _step_lines(
         lines.append(f"     after: {', '.join(step.needs) or 'nothing (a root)'}")
     if step.when:
         lines.append(f"     only when: {step.when}")
-    lines.append(f"     params: {_flow(shown(step.params))}")
+    lines.append(f"     params: {_flow(safe(shown(step.params)))}")
     control = _control_text(step, namespace)
     return lines + ([f"     {control}"] if control else [])
 
@@ -105,7 +113,7 @@ def as_json(plan: Plan, selected: Collection[str]) -> dict[str, Any]:
         "file": plan.file,
         "namespace": plan.namespace,
         "digest": plan.digest,
-        "vars": plan.vars,
+        "vars": safe(plan.vars),
         "steps": [_step_json(s, s.id in selected) for s in plan.steps],
         "on_failure": (
             [_step_json(s, True) for s in failure] if isinstance(failure, tuple) else failure
@@ -123,7 +131,7 @@ def _step_json(step: Step, selected: bool) -> dict[str, Any]:
         "mutating": REGISTRY[step.kind].mutating,
         "needs": list(step.needs),
         "when": step.when,
-        "params": step.params,
+        "params": safe(step.params),
         "deferred": step.deferred,
         "target": None if step.target is None else vars(step.target),
         "timeout": step.timeout,

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from runner.errors import Invalid, RunplanError, StepFailure
 from runner.plan.values import parse_target
-from runner.report.review import shown
+from runner.report.review import safe, shown
 from runner.review import expect
-from runner.review.diff import FieldChange, diff
+from runner.review.diff import FieldChange, diff, redacted
 from runner.steps import REGISTRY
 from runner.steps.apply import Apply
 
@@ -86,7 +86,7 @@ def review_step(step: Step, projection: Projection, plan_dir: Path,
                 selected: bool) -> StepReview:
     kind = REGISTRY[step.kind]()
     depends = dependencies(step)
-    review = StepReview(step, selected, kind.describe(shown(step.params)), depends=depends)
+    review = StepReview(step, selected, kind.describe(safe(shown(step.params))), depends=depends)
     if not selected:
         return review
     try:
@@ -177,7 +177,7 @@ def _object_change(entry: Entry, before: Obj | None, how: str, note: str,
                    manifest: Obj | None = None) -> ObjectChange:
     """A created object shows the fields its manifest sets (not the server's defaults)."""
     after = manifest if manifest is not None else entry.obj
-    changes = tuple(diff(before, after))
+    changes = tuple(redacted(entry.res.kind, diff(before, after)))
     action = "create" if before is None else ("update" if changes else "unchanged")
     return ObjectChange(entry.title, action, how, changes, end_state(entry.obj), note)
 
