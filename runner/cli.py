@@ -13,14 +13,15 @@ from typing import Any
 
 import yaml
 
-from runner import __version__, engine
+from runner import __version__, commands, engine
 from runner.errors import PlanError, RunplanError, UsageError, did_you_mean
 from runner.plan import Plan, compile_plan
 from runner.plan.selection import check_approvals, selection
 from runner.plan.validators import SCHEMA_FILE
 from runner.report import graphs, review, stepdocs
 
-COMMANDS = ("validate", "graph", "steps", "schema", "runs", "runs-show", "resume", "approve")
+COMMANDS = ("validate", "graph", "steps", "schema", "runs", "runs-show", "resume", "approve",
+            "init", "completion")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
@@ -46,6 +47,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
 
 
+_cmd_init, _cmd_runs_show = commands.cmd_init, commands.cmd_runs_show
+
+
+def _cmd_completion(args: argparse.Namespace) -> int:
+    from runner import completion
+
+    print(completion.script(args.shell, _ARGUMENTS, _DESCRIPTIONS, __version__), end="")
+    return 0
+
+
 def _dispatch(args: list[str]) -> int:
     if args[:2] == ["runs", "show"]:
         args = ["runs-show", *args[2:]]
@@ -69,6 +80,8 @@ _HELP = f"""usage: runplan PLAN [--dry-run [--offline]] [options]   (runplan PLA
        runplan schema                  the plan JSON Schema
        runplan runs | resume RUN_ID | approve RUN_ID STEP_ID
        runplan runs show RUN_ID [--format text|json|mermaid]   a run's timeline
+       runplan init KIND/NAME [-n NS] [-o FILE]   a canary plan for a live workload
+       runplan completion bash|zsh|fish           a shell completion script
 
 exit codes: 0 ok; 1 a step failed; 2 invalid plan or usage; 3 cluster unreachable;
 4 lock held by another run; 130 interrupted.   runplan {__version__}"""
@@ -91,6 +104,8 @@ _DESCRIPTIONS = {
     "runs-show": "A run's timeline from its journal: steps, approvals, rollback.",
     "resume": "Resume a failed run.",
     "approve": "Approve an approval step of a running plan.",
+    "init": "Write a canary plan for a live StatefulSet, Deployment or CloneSet.",
+    "completion": "Print a shell completion script (source it from your shell's rc file).",
 }
 
 
@@ -142,16 +157,6 @@ def _runs_args(parser: argparse.ArgumentParser) -> None:
                         help="only the local copies under .runplan/runs (no cluster)")
 
 
-def _runs_show_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_id", metavar="RUN_ID")
-    parser.add_argument("--format", choices=("text", "json", "mermaid"), default="text",
-                        help="mermaid: a Gantt chart of the steps")
-    parser.add_argument("-n", "--namespace", help="the namespace of the run's journal")
-    _cluster_args(parser)
-    parser.add_argument("--local", action="store_true",
-                        help="only the local copy under .runplan/runs (no cluster)")
-
-
 def _resume_args(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("run_id", metavar="RUN_ID")
@@ -185,9 +190,11 @@ _ARGUMENTS = {
     "steps": lambda p: p.add_argument("kind", nargs="?", metavar="KIND"),
     "schema": lambda p: None,
     "runs": lambda p: _runs_args(p),
-    "runs-show": lambda p: _runs_show_args(p),
+    "runs-show": lambda p: commands.runs_show_args(p),
     "resume": lambda p: _resume_args(p),
     "approve": lambda p: _approve_args(p),
+    "init": lambda p: commands.init_args(p),
+    "completion": lambda p: p.add_argument("shell", choices=("bash", "zsh", "fish")),
 }
 
 
@@ -275,21 +282,13 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_runs_show(args: argparse.Namespace) -> int:
-    from runner.report import timeline
-
-    kube = None if args.local else _connect_or_none(args, getattr(args, "namespace", None))
-    print(timeline.render(timeline.load(args.run_id, kube, args.namespace), args.format))
-    return 0
-
-
-def _connect_or_none(args: argparse.Namespace, namespace: str | None = None) -> Any:
+def _connect_or_none(args: argparse.Namespace) -> Any:
     """The cluster's journals when it answers; else say so and list the local copies."""
     from runner.errors import ClusterUnreachable
     from runner.kube import connect
 
     try:
-        return connect(args.kubeconfig, args.context, namespace)
+        return connect(args.kubeconfig, args.context, None)
     except ClusterUnreachable as exc:
         print(f"runplan: {exc}\nrunplan: listing local copies only", file=sys.stderr)
         return None
