@@ -104,9 +104,16 @@ def _table(steps: Sequence[StepReview]) -> list[str]:
              "|---|------|------|-------|--------------|--------|"]
     for number, step in enumerate(steps, 1):
         cells = [str(number), f"`{step.step.id}`", step.step.kind, f"`{step.step.location}`",
-                 step.describe, _status(step)]
+                 _what(step), _status(step)]
         lines.append("| " + " | ".join(cell(c) for c in cells) + " |")
     return [*lines, ""]
+
+
+def _what(step: StepReview) -> str:
+    """What the text review says of the step besides its diffs."""
+    extra = [f"only when: `{step.step.when}`" if step.step.when else "",
+             f"reads the outputs of: {', '.join(step.depends)}" if step.depends else ""]
+    return "; ".join([step.describe, *(e for e in extra if e)])
 
 
 def _status(step: StepReview) -> str:
@@ -118,10 +125,8 @@ def _status(step: StepReview) -> str:
         return step.blocked
     if not step.objects and not step.expect and _mutating(step):
         return "changes the cluster"
-    changed = [o for o in step.objects if o.action != "unchanged"]
-    if changed:
-        return ", ".join(f"{o.action} {o.title}" for o in changed)
-    return "unchanged" if step.objects else ""
+    return ", ".join(f"{o.action} {o.title}" + (f" ({o.note})" if o.note else "")
+                     for o in step.objects)
 
 
 def cell(text: str) -> str:

@@ -108,3 +108,16 @@ def test_init_writes_a_plan_that_validates_and_names_container_and_image(
 def test_init_refuses_an_unknown_kind() -> None:
     with pytest.raises(Exception, match="expected KIND/NAME"):
         scaffold.parse("daemonset/x")
+
+
+def test_markdown_is_a_review_output_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                          ) -> None:
+    from runner.cli import main
+
+    plan = tmp_path / "p.yaml"
+    plan.write_text("apiVersion: runplan/v1\nkind: Plan\nmetadata: {name: p}\nsteps:\n"
+                    "  - id: w\n    wait: {duration: 1s}\n")
+    assert main([str(plan), "--output", "markdown"]) == 2
+    assert "--output markdown is a review: it goes with --dry-run" in capsys.readouterr().err
+    assert main([str(plan), "--dry-run", "--offline", "--output", "markdown"]) == 0
+    assert capsys.readouterr().out.startswith("<!-- runplan-review: p -->\n")
