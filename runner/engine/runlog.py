@@ -8,7 +8,7 @@ Document fields: run_id, plan, file, digest, namespace, server, context, user,
 host, status (running|succeeded|failed|interrupted), started, finished,
 compile ({cli_vars, vars_files, namespace}), selected (step ids), resumes
 (times the run was resumed), steps ({id: {status, started, finished,
-attempts, duration, outputs, error}}), changes (before/after images),
+attempts, duration, outputs, error, details}}), changes (before/after images),
 rollback ({started, finished, objects: [{object, status, fields, message}]},
 once `on_failure: rollback` ran).
 """
@@ -129,7 +129,7 @@ class JournalSink:
         record = self.doc["steps"].setdefault(event.data["step"], {"started": None})
         record.update(status=event.data["status"], finished=iso(event.time),
                       duration=event.data["duration"], outputs=event.data["outputs"],
-                      error=event.data["error"])
+                      error=event.data["error"], details=event.data.get("details") or [])
 
     def _on_rollback_started(self, event: Event) -> None:
         self.doc["rollback"] = {"started": iso(event.time), "finished": None, "objects": []}

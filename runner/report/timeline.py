@@ -42,6 +42,7 @@ class StepTime:
     duration: float | None
     attempts: int
     error: str | None
+    details: tuple[str, ...]  # the failure's detail lines (pods, reasons)
     decided_by: str | None  # an approval: who approved or rejected it, how
 
 
@@ -132,7 +133,8 @@ def _step(sid: str, record: Doc | None, selected: bool, cm_data: dict[str, str])
     return StepTime(sid, record.get("kind"), Phase.RUN if selected else Phase.ON_FAILURE,
                     status, record.get("started"), record.get("finished"),
                     record.get("duration"), int(record.get("attempts") or 0),
-                    record.get("error"), _decision(sid, record, cm_data))
+                    record.get("error"), tuple(record.get("details") or ()),
+                    _decision(sid, record, cm_data))
 
 
 def _decision(sid: str, record: Doc, cm_data: dict[str, str]) -> str | None:
@@ -194,7 +196,18 @@ def text(line: Timeline) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     table = ["  " + "  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True))
              + "  " + r[5] for r in rows]
-    return "\n".join(head + ["", *(t.rstrip() for t in table), *_rollback_lines(line, start)])
+    return "\n".join(head + ["", *(t.rstrip() for t in table), *_failure_lines(line),
+                             *_rollback_lines(line, start)])
+
+
+def _failure_lines(line: Timeline) -> list[str]:
+    """Each failed step's whole error and its details (the table has its first line)."""
+    failed = [s for s in line.steps if s.error]
+    out = ["", "errors:"] if failed else []
+    for step in failed:
+        first, *rest = (step.error or "").splitlines()
+        out += [f"  {step.id}: {first}", *(f"    {r.strip()}" for r in [*rest, *step.details])]
+    return out
 
 
 def _total(line: Timeline) -> str:

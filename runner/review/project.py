@@ -108,6 +108,9 @@ class Projection:
     def send(self, entry: Entry, obj: Obj) -> Obj:
         """Dry-run update (the object exists) or create (only in the projection)."""
         body = _body(obj, creating=entry.live is None)
+        if entry.res.crd and entry.live is not None:
+            # A custom resource takes no unconditional update: name the version read.
+            body["metadata"]["resourceVersion"] = entry.resource_version
         if entry.live is None:
             return self.kube.create(body, ns=entry.namespace, dry_run=True)
         call = Call("update", entry.res, entry.name, entry.namespace)

@@ -93,7 +93,7 @@ def test_the_markdown_review_s_diffs_are_the_text_review_s(tmp_path: Path, names
     assert comment.startswith("<!-- runplan-review: pr -->\n")
     assert "**✅ would change 2 object(s) in 3 step(s)**" in comment
     assert "hunter2" not in comment + text + (tmp_path / "review.json").read_text()
-    assert "- `ready`: pods web-0..2 move to" in comment
+    assert f"- `ready`: all 3 pods web-0..2 run {NEW} (a new revision 2) and are Ready" in comment
     live = client.AppsV1Api(api).read_namespaced_stateful_set("web", namespace)
     assert live.spec.template.spec.containers[0].image == OLD  # a review changes nothing
     offline = runplan(tmp_path, str(file), "--dry-run", "--offline", "--output", "markdown")
@@ -139,7 +139,8 @@ def test_runs_show_tells_a_failed_and_rolled_back_run(tmp_path: Path, namespace:
     assert steps["canary"]["status"] == steps["ready"]["status"] == "succeeded"
     assert steps["canary"]["kind"] == "set_image" and steps["canary"]["duration"] >= 0
     assert steps["verify"]["status"] == "failed" and steps["verify"]["attempts"] == 2
-    assert "nginx:9.9.9: 0 pod(s), want exactly 2" in steps["verify"]["error"]
+    assert steps["verify"]["error"].startswith("the pods of deployment/api do not match")
+    assert steps["verify"]["details"] == ["nginx:9.9.9: 0 pod(s), want exactly 2"]
     assert steps["go"]["decided_by"].startswith("approved by ")
     assert steps["go"]["decided_by"].endswith("via --approve")
     assert shown["status"] == "failed"
@@ -148,6 +149,8 @@ def test_runs_show_tells_a_failed_and_rolled_back_run(tmp_path: Path, namespace:
 
     text = runplan(tmp_path, "runs", "show", run_id, "-n", namespace).stdout
     assert f"run {run_id}: plan doomed" in text and "rolled back at +" in text
+    assert "errors:\n  verify: the pods of deployment/api do not match" in text
+    assert "\n    nginx:9.9.9: 0 pod(s), want exactly 2\n" in text
     assert f"deployment/{namespace}/api: restored (spec.template.spec.containers[nginx]" in text
     chart = runplan(tmp_path, "runs", "show", run_id, "--format", "mermaid").stdout
     assert chart.startswith("gantt\n") and "verify (failed) :crit, run3, " in chart
@@ -193,7 +196,9 @@ def test_init_statefulset_writes_a_partition_canary_that_runs(
 
 def test_init_deployment_writes_a_pause_canary_that_runs(
         tmp_path: Path, namespace: str, api: client.ApiClient) -> None:
-    install(tmp_path, namespace, workload("Deployment", "api", 3))
+    # As in playbooks/manifests/deployment-pause-canary: kwok's pods are Ready at once,
+    # and without minReadySeconds the rollout could finish before `pause` lands.
+    install(tmp_path, namespace, workload("Deployment", "api", 3, minReadySeconds=5))
     file = _init(tmp_path, namespace, "deployment/api")
     kinds = [next(k for k in s if k not in ("id", "name")) for s in
              yaml.safe_load(file.read_text())["steps"]]

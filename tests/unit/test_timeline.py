@@ -46,7 +46,9 @@ def test_text_lists_each_step_with_its_offset_duration_tries_and_story() -> None
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("  ")}
     assert rows["canary"][1:5] == ["succeeded", "+0.1s", "1.0s", "1"]
     assert rows["verify"][1:5] == ["failed", "+4.3s", "3.0s", "3"]
-    assert "the pods of statefulset/web do not match" in out and "pod web-0" not in out
+    assert rows["verify"][5:] == ["the", "pods", "of", "statefulset/web", "do", "not", "match"]
+    assert "errors:\n  verify: the pods of statefulset/web do not match\n    pod web-0: image x" \
+        in out
     assert "approved by bob at 2026-12-01T20:00:04Z via runplan approve" in out
     assert rows["never"][1] == "not_run"
     assert "rolled back at +7.4s:" in out
