@@ -8,7 +8,8 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -20,10 +21,18 @@ from runner.plan.selection import check_approvals, selection
 from runner.plan.validators import SCHEMA_FILE
 from runner.report import graphs, review, stepdocs
 
-COMMANDS = ("validate", "graph", "steps", "schema", "runs", "runs-show", "resume", "approve",
-            "init", "completion")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its usage line, its flags and what runs it (see COMMANDS)."""
+
+    synopsis: str
+    summary: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    handler: Callable[[argparse.Namespace], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,66 +56,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
 
 
-_cmd_init, _cmd_runs_show = commands.cmd_init, commands.cmd_runs_show
-
-
-def _cmd_completion(args: argparse.Namespace) -> int:
-    from runner import completion
-
-    print(completion.script(args.shell, _ARGUMENTS, _DESCRIPTIONS, __version__), end="")
-    return 0
-
-
 def _dispatch(args: list[str]) -> int:
-    if args[:2] == ["runs", "show"]:
-        args = ["runs-show", *args[2:]]
+    if args[:2] == ["runs", "show"]:  # a command of two words
+        args = ["runs show", *args[2:]]
     if args and args[0] in COMMANDS:
-        options = _parser(args[0]).parse_args(args[1:])
-        handler: Any = globals()[f"_cmd_{args[0].replace('-', '_')}"]
-        return int(handler(options))
+        command = COMMANDS[args[0]]
+        return command.handler(_parser(f"runplan {args[0]}", command).parse_args(args[1:]))
     if not args or args[0] in ("-h", "--help"):
-        print(_HELP)
+        print(_help())
         return 0 if args else 2
     if args[0] == "--version":
         print(f"runplan {__version__}")
         return 0
-    return _cmd_run(_parser("run").parse_args(args))
+    return RUN.handler(_parser("runplan", RUN).parse_args(args))
 
 
-_HELP = f"""usage: runplan PLAN [--dry-run [--offline]] [options]   (runplan PLAN --help)
-       runplan validate PLAN...        schema + templates + graph (CI, pre-commit)
-       runplan graph PLAN [--format text|dot|mermaid]
-       runplan steps [KIND]            step kinds, their params and an example
-       runplan schema                  the plan JSON Schema
-       runplan runs | resume RUN_ID | approve RUN_ID STEP_ID
-       runplan runs show RUN_ID [--format text|json|mermaid]   a run's timeline
-       runplan init KIND/NAME [-n NS] [-o FILE]   a canary plan for a live workload
-       runplan completion bash|zsh|fish           a shell completion script
-
-exit codes: 0 ok; 1 a step failed; 2 invalid plan or usage; 3 cluster unreachable;
-4 lock held by another run; 130 interrupted.   runplan {__version__}"""
+def _help() -> str:
+    lines = [f"usage: runplan {RUN.synopsis}   (runplan PLAN --help)"]
+    width = max(len(f"{n} {c.synopsis}") for n, c in COMMANDS.items())
+    lines += [f"       runplan {f'{n} {c.synopsis}':<{width}}  {c.summary}"
+              for n, c in COMMANDS.items()]
+    return "\n".join([*lines, "", "exit codes: 0 ok; 1 a step failed; 2 invalid plan or usage; "
+                      "3 cluster unreachable;", f"4 lock held by another run; 130 interrupted."
+                      f"   runplan {__version__}"])
 
 
-def _parser(command: str) -> argparse.ArgumentParser:
-    prog = "runplan" if command == "run" else f"runplan {command.replace('-', ' ')}"
-    parser = argparse.ArgumentParser(prog=prog, description=_DESCRIPTIONS[command])
-    _ARGUMENTS[command](parser)
+def _parser(prog: str, command: Command) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=command.summary)
+    command.arguments(parser)
     return parser
 
 
-_DESCRIPTIONS = {
-    "run": "Run a plan; with --dry-run review it (--offline: without a cluster).",
-    "validate": "Validate plans: schema, templates, graph. Exit 0 or 2.",
-    "graph": "Print the plan's step graph.",
-    "steps": "Describe the step kinds (params, defaults, an example).",
-    "schema": "Print the plan JSON Schema (for editors).",
-    "runs": "List recorded runs.",
-    "runs-show": "A run's timeline from its journal: steps, approvals, rollback.",
-    "resume": "Resume a failed run.",
-    "approve": "Approve an approval step of a running plan.",
-    "init": "Write a canary plan for a live StatefulSet, Deployment or CloneSet.",
-    "completion": "Print a shell completion script (source it from your shell's rc file).",
-}
+# --- flags, each declared once -----------------------------------------------------------
 
 
 def _plan_args(parser: argparse.ArgumentParser, many: bool = False) -> None:
@@ -119,14 +100,38 @@ def _plan_args(parser: argparse.ArgumentParser, many: bool = False) -> None:
     parser.add_argument("-n", "--namespace", help="namespace of the targets (overrides the plan's)")
 
 
+def _connection_args(parser: argparse.ArgumentParser, namespace_help: str = "") -> None:
+    """How to reach the cluster; `namespace_help` adds -n for commands that read runs."""
+    parser.add_argument("--kubeconfig", metavar="FILE")
+    parser.add_argument("--context", metavar="NAME")
+    if namespace_help:
+        parser.add_argument("-n", "--namespace", help=namespace_help)
+
+
+def _execution_args(parser: argparse.ArgumentParser, outputs: tuple[str, ...] = ("text", "json"),
+                    ) -> None:
+    """What a run and a resumed run share."""
+    add = parser.add_argument
+    add("--max-parallel", type=_positive, default=4, metavar="N")
+    add("--output", choices=outputs, default="text",
+        help="markdown: the review as a pull-request comment (with --dry-run)"
+        if "markdown" in outputs else None)
+    add("--junit", metavar="FILE", help="write a JUnit XML report")
+    add("--force-unlock", action="store_true",
+        help="take the plan's lock even if another run holds it (operators only)")
+    add("--lock-duration", type=_seconds, default=30.0, metavar="SECONDS",
+        help="how long the lock outlives a run killed without cleanup (default 30)")
+
+
+_RUNS_NS = "only runs recorded in this namespace (default: every namespace you may list)"
+
+
 def _run_args(parser: argparse.ArgumentParser) -> None:
     _plan_args(parser)
+    _connection_args(parser)
     add = parser.add_argument
     add("--dry-run", action="store_true", help="review: show what would change, change nothing")
     add("--offline", action="store_true", help="with --dry-run: no cluster contact")
-    add("--kubeconfig", metavar="FILE")
-    add("--context", metavar="NAME")
-    add("--max-parallel", type=_positive, default=4, metavar="N")
     add("--only", type=_ids, default=(), metavar="ID,..", help="run only these steps")
     add("--from", dest="start_from", metavar="ID", help="start at this step")
     add("--approve", type=_ids, action="append", default=[], metavar="ID,..",
@@ -135,39 +140,23 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     add("--save-review", metavar="FILE", help="write the review (rendered plan and its hash)")
     add("--require-unchanged", action="store_true",
         help="with --approved: refuse if a target changed since the review")
-    add("--force-unlock", action="store_true",
-        help="take the plan's lock even if another run holds it (operators only)")
-    add("--lock-duration", type=_seconds, default=30.0, metavar="SECONDS",
-        help="how long the lock outlives a run killed without cleanup (default 30)")
-    add("--output", choices=("text", "json", "markdown"), default="text",
-        help="markdown: the review as a pull-request comment (with --dry-run)")
-    add("--junit", metavar="FILE", help="write a JUnit XML report")
-
-
-def _cluster_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kubeconfig", metavar="FILE")
-    parser.add_argument("--context", metavar="NAME")
+    _execution_args(parser, ("text", "json", "markdown"))
 
 
 def _runs_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("plan", nargs="?", metavar="PLAN",
                         help="only runs of this plan (a plan file or a plan name)")
-    _cluster_args(parser)
+    _connection_args(parser, _RUNS_NS)
     parser.add_argument("--local", action="store_true",
                         help="only the local copies under .runplan/runs (no cluster)")
 
 
 def _resume_args(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add("run_id", metavar="RUN_ID")
-    _cluster_args(parser)
-    add("-e", "--var", action="append", default=[], metavar="KEY=VALUE",
-        help="give again a variable the journal redacted (secret-looking names)")
-    add("--max-parallel", type=_positive, default=4, metavar="N")
-    add("--output", choices=("text", "json"), default="text")
-    add("--junit", metavar="FILE", help="write a JUnit XML report")
-    add("--force-unlock", action="store_true")
-    add("--lock-duration", type=_seconds, default=30.0, metavar="SECONDS")
+    parser.add_argument("run_id", metavar="RUN_ID")
+    _connection_args(parser, "the namespace the run was recorded in")
+    parser.add_argument("-e", "--var", action="append", default=[], metavar="KEY=VALUE",
+                        help="give again a variable the journal redacted (secret-looking names)")
+    _execution_args(parser)
 
 
 def _approve_args(parser: argparse.ArgumentParser) -> None:
@@ -175,27 +164,38 @@ def _approve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("step_id", metavar="STEP_ID")
     parser.add_argument("--reject", action="store_true", help="reject: the step fails")
     parser.add_argument("--reason", default="", help="why (recorded with the decision)")
-    _cluster_args(parser)
+    _connection_args(parser, "the namespace the run was recorded in")
+
+
+def _runs_show_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id", metavar="RUN_ID")
+    parser.add_argument("--format", choices=("text", "json", "mermaid"), default="text",
+                        help="mermaid: a Gantt chart of the steps")
+    _connection_args(parser, _RUNS_NS)
+    parser.add_argument("--local", action="store_true",
+                        help="only the local copy under .runplan/runs (no cluster)")
+
+
+def _init_args(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("workload", metavar="KIND/NAME", help="statefulset/web, deployment/api, cloneset/x")
+    _connection_args(parser, "the workload's namespace (default: the kube context's)")
+    add("-o", "--output", metavar="FILE", help="write the plan here (default: stdout)")
+    add("--container", metavar="NAME", help="the container to roll (default: the first)")
+    add("--image", metavar="IMAGE", help="the default of new_image (default: the current one)")
+
+
+def _completion_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shell", choices=("bash", "zsh", "fish"))
+
+
+def _steps_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", nargs="?", metavar="KIND")
 
 
 def _graph_args(parser: argparse.ArgumentParser) -> None:
     _plan_args(parser)
     parser.add_argument("--format", choices=("text", "dot", "mermaid"), default="text")
-
-
-_ARGUMENTS = {
-    "run": _run_args,
-    "validate": lambda p: _plan_args(p, many=True),
-    "graph": _graph_args,
-    "steps": lambda p: p.add_argument("kind", nargs="?", metavar="KIND"),
-    "schema": lambda p: None,
-    "runs": lambda p: _runs_args(p),
-    "runs-show": lambda p: commands.runs_show_args(p),
-    "resume": lambda p: _resume_args(p),
-    "approve": lambda p: _approve_args(p),
-    "init": lambda p: commands.init_args(p),
-    "completion": lambda p: p.add_argument("shell", choices=("bash", "zsh", "fish")),
-}
 
 
 def _positive(text: str) -> int:
@@ -231,11 +231,15 @@ def parse_var(assignment: str) -> tuple[str, Any]:
     return key, value if isinstance(value, plain) else text
 
 
-def _compile(args: argparse.Namespace, path: str) -> Plan:
+def _namespace(args: argparse.Namespace) -> str | None:
     if args.namespace is not None and not _LABEL.fullmatch(args.namespace):
         raise UsageError(f"-n {args.namespace!r}: not a namespace name (a DNS-1123 label)")
+    return str(args.namespace) if args.namespace is not None else None
+
+
+def _compile(args: argparse.Namespace, path: str) -> Plan:
     cli_vars = dict(parse_var(a) for a in args.var)
-    return compile_plan(path, cli_vars, args.vars_file, args.namespace)
+    return compile_plan(path, cli_vars, args.vars_file, _namespace(args))
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -273,8 +277,9 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     plan_name = args.plan
     if plan_name and plan_name.endswith((".yaml", ".yml")):
         plan_name = compile_plan(plan_name).name
+    namespace = _namespace(args)
     kube = None if args.local else _connect_or_none(args)
-    runs = list_runs(kube, plan_name)
+    runs = list_runs(kube, plan_name, namespace=namespace)
     print(f"{'RUN':<24} {'PLAN':<28} {'NAMESPACE':<16} {'STATUS':<12} {'STEPS':<7} STARTED")
     for run in runs:
         print(f"{run.run_id:<24} {run.plan:<28} {run.namespace or '-':<16} {run.status:<12} "
@@ -296,9 +301,10 @@ def _connect_or_none(args: argparse.Namespace) -> Any:
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     options = engine.RunOptions(
-        kubeconfig=args.kubeconfig, context=args.context, max_parallel=args.max_parallel,
-        output=args.output, junit=args.junit, force_unlock=args.force_unlock,
-        lock_duration=args.lock_duration, cli_vars=tuple(parse_var(a) for a in args.var))
+        kubeconfig=args.kubeconfig, context=args.context, namespace=_namespace(args),
+        max_parallel=args.max_parallel, output=args.output, junit=args.junit,
+        force_unlock=args.force_unlock, lock_duration=args.lock_duration,
+        cli_vars=tuple(parse_var(a) for a in args.var))
     return engine.resume(args.run_id, options)
 
 
@@ -308,7 +314,7 @@ def _cmd_approve(args: argparse.Namespace) -> int:
     from runner.kube import connect
 
     kube = connect(args.kubeconfig, args.context, None)
-    doc = load_run(args.run_id, kube)
+    doc = load_run(args.run_id, kube, namespace=_namespace(args))
     status = ((doc.get("steps") or {}).get(args.step_id) or {}).get("status", "pending")
     waiting = status in ("running", "pending") and doc.get("status") == "running"
     if args.step_id not in (doc.get("selected") or ()) or not waiting:
@@ -363,3 +369,31 @@ def _options(args: argparse.Namespace, approve: tuple[str, ...]) -> engine.RunOp
         lock_duration=args.lock_duration,
         cli_vars=tuple(parse_var(a) for a in args.var), vars_files=tuple(args.vars_file),
     )
+
+
+# --- the commands: one explicit table (`runplan PLAN` is RUN) ----------------------------
+
+RUN = Command("PLAN [--dry-run [--offline]] [options]",
+              "Run a plan; with --dry-run review it (--offline: without a cluster).",
+              _run_args, _cmd_run)
+COMMANDS: dict[str, Command] = {
+    "validate": Command("PLAN...", "schema + templates + graph (CI, pre-commit); exit 0 or 2",
+                        lambda p: _plan_args(p, many=True), _cmd_validate),
+    "graph": Command("PLAN [--format text|dot|mermaid]", "the plan's step graph",
+                     _graph_args, _cmd_graph),
+    "steps": Command("[KIND]", "step kinds, their params and an example",
+                     _steps_args, _cmd_steps),
+    "schema": Command("", "the plan JSON Schema (for editors)", lambda p: None, _cmd_schema),
+    "runs": Command("[PLAN] [-n NS]", "recorded runs, newest first", _runs_args, _cmd_runs),
+    "runs show": Command("RUN_ID [--format F] [-n NS]",
+                         "a run's timeline (text, json, mermaid): steps, approvals, rollback",
+                         _runs_show_args, lambda a: commands.runs_show(a, _namespace(a))),
+    "resume": Command("RUN_ID [-n NS]", "continue a failed run after its finished steps",
+                      _resume_args, _cmd_resume),
+    "approve": Command("RUN_ID STEP_ID [--reject]", "decide an approval step of a running plan",
+                       _approve_args, _cmd_approve),
+    "init": Command("KIND/NAME [-n NS] [-o FILE]", "a canary plan for a live workload",
+                    _init_args, lambda a: commands.init(a, _namespace(a))),
+    "completion": Command("bash|zsh|fish", "a shell completion script (from this parser)",
+                          _completion_args, lambda a: commands.completion(a.shell, RUN, COMMANDS)),
+}

@@ -1,47 +1,27 @@
-"""The commands of issue 18 beside the core ones in cli.py: `runs show`, `init`
-(their arguments and handlers; cli.py dispatches to them)."""
+"""Handlers of `runs show`, `init` and `completion` (their flags and their lines in
+the command table are in cli.py)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from runner import __version__
 from runner.errors import UsageError
 from runner.plan import compile_plan
 
-
-def _cluster_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kubeconfig", metavar="FILE")
-    parser.add_argument("--context", metavar="NAME")
+if TYPE_CHECKING:
+    from runner.cli import Command
 
 
-def runs_show_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_id", metavar="RUN_ID")
-    parser.add_argument("--format", choices=("text", "json", "mermaid"), default="text",
-                        help="mermaid: a Gantt chart of the steps")
-    parser.add_argument("-n", "--namespace", help="the namespace of the run's journal")
-    _cluster_args(parser)
-    parser.add_argument("--local", action="store_true",
-                        help="only the local copy under .runplan/runs (no cluster)")
-
-
-def init_args(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add("workload", metavar="KIND/NAME", help="statefulset/web, deployment/api, cloneset/x")
-    add("-n", "--namespace", help="the workload's namespace (default: the kube context's)")
-    add("-o", "--output", metavar="FILE", help="write the plan here (default: stdout)")
-    add("--container", metavar="NAME", help="the container to roll (default: the first)")
-    add("--image", metavar="IMAGE", help="the default of new_image (default: the current one)")
-    _cluster_args(parser)
-
-
-def cmd_runs_show(args: argparse.Namespace) -> int:
+def runs_show(args: argparse.Namespace, namespace: str | None) -> int:
     from runner.report import timeline
 
-    kube = None if args.local else connect_or_none(args, args.namespace)
-    print(timeline.render(timeline.load(args.run_id, kube, args.namespace), args.format))
+    kube = None if args.local else connect_or_none(args, namespace)
+    print(timeline.render(timeline.load(args.run_id, kube, namespace), args.format))
     return 0
 
 
@@ -57,17 +37,16 @@ def connect_or_none(args: argparse.Namespace, namespace: str | None = None) -> A
         return None
 
 
-def cmd_init(args: argparse.Namespace) -> int:
+def init(args: argparse.Namespace, namespace: str | None) -> int:
     from runner import scaffold
     from runner.kube import connect
 
     target = Path(args.output) if args.output else None
     if target is not None and target.exists():
         raise UsageError(f"init -o {target}: the file exists; remove it or choose another")
-    kube = connect(args.kubeconfig, args.context, args.namespace)
+    kube = connect(args.kubeconfig, args.context, namespace)
     try:
-        work = scaffold.read(kube, args.workload, args.namespace or kube.namespace,
-                             args.container)
+        work = scaffold.read(kube, args.workload, namespace or kube.namespace, args.container)
     finally:
         kube.close()
     text = scaffold.plan_text(work, args.image)
@@ -79,4 +58,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"wrote {target}: {len(plan.steps)} steps ({work.target}, container "
           f"{work.container}, {work.image}); next: runplan {target} --dry-run "
           "-e new_image=IMAGE", file=sys.stderr)
+    return 0
+
+
+def completion(shell: str, run: Command, commands: Mapping[str, Command]) -> int:
+    from runner import completion as scripts
+
+    print(scripts.script(shell, run, commands, __version__), end="")
     return 0

@@ -9,42 +9,42 @@ run options (`runplan PLAN --dry-run ...`), and `runs show` a subparser of `runs
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import shtab
 
-Configure = Callable[[argparse.ArgumentParser], None]
+if TYPE_CHECKING:
+    from runner.cli import Command
+
 FILE_METAVARS = frozenset({"PLAN", "FILE"})
+TWO_WORDS = "runs show"
 
 
-def parser(arguments: Mapping[str, Configure], descriptions: Mapping[str, str],
-           version: str) -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="runplan", description=descriptions["run"])
+def parser(run: Command, commands: Mapping[str, Command], version: str
+           ) -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="runplan", description=run.summary)
     root.add_argument("--version", action="version", version=f"runplan {version}")
-    _run_options(root, arguments["run"])
-    commands = root.add_subparsers(dest="command", metavar="COMMAND")
-    for name, configure in arguments.items():
-        if name in ("run", "runs-show"):
+    _optional_only(root, run)  # the run's PLAN positional would shadow the commands
+    subparsers = root.add_subparsers(dest="command", metavar="COMMAND")
+    for name, command in commands.items():
+        if name == TWO_WORDS:
             continue
-        sub = commands.add_parser(name, help=descriptions[name], description=descriptions[name])
-        if name == "runs":
-            nested = sub.add_subparsers(dest="runs_command", metavar="show")
-            arguments["runs-show"](nested.add_parser("show", help=descriptions["runs-show"]))
-            _optional_only(sub, configure)
-        else:
-            configure(sub)
+        sub = subparsers.add_parser(name, help=command.summary, description=command.summary)
+        shown = commands.get(f"{name} show")
+        if shown is None:
+            command.arguments(sub)
+            continue
+        nested = sub.add_subparsers(dest="runs_command", metavar="show")
+        shown.arguments(nested.add_parser("show", help=shown.summary))
+        _optional_only(sub, command)
     _mark_files(root)
     return root
 
 
-def _run_options(root: argparse.ArgumentParser, configure: Configure) -> None:
-    """The run's options on the root (its PLAN positional would shadow the commands)."""
-    _optional_only(root, configure)
-
-
-def _optional_only(target: argparse.ArgumentParser, configure: Configure) -> None:
+def _optional_only(target: argparse.ArgumentParser, command: Command) -> None:
     scratch = argparse.ArgumentParser(add_help=False)
-    configure(scratch)
+    command.arguments(scratch)
     for action in scratch._actions:
         if action.option_strings:
             target._add_action(action)
@@ -60,7 +60,6 @@ def _mark_files(parser: argparse.ArgumentParser) -> None:
                 _mark_files(sub)
 
 
-def script(shell: str, arguments: Mapping[str, Configure], descriptions: Mapping[str, str],
-           version: str) -> str:
-    text: str = shtab.complete(parser(arguments, descriptions, version), shell=shell)
+def script(shell: str, run: Command, commands: Mapping[str, Command], version: str) -> str:
+    text: str = shtab.complete(parser(run, commands, version), shell=shell)
     return text if text.endswith("\n") else text + "\n"

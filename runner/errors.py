@@ -80,12 +80,6 @@ class LockHeld(RunplanError):
     exit_code = 4
 
 
-class Interrupted(RunplanError):
-    """Ctrl-C or SIGTERM: the run stopped cleanly."""
-
-    exit_code = 130
-
-
 class Cancelled(RunplanError):
     """A step stopped because the run was cancelled (Ctrl-C, SIGTERM, another step failed)."""
 

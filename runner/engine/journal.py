@@ -319,36 +319,43 @@ class RunSummary:
                    done, len(steps), source)
 
 
-def load_run(run_id: str, kube: Kube | None = None, local_dir: Path = LOCAL_DIR) -> dict[str, Any]:
-    """A run's journal: the cluster copy unless the local one is newer; RunplanError if none."""
+def load_run(run_id: str, kube: Kube | None = None, local_dir: Path = LOCAL_DIR,
+             namespace: str | None = None) -> dict[str, Any]:
+    """A run's journal: the cluster copy unless the local one is newer; RunplanError if none.
+    `namespace` (-n) looks only there, as kubectl would; else every namespace we may list."""
     local = _read_local(Path(local_dir) / f"{run_id}.json")
-    remote = _find_cluster(kube, run_id, local) if kube is not None else None
+    if local is not None and namespace and local.get("namespace") != namespace:
+        local = None
+    remote = _find_cluster(kube, run_id, local, namespace) if kube is not None else None
     newest = _newer(remote, local)
     if newest is not None:
         return newest
-    known = sorted({*_local_ids(Path(local_dir)), *_cluster_ids(kube)})
+    known = sorted({*_local_ids(Path(local_dir)), *_cluster_ids(kube, namespace)})
     close = difflib.get_close_matches(run_id, known, n=3, cutoff=0.5)
     hint = f"; close: {', '.join(close)}" if close else (
         f"; known runs: {', '.join(known[-5:])}" if known else "")
     where = "the cluster or " if kube is not None else ""
+    where = f"namespace {namespace} of {where}" if namespace else where
     raise RunplanError(f"no run {run_id} in {where}{local_dir}{hint}")
 
 
 def list_runs(kube: Kube | None = None, plan: str | None = None,
-              local_dir: Path = LOCAL_DIR) -> list[RunSummary]:
-    """Runs found in the cluster and locally (one entry per run id), newest first."""
+              local_dir: Path = LOCAL_DIR, namespace: str | None = None) -> list[RunSummary]:
+    """Runs found in the cluster and locally (one entry per run id), newest first;
+    with `namespace`, only the runs of that namespace."""
     found: dict[str, tuple[dict[str, Any], str]] = {}
     for path in sorted(Path(local_dir).glob("*.json")):
         doc = _read_local(path)
         if doc is not None and doc.get("run_id"):
             found[str(doc["run_id"])] = (doc, "local")
-    for doc in _cluster_docs(kube, plan):
+    for doc in _cluster_docs(kube, plan, namespace):
         run_id = str(doc.get("run_id", ""))
         local = found.get(run_id, (None, ""))[0]
         if _newer(doc, local) is doc:
             found[run_id] = (doc, "cluster")
     runs = [RunSummary.of(doc, source) for doc, source in found.values()
-            if plan is None or doc.get("plan") == plan]
+            if (plan is None or doc.get("plan") == plan)
+            and (namespace is None or doc.get("namespace") == namespace)]
     return sorted(runs, key=lambda r: (r.started, r.run_id), reverse=True)
 
 
@@ -375,17 +382,22 @@ def _from_configmap(cm: dict[str, Any]) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _list_configmaps(kube: Kube, selector: str) -> list[dict[str, Any]]:
-    """Across all namespaces; a user allowed only its namespace gets that one."""
+def _list_configmaps(kube: Kube, selector: str, namespace: str | None = None
+                     ) -> list[dict[str, Any]]:
+    """In `namespace` when given; else across all namespaces, and a user allowed only
+    its namespace gets that one."""
+    if namespace:
+        return kube.list(CONFIGMAP, namespace, label_selector=selector)[0]
     try:
         return kube.list(CONFIGMAP, "", label_selector=selector)[0]
     except Forbidden:
         return kube.list(CONFIGMAP, None, label_selector=selector)[0]
 
 
-def _find_cluster(kube: Kube, run_id: str, local: dict[str, Any] | None) -> dict[str, Any] | None:
+def _find_cluster(kube: Kube, run_id: str, local: dict[str, Any] | None,
+                  namespace: str | None = None) -> dict[str, Any] | None:
     try:
-        items = _list_configmaps(kube, f"{LABEL_RUN}={dns_label(run_id)}")
+        items = _list_configmaps(kube, f"{LABEL_RUN}={dns_label(run_id)}", namespace)
         if not items and local and local.get("namespace"):
             items = [kube.get(CONFIGMAP, configmap_name(run_id), str(local["namespace"]))]
     except (NotFound, Forbidden):
@@ -394,12 +406,13 @@ def _find_cluster(kube: Kube, run_id: str, local: dict[str, Any] | None) -> dict
     return docs[0] if docs else None
 
 
-def _cluster_docs(kube: Kube | None, plan: str | None) -> list[dict[str, Any]]:
+def _cluster_docs(kube: Kube | None, plan: str | None, namespace: str | None = None
+                  ) -> list[dict[str, Any]]:
     if kube is None:
         return []
     selector = LABEL_RUN + (f",{LABEL_PLAN}={dns_label(plan)}" if plan else "")
     try:
-        items = _list_configmaps(kube, selector)
+        items = _list_configmaps(kube, selector, namespace)
     except Forbidden:
         return []
     return [d for d in map(_from_configmap, items) if d and d.get("run_id")]
@@ -409,11 +422,11 @@ def _local_ids(local_dir: Path) -> list[str]:
     return [p.stem for p in local_dir.glob("*.json")]
 
 
-def _cluster_ids(kube: Kube | None) -> list[str]:
+def _cluster_ids(kube: Kube | None, namespace: str | None = None) -> list[str]:
     if kube is None:
         return []
     try:
-        items = _list_configmaps(kube, LABEL_RUN)
+        items = _list_configmaps(kube, LABEL_RUN, namespace)
     except ClusterError:
         return []
     return [str(((cm.get("metadata") or {}).get("labels") or {}).get(LABEL_RUN, ""))

@@ -200,10 +200,6 @@ class PlanLock:
         return self._lost is not None
 
     @property
-    def lost_reason(self) -> str | None:
-        return self._lost
-
-    @property
     def held(self) -> bool:
         return bool(self._lease) and not self.lost
 

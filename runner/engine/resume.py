@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from runner.engine.changes import MISSING, ChangeLog, changed_paths, lookup, prune, show
-from runner.engine.journal import load_run
+from runner.engine.journal import REDACTED, load_run
 from runner.engine.session import run_plan
 from runner.errors import NotFound, RunplanError, UsageError
 from runner.plan import compile_plan
@@ -23,11 +23,10 @@ if TYPE_CHECKING:
     from runner.kube import Kube
     from runner.plan.model import Plan
 
-REDACTED = "<redacted>"
 
 
 def resume_run(run_id: str, options: RunOptions, kube: Kube) -> int:
-    doc = load_run(run_id, kube)
+    doc = load_run(run_id, kube, namespace=options.namespace)
     if doc.get("status") == "succeeded":
         print(f"run {run_id} succeeded already: nothing to resume")
         return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from kubernetes.client import ApiClient
@@ -311,15 +311,6 @@ class Kube:
             if missing_ok:
                 return None
             raise
-
-    def watch(self, kind: str | Resource, ns: str | None, resource_version: str | None,
-              label_selector: str | None = None, field_selector: str | None = None,
-              timeout: float | None = None) -> Iterator[tuple[str, Obj]]:
-        """(type, object) events from `resource_version` on; see runner.kube.watch.Watcher."""
-        from runner.kube.watch import Watcher  # watch.py builds on this module
-
-        return iter(Watcher(self, kind, ns, resource_version, label_selector,
-                            field_selector, timeout))
 
     def resource_of(self, obj: Obj) -> Resource:
         """The Resource for an object's apiVersion/kind: the table, else API discovery."""

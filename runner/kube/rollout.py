@@ -30,6 +30,7 @@ from runner.kube.pods import (
     terminating,
 )
 from runner.kube.resources import resource_for
+from runner.workloads import StatefulSetLayout
 
 __all__ = ["RolloutState", "rollout_state", "new_replicaset", "pod_ready", "pod_revision",
            "ordinal", "last_events", "cloneset_partition"]
@@ -201,10 +202,9 @@ def _paused(d: Obj, new_rs: Obj | None, owned: Sequence[Obj], canary: Sequence[O
 
 def _statefulset(s: Obj, pods: Sequence[Obj]) -> RolloutState:
     spec, status, sts = s.get("spec") or {}, s.get("status") or {}, name(s)
-    replicas = spec.get("replicas", 1)
-    start = (spec.get("ordinals") or {}).get("start", 0)
+    layout = StatefulSetLayout.of(spec)
+    replicas = layout.replicas
     strategy = (spec.get("updateStrategy") or {}).get("type") or "RollingUpdate"
-    partition = ((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("partition", 0)
     by_ordinal = _by_ordinal(s, pods)
     update = status.get("updateRevision")
     kw: dict[str, Any] = {"revision": update, "pods": _names(list(by_ordinal.values()))}
@@ -214,12 +214,11 @@ def _statefulset(s: Obj, pods: Sequence[Obj]) -> RolloutState:
     unobserved = not_observed(s) or (None if update else "no update revision reported yet")
     if unobserved:
         return _state([unobserved], "", "", **kw)
-    waiting = _sts_waits(sts, replicas, start, partition if strategy == "RollingUpdate" else None,
-                         by_ordinal, str(update))
+    waiting = _sts_waits(sts, layout, by_ordinal, str(update))
     on_new = sum(1 for p in by_ordinal.values() if pod_revision(p) == update)
     ready = sum(1 for p in by_ordinal.values() if pod_ready(p) and not terminating(p))
     progress = f"{on_new}/{replicas} pods on new revision, {ready}/{replicas} ready"
-    return _state(waiting, _sts_done(s, strategy, partition, replicas, on_new), progress, **kw)
+    return _state(waiting, _sts_done(s, strategy, layout, on_new), progress, **kw)
 
 
 def _by_ordinal(s: Obj, pods: Sequence[Obj]) -> dict[int, Obj]:
@@ -231,18 +230,16 @@ def _by_ordinal(s: Obj, pods: Sequence[Obj]) -> dict[int, Obj]:
     return found
 
 
-def _sts_waits(sts: str, replicas: int, start: int, partition: int | None,
-               by_ordinal: dict[int, Obj], update: str) -> list[str]:
-    """Per ordinal: exists, not terminating, on `update` if at/above the partition, Ready.
-    `partition` None means no rolling update (OnDelete): revisions are not required."""
+def _sts_waits(sts: str, layout: StatefulSetLayout, by_ordinal: dict[int, Obj],
+               update: str) -> list[str]:
+    """Per ordinal: exists, not terminating, on `update` if the partition moves it, Ready.
+    Under OnDelete no ordinal moves, so revisions are not required."""
     waiting: list[str] = []
-    for index in range(replicas):
-        # Partition counts positions from spec.ordinals.start, as the controller does.
-        rolling = partition is not None and index >= partition
-        waiting += _ordinal_waits(sts, start + index, by_ordinal.get(start + index),
-                                  update if rolling else None)
-    waiting += [f"pod {name(p)} still exists (scaling down to {replicas})"
-                for o, p in sorted(by_ordinal.items()) if not start <= o < start + replicas]
+    for number in layout.ordinals:
+        waiting += _ordinal_waits(sts, number, by_ordinal.get(number),
+                                  update if layout.moves(number) else None)
+    waiting += [f"pod {name(p)} still exists (scaling down to {layout.replicas})"
+                for o, p in sorted(by_ordinal.items()) if o not in layout.ordinals]
     return waiting
 
 
@@ -259,8 +256,8 @@ def _ordinal_waits(sts: str, number: int, pod: Obj | None, want: str | None) -> 
     return []
 
 
-def _sts_done(s: Obj, strategy: str, partition: int, replicas: int, on_new: int) -> str:
-    title = _title(s)
+def _sts_done(s: Obj, strategy: str, layout: StatefulSetLayout, on_new: int) -> str:
+    title, partition, replicas = _title(s), layout.partition or 0, layout.replicas
     if strategy == "OnDelete":
         return (f"{title}: all {replicas} pods ready; updateStrategy OnDelete: pods change only "
                 f"when deleted ({on_new}/{replicas} on the new revision)")
@@ -268,7 +265,8 @@ def _sts_done(s: Obj, strategy: str, partition: int, replicas: int, on_new: int)
         return (f"{title}: all {replicas} pods ready; partition {partition} >= replicas "
                 f"{replicas}: no pod is updated")
     if partition > 0:
-        return (f"{title}: pods with ordinal >= {partition} on the new revision and ready, "
+        return (f"{title}: pods with ordinal >= {layout.first_updated} on the new revision "
+                f"and ready, "
                 f"all {replicas} pods ready")
     return f"{title}: all {replicas} pods on the new revision and ready"
 

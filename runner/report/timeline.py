@@ -100,10 +100,7 @@ def load(run_id: str, kube: Kube | None, namespace: str | None = None,
 def _configmap(run_id: str, kube: Kube, namespace: str | None) -> Doc | None:
     selector = f"{journal.LABEL_RUN}={journal.dns_label(run_id)}"
     try:
-        if namespace:
-            items = kube.list(journal.CONFIGMAP, namespace, label_selector=selector)[0]
-        else:
-            items = journal._list_configmaps(kube, selector)
+        items = journal._list_configmaps(kube, selector, namespace)
     except ClusterError:
         return None
     ours = [cm for cm in items if (journal._from_configmap(cm) or {}).get("run_id") == run_id]

@@ -15,6 +15,7 @@ from runner.kube.history import revision_template
 from runner.review.history import NEW, matching, number_of
 from runner.steps.wait_ready import selector_text
 from runner.targets import parse_ordinals
+from runner.workloads import StatefulSetLayout
 
 if TYPE_CHECKING:
     from runner.plan.model import Step
@@ -95,17 +96,9 @@ def current_template(projection: Projection, entry: Entry) -> Obj | None:
 def sts_pods(projection: Projection, entry: Entry) -> dict[int, Obj | None]:
     """Projected template of each ordinal of a StatefulSet."""
     spec = _spec(entry)
-    replicas = int(spec.get("replicas", 1))
-    partition = _partition(spec)
+    layout = StatefulSetLayout.of(spec)
     current = current_template(projection, entry)
-    return {o: spec.get("template") if o >= partition else current for o in range(replicas)}
-
-
-def _partition(spec: Obj) -> int:
-    strategy = spec.get("updateStrategy") or {}
-    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
-        return int(spec.get("replicas", 1))  # OnDelete: nothing moves by itself
-    return int((strategy.get("rollingUpdate") or {}).get("partition") or 0)
+    return {o: spec.get("template") if layout.moves(o) else current for o in layout.ordinals}
 
 
 def _wait_ready(projection: Projection, entry: Entry) -> tuple[str, ...]:
@@ -185,7 +178,7 @@ def _verify_dns(step: Step, projection: Projection, namespace: str) -> tuple[str
     out = [f"{entry.name} resolves to {count} ready pods ({whose})" if owners else
            f"{entry.name} resolves to the ready pods {selector}"]
     if step.params.get("pods"):
-        out += [f"{ordinals_text(w.name, list(range(int(_spec(w).get('replicas', 1)))))}"
+        out += [f"{ordinals_text(w.name, list(StatefulSetLayout.of(_spec(w)).ordinals))}"
                 f".{entry.name}.{entry.namespace}.svc each resolve to their pod"
                 for w in owners if w.res.kind == "StatefulSet"]
     return tuple(out)

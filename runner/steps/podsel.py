@@ -14,6 +14,7 @@ from runner.errors import StepFailure
 from runner.kube import Cache, Source, of_kind, resource_for, selector_string
 from runner.kube.pods import controlled_by, labels, name, ordinal, terminating
 from runner.kube.rollout import cloneset_partition, new_replicaset, not_observed
+from runner.workloads import StatefulSetLayout
 
 if TYPE_CHECKING:
     from runner.kube import Kube
@@ -151,15 +152,11 @@ def _statefulset(workload: Obj, replicasets: list[Obj], update: bool) -> Revisio
     wanted = status.get("updateRevision" if update else "currentRevision")
     if not wanted:
         return "the StatefulSet reports no update revision yet"
-    start = (spec.get("ordinals") or {}).get("start", 0)
-    replicas = spec.get("replicas", 1)
-    strategy = spec.get("updateStrategy") or {}
-    partition = (strategy.get("rollingUpdate") or {}).get("partition", 0)
-    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
-        partition = 0 if update else replicas  # OnDelete: any pod may be on either revision
-    cut = min(partition, replicas)
-    positions = range(cut, replicas) if update else range(cut)
-    ordinals = tuple(start + i for i in positions)
+    layout = StatefulSetLayout.of(spec)
+    if layout.partition is None:
+        ordinals = tuple(layout.ordinals)  # OnDelete: any pod may be on either revision
+    else:
+        ordinals = tuple(layout.updated if update else layout.kept)
     return Revision(f"revision {wanted}", REVISION_LABEL, frozenset({wanted}), want=len(ordinals),
                     ordinals=ordinals)
 

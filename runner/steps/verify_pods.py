@@ -13,6 +13,7 @@ from runner.steps import podsel
 from runner.steps.base import StepKind, at_most_one_of, truthy
 from runner.steps.workload import containers
 from runner.targets import WORKLOADS, parse_ordinals, target_text
+from runner.workloads import StatefulSetLayout
 
 if TYPE_CHECKING:
     from runner.engine.context import StepContext
@@ -203,12 +204,8 @@ def _rolling(workload: Obj) -> tuple[str, int | None]:
     spec, status = workload.get("spec") or {}, workload.get("status") or {}
     if waiting or not status.get("updateRevision"):
         return waiting or "no update revision reported yet", None
-    strategy = spec.get("updateStrategy") or {}
-    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
-        return str(status["updateRevision"]), 1 << 31
-    partition = (strategy.get("rollingUpdate") or {}).get("partition", 0)
-    start = (spec.get("ordinals") or {}).get("start", 0)
-    return str(status["updateRevision"]), start + partition
+    first = StatefulSetLayout.of(spec).first_updated
+    return str(status["updateRevision"]), (1 << 31) if first is None else first
 
 
 def _pod_problems(pod: Obj, image: str, revision: str | None,

@@ -279,7 +279,7 @@ def test_second_run_is_locked_out_and_a_killed_run_resumes_after_the_lease_expir
     # ...so `resume` waits until the Lease expired (3 s without renewal), then finishes.
     deadline = time.monotonic() + 30
     while True:
-        code, out, err = runplan(tmp_path, "resume", run_id, "--output", "json")
+        code, out, err = runplan(tmp_path, "resume", run_id, "-n", namespace, "--output", "json")
         if code != 4 or time.monotonic() > deadline:
             break
         time.sleep(1)  # the lock's own expiry is what we wait for here
@@ -297,6 +297,13 @@ def test_second_run_is_locked_out_and_a_killed_run_resumes_after_the_lease_expir
     assert code == 0
     row = next(line for line in listed.splitlines() if line.startswith(run_id))
     assert row.split()[1:5] == ["locked", namespace, "succeeded", "4/4"]
+    # -n: the runs of one namespace, as kubectl users expect; another namespace has none.
+    code, listed, _ = runplan(tmp_path, "runs", "-n", namespace)
+    assert code == 0 and any(line.startswith(run_id) for line in listed.splitlines())
+    code, listed, _ = runplan(tmp_path, "runs", "-n", "default")
+    assert code == 0 and run_id not in listed
+    code, _, err = runplan(tmp_path, "resume", run_id, "-n", "default")
+    assert code == 1 and f"no run {run_id} in namespace default" in err, err
 
 
 # --- Ctrl-C -------------------------------------------------------------------------

@@ -184,6 +184,34 @@ def test_a_review_against_a_fake_api_chains_and_sends_only_dry_runs() -> None:
     assert re.search(r"\x1b\[33m\s*~ spec.template", out.getvalue())  # a terminal: colour
 
 
+def test_the_projection_counts_ordinals_from_spec_ordinals_start(tmp_path: Path) -> None:
+    """ordinals.start 5, 3 replicas, partition 1: web-6 and web-7 move, web-5 stays."""
+    plan = tmp_path / "start.yaml"
+    plan.write_text("""\
+apiVersion: runplan/v1
+kind: Plan
+metadata: {name: start}
+steps:
+  - id: canary
+    set_image: {target: statefulset/web, container: nginx, image: "nginx:2"}
+  - id: ready
+    wait_ready: {target: statefulset/web}
+  - id: verify
+    verify_pods:
+      target: statefulset/web
+      container: nginx
+      images: {"5": "nginx:1", "6-7": "nginx:2"}
+""")
+    kube = FakeKube([workload("nginx:1", ordinals={"start": 5}, updateStrategy={
+        "type": "RollingUpdate", "rollingUpdate": {"partition": 1}})])
+    review = _review(kube, plan)
+    text = review["text"]
+    assert "pods web-6..7 move to nginx=nginx:2" in text, text
+    assert "web-5 stays on nginx=nginx:1" in text, text
+    assert "projected: web-5 nginx:1, web-6..7 nginx:2" in text, text
+    assert "this check would fail" not in text, text
+
+
 def test_forbidden_and_missing_objects_are_named_by_step() -> None:
     kube = FakeKube([workload()], refuse=Forbidden)
     review = _review(kube, GOOD / "linear.yaml")["json"]
