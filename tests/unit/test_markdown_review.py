@@ -165,3 +165,17 @@ def test_the_offline_comment_lists_the_steps_and_their_redacted_params(tmp_path:
     assert params["canary"]["change_cause"] == "<redacted>"
     text = offline_review.text(plan, selected)
     assert JWT not in comment and JWT not in text and "hunter2" not in text
+
+
+def test_cells_and_fences_survive_what_they_quote() -> None:
+    assert markdown.cell("a | b\nc") == "a \\| b<br>c"
+    from runner.review.diff import FieldChange
+    from runner.review.preview import ObjectChange
+
+    ticks = ObjectChange("configmap/x", "update", "merge patch",
+                         (FieldChange("~", "data.md", "```", "````"),), {})
+    lines = markdown.object_details("s", ticks)
+    fence = next(line for line in lines if line.endswith("diff"))[:-4]
+    assert fence == "`````" and lines[lines.index(f"{fence}diff") + 3] == fence
+    blocks = diff_blocks("\n".join(lines))
+    assert blocks == {("s", "configmap/x"): ["~ data.md: ``` -> ````"]}

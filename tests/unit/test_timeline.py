@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +92,24 @@ def test_json_and_the_cli_read_the_local_copy(tmp_path: Path, monkeypatch: Any,
         timeline.load(DOC["run_id"], None, "other", folder)
     assert main(["runs", "show", "20261201-200000-abc124", "--local"]) == 1
     assert "close: 20261201-200000-abc123" in capsys.readouterr().err
+
+
+def test_an_unreachable_cluster_falls_back_to_the_local_copy(tmp_path: Path, monkeypatch: Any,
+                                                            capsys: Any) -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: "
+        f"'https://127.0.0.1:{port}', insecure-skip-tls-verify: true}}\nusers: [{{name: u, "
+        "user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+        "current-context: x\n")
+    folder = tmp_path / ".runplan" / "runs"
+    folder.mkdir(parents=True)
+    (folder / f"{DOC['run_id']}.json").write_text(json.dumps(DOC))
+    monkeypatch.chdir(tmp_path)
+    assert main(["runs", "show", DOC["run_id"], "--kubeconfig", str(kubeconfig)]) == 0
+    captured = capsys.readouterr()
+    assert "reading the local copy only" in captured.err and f"127.0.0.1:{port}" in captured.err
+    assert f"journal: local copy: .runplan/runs/{DOC['run_id']}.json" in captured.out
