@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from runner.review.render import LiveReview
 
 MARKER = "<!-- runplan-review: {plan} -->"
+LIMIT = 60_000  # characters: below GitHub's 65,536 per comment, with room to spare
 
 
 @dataclass(frozen=True)
@@ -57,15 +58,31 @@ def offline(plan: Plan, selected: Collection[str]) -> str:
     return render(Comment(plan, steps, [], where, False))
 
 
-def render(comment: Comment) -> str:
+def render(comment: Comment, limit: int = LIMIT) -> str:
+    """The comment; past `limit` characters the last diffs give way to a note saying
+    how many were left out (a GitHub comment holds 65,536)."""
+    low, high = 0, len([o for s in comment.steps for o in s.objects if o.changes])
+    text = _render(comment, high)
+    if len(text) <= limit:
+        return text
+    while low < high:  # the most diffs that fit: a binary search, each try one render
+        middle = (low + high + 1) // 2
+        if len(_render(comment, middle)) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return _render(comment, low)
+
+
+def _render(comment: Comment, diffs: int) -> str:
     plan = comment.plan
     head = [marker(plan.name), f"### runplan review: `{plan.name}`", "",
             f"**{verdict(comment)}**", "",
             f"`{plan.file}` · {len(plan.steps)} steps · digest `{plan.digest[:19]}…` · "
             f"{comment.where}", ""]
-    body = [*_errors(comment.errors), *_table(comment.steps), *_objects(comment.steps),
-            *_expectations(comment.steps), *([] if comment.live else _params(comment.steps)),
-            *_failure(plan)]
+    body = [*_errors(comment.errors), *_table(comment.steps),
+            *_objects(comment.steps, diffs), *_expectations(comment.steps),
+            *([] if comment.live else _params(comment.steps)), *_failure(plan)]
     return "\n".join(head + body).rstrip() + "\n"
 
 
@@ -134,13 +151,16 @@ def cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", "<br>")
 
 
-def _objects(steps: Sequence[StepReview]) -> list[str]:
+def _objects(steps: Sequence[StepReview], shown: int) -> list[str]:
     changed = [(s, o) for s in steps for o in s.objects if o.changes]
     if not changed:
         return []
     lines = ["#### Changes", ""]
-    for step, obj in changed:
+    for step, obj in changed[:shown]:
         lines += object_details(step.step.id, obj)
+    if len(changed) > shown:
+        lines += [f"_{len(changed) - shown} more changed object(s) not shown here (a comment "
+                  "has a size limit): `runplan PLAN --dry-run` shows every diff_", ""]
     return lines
 
 

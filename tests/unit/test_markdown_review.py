@@ -179,3 +179,13 @@ def test_cells_and_fences_survive_what_they_quote() -> None:
     assert fence == "`````" and lines[lines.index(f"{fence}diff") + 3] == fence
     blocks = diff_blocks("\n".join(lines))
     assert blocks == {("s", "configmap/x"): ["~ data.md: ``` -> ````"]}
+
+
+def test_a_comment_too_long_leaves_out_the_last_diffs_and_says_so(tmp_path: Path) -> None:
+    review = _review(tmp_path)
+    whole = markdown.render(markdown.Comment(review.plan, review.steps, [], "here", True))
+    cut = markdown.render(markdown.Comment(review.plan, review.steps, [], "here", True),
+                          limit=len(whole) - 1)
+    assert len(cut) < len(whole) and len(diff_blocks(cut)) == len(diff_blocks(whole)) - 1
+    assert "_1 more changed object(s) not shown here" in cut
+    assert diff_blocks(cut).items() <= diff_blocks(whole).items()
