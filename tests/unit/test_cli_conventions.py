@@ -121,3 +121,31 @@ def test_markdown_is_a_review_output_only(tmp_path: Path, capsys: pytest.Capture
     assert "--output markdown is a review: it goes with --dry-run" in capsys.readouterr().err
     assert main([str(plan), "--dry-run", "--offline", "--output", "markdown"]) == 0
     assert capsys.readouterr().out.startswith("<!-- runplan-review: p -->\n")
+
+
+class _OneObject:
+    """The one GET `init` makes, answered from a dict."""
+
+    def __init__(self, obj: dict[str, object]) -> None:
+        self.obj = obj
+
+    def get(self, kind: str, name: str, ns: str) -> dict[str, object]:
+        return self.obj
+
+
+def test_init_reads_the_live_object_and_refuses_strategies_a_canary_cannot_use() -> None:
+    template = {"spec": {"containers": [{"name": "side", "image": "busybox"},
+                                        {"name": "app", "image": "app:1"}],
+                         "readinessGates": [{"conditionType": "example.com/gate"}]}}
+    deploy = {"spec": {"replicas": 4, "template": template}}
+    work = scaffold.read(_OneObject(deploy), "deploy/api", "shop", "app")  # type: ignore[arg-type]
+    assert (work.kind, work.replicas, work.container, work.image, work.gate) == (
+        scaffold.Kind.DEPLOYMENT, 4, "app", "app:1", "example.com/gate")
+    with pytest.raises(Exception, match="has no container 'ap' .*did you mean 'app'"):
+        scaffold.read(_OneObject(deploy), "deployment/api", "shop", "ap")  # type: ignore[arg-type]
+    recreate = {"spec": {**deploy["spec"], "strategy": {"type": "Recreate"}}}
+    with pytest.raises(Exception, match="strategy Recreate"):
+        scaffold.read(_OneObject(recreate), "deployment/api", "shop")  # type: ignore[arg-type]
+    on_delete = {"spec": {"template": template, "updateStrategy": {"type": "OnDelete"}}}
+    with pytest.raises(Exception, match="OnDelete, which ignores a partition"):
+        scaffold.read(_OneObject(on_delete), "sts/web", "shop")  # type: ignore[arg-type]
