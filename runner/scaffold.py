@@ -119,7 +119,12 @@ def plan_text(work: Workload, new_image: str | None = None) -> str:
               f"{work.image}.\n# Review, then run with the image to roll out:\n"
               f"#   runplan PLAN --dry-run -e new_image=IMAGE\n#   runplan PLAN -e "
               f"new_image=IMAGE\n")
-    return header + yaml.safe_dump(doc, sort_keys=False, width=100, allow_unicode=True)
+    text = yaml.safe_dump(doc, sort_keys=False, width=100, allow_unicode=True)
+    # The one line a user must change: say so where it is (PyYAML writes no comments).
+    line = yaml.safe_dump({"new_image": doc["vars"]["new_image"]}).strip()
+    text = text.replace(f"\n  {line}\n",
+                        f"\n  {line}   # the image to roll out: -e new_image=IMAGE\n", 1)
+    return header + text
 
 
 def _set_image(work: Workload) -> Obj:
