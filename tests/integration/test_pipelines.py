@@ -263,3 +263,8 @@ def test_kubectl_runplan_is_a_kubectl_plugin(tmp_path: Path, local_cluster: Any)
     listed = subprocess.run(["kubectl", "plugin", "list"], capture_output=True, text=True,
                             env={**os.environ, "PATH": path}, timeout=60)
     assert str(BIN / "kubectl-runplan") in listed.stdout
+    playbook = Path(__file__).parents[2] / "playbooks" / "statefulset-partition-canary.yaml"
+    review = subprocess.run(["kubectl", "runplan", str(playbook), "--dry-run", "--offline",
+                             "--output", "markdown"], capture_output=True, text=True,
+                            env={**os.environ, "PATH": path}, timeout=60, check=True)
+    assert review.stdout.startswith("<!-- runplan-review: statefulset-partition-canary -->")
