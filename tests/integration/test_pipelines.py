@@ -161,6 +161,9 @@ def test_runs_show_tells_a_failed_and_rolled_back_run(tmp_path: Path, namespace:
     assert local_doc["source"] == f"local copy: .runplan/runs/{run_id}.json"
     assert [s["status"] for s in local_doc["steps"]] == [s["status"] for s in shown["steps"]]
     assert local_doc["rolled_back"] == shown["rolled_back"]
+    client.CoreV1Api(api).delete_namespaced_config_map(f"runplan-run-{run_id}", namespace)
+    fallback = json.loads(runplan(tmp_path, "runs", "show", run_id, "--format", "json").stdout)
+    assert fallback["source"] == local_doc["source"]  # the cluster copy is gone: the local one
     elsewhere = runplan(tmp_path, "runs", "show", run_id, "-n", "default", check=1)
     assert f"no run {run_id} in namespace default" in elsewhere.stderr
 
