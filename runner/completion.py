@@ -63,3 +63,60 @@ def _mark_files(parser: argparse.ArgumentParser) -> None:
 def script(shell: str, run: Command, commands: Mapping[str, Command], version: str) -> str:
     text: str = shtab.complete(parser(run, commands, version), shell=shell)
     return text if text.endswith("\n") else text + "\n"
+
+
+# --- kubectl plugin completion -------------------------------------------------------------
+# kubectl (1.26+) completes `kubectl runplan ...` by running `kubectl_complete-runplan` with
+# the words after `runplan`, the last one being completed; it reads one candidate per line,
+# then `:<directive>` (cobra's: 0 default, files allowed; 4 no file completion).
+
+NO_FILES, FILES = 4, 0
+
+
+def candidates(root: argparse.ArgumentParser, words: list[str]) -> tuple[list[str], int]:
+    """What completes the last of `words` under `root`, and the cobra directive."""
+    *done, current = words or [""]
+    parser, previous = root, None
+    for word in done:
+        sub = _subcommand(parser, word)
+        parser, previous = (sub, None) if sub is not None else (parser, word)
+    option = _option(parser, previous)
+    if option is not None and option.nargs != 0:
+        choices = [str(c) for c in option.choices or ()]
+        return [c for c in choices if c.startswith(current)], NO_FILES if choices else FILES
+    if current.startswith("-"):
+        flags = [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
+        return sorted(f for f in flags if f.startswith(current)), NO_FILES
+    names = [n for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+             for n in a.choices]
+    names += [str(c) for a in parser._actions if not a.option_strings and a.choices
+              and not isinstance(a, argparse._SubParsersAction) for c in a.choices]
+    wants_file = parser is root or any(  # the root: `runplan PLAN`, a plan file
+        a.metavar in FILE_METAVARS for a in parser._actions if not a.option_strings)
+    return [n for n in names if n.startswith(current)], FILES if wants_file or not names \
+        else NO_FILES
+
+
+def _subcommand(parser: argparse.ArgumentParser, word: str) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and word in action.choices:
+            found: argparse.ArgumentParser = action.choices[word]
+            return found
+    return None
+
+
+def _option(parser: argparse.ArgumentParser, word: str | None) -> argparse.Action | None:
+    return next((a for a in parser._actions if word in a.option_strings), None) if word else None
+
+
+def kubectl_complete(argv: list[str] | None = None) -> int:
+    """The `kubectl_complete-runplan` console script."""
+    import sys
+
+    from runner import __version__
+    from runner.cli import COMMANDS, RUN
+
+    words = list(sys.argv[1:] if argv is None else argv)
+    found, directive = candidates(parser(RUN, COMMANDS, __version__), words)
+    print("\n".join([*found, f":{directive}"]))
+    return 0

@@ -271,3 +271,8 @@ def test_kubectl_runplan_is_a_kubectl_plugin(tmp_path: Path, local_cluster: Any)
                              "--output", "markdown"], capture_output=True, text=True,
                             env={**os.environ, "PATH": path}, timeout=60, check=True)
     assert review.stdout.startswith("<!-- runplan-review: statefulset-partition-canary -->")
+    # kubectl's own completion asks kubectl_complete-runplan (kubectl 1.26+).
+    completed = subprocess.run(["kubectl", "__complete", "runplan", "runs", "show", "ID",
+                                "--format", ""], capture_output=True, text=True,
+                               env={**os.environ, "PATH": path}, timeout=60, check=True)
+    assert completed.stdout.split() == ["text", "json", "mermaid", ":4"]

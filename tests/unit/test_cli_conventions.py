@@ -149,3 +149,22 @@ def test_init_reads_the_live_object_and_refuses_strategies_a_canary_cannot_use()
     on_delete = {"spec": {"template": template, "updateStrategy": {"type": "OnDelete"}}}
     with pytest.raises(Exception, match="OnDelete, which ignores a partition"):
         scaffold.read(_OneObject(on_delete), "sts/web", "shop")  # type: ignore[arg-type]
+
+
+def test_kubectl_plugin_completion_answers_from_the_same_parser() -> None:
+    from runner import __version__, completion
+    from runner.cli import COMMANDS, RUN
+
+    root = completion.parser(RUN, COMMANDS, __version__)
+
+    def complete(*words: str) -> tuple[list[str], int]:
+        return completion.candidates(root, list(words))
+
+    assert complete("r") == (["runs", "resume"], completion.FILES)  # or a plan file
+    assert complete("runs", "") == (["show"], completion.NO_FILES)
+    assert complete("runs", "show", "ID", "--format", "") == (
+        ["text", "json", "mermaid"], completion.NO_FILES)
+    assert complete("plan.yaml", "--output", "m") == (["markdown"], completion.NO_FILES)
+    assert complete("plans/") == ([], completion.FILES)  # `runplan PLAN`: a file
+    assert complete("validate", "") == ([], completion.FILES)
+    assert complete("init", "sts/web", "--c")[0] == ["--container", "--context"]
