@@ -1,4 +1,6 @@
-"""python -m localcluster up|down|status|build [--state-dir DIR] [--audit-log]
+"""python -m localcluster up|down|status|build [--state-dir DIR] [--audit-log] [--with EXTRA]
+
+`up --with gateway-api` also installs the Gateway API standard-channel CRDs.
 
 `up --audit-log` has the API server write every request (Metadata level, JSON
 lines) to DIR/audit.log; off by default.
@@ -23,18 +25,29 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="up: log every API request (Metadata level) to STATE_DIR/audit.log",
     )
+    parser.add_argument(
+        "--with",
+        dest="extras",
+        action="append",
+        default=[],
+        choices=("gateway-api",),
+        help="up: also install an extra (repeatable): gateway-api = the Gateway API CRDs",
+    )
     args = parser.parse_args(argv)
     # Progress goes to stderr so `eval "$(python -m localcluster up)"` works.
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731
     try:
         if args.command == "up":
-            print(cluster.up(args.state_dir, log, audit_log=args.audit_log).exports())
+            endpoints = cluster.up(args.state_dir, log, audit_log=args.audit_log,
+                                   extras=tuple(args.extras))
+            print(endpoints.exports())
         elif args.command == "down":
             cluster.down(args.state_dir, log)
         elif args.command == "build":
-            from localcluster import build
+            from localcluster import build, gatewayapi
 
             build.build_all(log)
+            gatewayapi.fetch(log)  # every extra too: `make test` needs them all
             print(build.bin_dir())
         else:
             return _status(args.state_dir)

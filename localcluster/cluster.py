@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from localcluster import build, certs, processes
+from localcluster import build, certs, gatewayapi, processes
 from localcluster.errors import ClusterSetupError
 from localcluster.processes import State
 
@@ -51,19 +51,26 @@ def endpoints(state_dir: Path, state: State) -> Endpoints:
 
 
 def up(
-    state_dir: Path, log: Callable[[str], None] = print, audit_log: bool = False
+    state_dir: Path, log: Callable[[str], None] = print, audit_log: bool = False,
+    *, extras: tuple[str, ...] = (),
 ) -> Endpoints:
     """Start the control plane; `audit_log` has the API server write DIR/audit.log.
 
     The audit log records every request at Metadata level (verb, URI, user agent,
-    namespace, timestamps; no bodies), one JSON line per event.
+    namespace, timestamps; no bodies), one JSON line per event. `extras`
+    (`gateway-api`) are installed too, also into a cluster already running.
     """
     state_dir = state_dir.resolve()
+    unknown = sorted(set(extras) - set(EXTRAS))
+    if unknown:
+        raise ClusterSetupError(f"unknown extra(s) {', '.join(unknown)} "
+                                f"(known: {', '.join(EXTRAS)})")
     existing = State.load(state_dir)
     if existing and healthy(state_dir, existing):
         log(f"local cluster already running (state in {state_dir})")
         if audit_log and not audit_log_path(state_dir).exists():
             log("note: it was started without --audit-log; `down` it first to get one")
+        _install_extras(state_dir, existing, extras, log)
         return endpoints(state_dir, existing)
     if existing or state_dir.exists():
         _clean_stale(state_dir, existing, log)
@@ -76,11 +83,27 @@ def up(
         from localcluster import readiness  # the kubernetes client loads only here
 
         readiness.wait_cluster_ready(state_dir, state, NODE_NAMES, NODE_ANNOTATION)
+        _install_extras(state_dir, state, extras, log)
     except BaseException:
         processes.stop(state.pids, state.bin_dir)
         raise
     log(f"local cluster up in {time.monotonic() - started:.1f}s (state in {state_dir})")
     return endpoints(state_dir, state)
+
+
+def _gateway_api(state_dir: Path, state: State, log: Callable[[str], None]) -> None:
+    gatewayapi.install(Path(state.bin_dir) / "kubectl", state_dir / "kubeconfig", log)
+
+
+EXTRAS: dict[str, Callable[[Path, State, Callable[[str], None]], None]] = {
+    "gateway-api": _gateway_api,
+}
+
+
+def _install_extras(state_dir: Path, state: State, extras: tuple[str, ...],
+                    log: Callable[[str], None]) -> None:
+    for name in dict.fromkeys(extras):
+        EXTRAS[name](state_dir, state, log)
 
 
 def down(state_dir: Path, log: Callable[[str], None] = print) -> None:

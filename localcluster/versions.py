@@ -13,6 +13,8 @@ STAGING = "v0." + KUBERNETES.removeprefix("v1.")
 ETCD = "v3.6.8"
 KWOK = "v0.8.0"
 COREDNS = "v1.14.7"
+# Extras, each cached in its own folder (not part of fingerprint()): `up --with gateway-api`.
+GATEWAY_API = "v1.6.3"  # sigs.k8s.io/gateway-api: standard-channel CRDs; go line fits Go 1.26
 
 # Modules that k8s.io/kubernetes replaces with ./staging/src/k8s.io/<name>.
 STAGING_MODULES = (

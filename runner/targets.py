@@ -67,12 +67,51 @@ def split_target(value: Any, default_kind: str = "") -> tuple[str, str, str | No
     return normalize_kind(kind), name, namespace
 
 
+_ANY_KIND = re.compile(r"[A-Za-z][A-Za-z0-9]*(\.[a-z0-9]([-a-z0-9.]*[a-z0-9])?)?")
+_API_VERSION = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+[a-z0-9]*")
+
+
+def split_object_target(value: Any) -> tuple[str, str, str | None, str | None]:
+    """(kind, name, namespace, apiVersion) of a target of any kind.
+
+    Built-in kinds normalize (`svc` -> `service`); any other kind is kept as
+    written, lowercased (`httproute`, `httproutes.gateway.networking.k8s.io`),
+    for discovery to resolve. A mapping may carry `apiVersion` (CRDs need it
+    to be told apart offline). Raises ValueError with a message for the user.
+    """
+    api_version = None
+    if isinstance(value, dict):
+        kind, name = str(value.get("kind", "")), str(value.get("name", ""))
+        namespace, api_version = value.get("namespace"), value.get("apiVersion")
+    elif isinstance(value, str) and "/" in value:
+        kind, _, name = value.partition("/")
+        namespace = None
+    else:
+        raise ValueError(f"bad target {value!r}: expected kind/name, like service/web, "
+                         "or {apiVersion, kind, name}")
+    if not _ANY_KIND.fullmatch(kind):
+        raise ValueError(f"bad target {value!r}: '{kind}' is not a kind")
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"bad target {value!r}: '{name}' is not a valid object name")
+    if api_version is not None and not _API_VERSION.fullmatch(str(api_version)):
+        raise ValueError(f"bad target {value!r}: '{api_version}' is not an apiVersion "
+                         "like v1 or gateway.networking.k8s.io/v1")
+    try:
+        kind = normalize_kind(kind)
+    except ValueError:
+        kind = kind.lower()
+    return kind, name, namespace, api_version
+
+
 def target_text(value: Any, default_kind: str = "") -> str:
     """`statefulset/web` for describe() lines; the raw text when it does not parse."""
     try:
         kind, name, _ = split_target(value, default_kind)
     except ValueError:
-        return str(value)
+        try:
+            kind, name, _, _ = split_object_target(value)
+        except ValueError:
+            return str(value)
     return f"{kind}/{name}"
 
 

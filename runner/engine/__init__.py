@@ -54,9 +54,22 @@ def run(plan: Plan, options: RunOptions) -> int:
 
     kube = connect(options.kubeconfig, options.context, options.namespace)
     try:
+        _check_kinds(kube, plan)
         return run_plan(plan, options, kube)
     finally:
         kube.close()
+
+
+def _check_kinds(kube: Any, plan: Plan) -> None:
+    """Targets of kinds the API does not serve: exit 2 before the lock, nothing written."""
+    from pathlib import Path
+
+    from runner.errors import PlanError
+    from runner.steps.objects import unserved_kinds
+
+    problems = unserved_kinds(kube, plan.all_steps(), Path(plan.file).parent)
+    if problems:
+        raise PlanError(problems)
 
 
 def resume(run_id: str, options: RunOptions) -> int:

@@ -32,6 +32,7 @@ Obj = dict[str, Any]
 Emit = Callable[..., Any]
 Key = tuple[str, str, str | None, str]  # (API group, kind, namespace, name)
 
+IMAGE_SKIPS = frozenset({"apiVersion", "kind", "metadata", "status"})
 UNTRACKED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 CONTROLLER_ANNOTATIONS = "deployment.kubernetes.io/"  # revision etc.: the controller's, not ours
 SETTLING_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CloneSet")
@@ -44,7 +45,8 @@ RESTORED, UNCHANGED, CONFLICT, DELETED, FAILED = (
 
 
 def prune(obj: Obj) -> Obj:
-    """What a rollback may restore: identity, labels, annotations (ours), spec."""
+    """What a rollback may restore: identity, labels, annotations (ours), spec (and
+    the other top-level fields but status)."""
     meta = obj.get("metadata") or {}
     image: Obj = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
                   "metadata": {k: meta[k] for k in ("name", "namespace", "uid") if k in meta}}
@@ -57,8 +59,9 @@ def prune(obj: Obj) -> Obj:
         image["metadata"]["annotations"] = {
             k: v for k, v in (meta["annotations"] or {}).items()
             if k not in UNTRACKED_ANNOTATIONS and not k.startswith(CONTROLLER_ANNOTATIONS)}
-    if "spec" in obj:
-        image["spec"] = copy.deepcopy(obj["spec"])
+    for key, value in obj.items():  # spec, and the top-level data of spec-less kinds
+        if key not in IMAGE_SKIPS:  # (ConfigMap data, EndpointSlice endpoints, RBAC rules)
+            image[key] = copy.deepcopy(value)
     return image
 
 
@@ -320,8 +323,15 @@ class ChangeLog:
     def __len__(self) -> int:
         return len(self._records)
 
-    def to_json(self) -> Obj:
-        return {"version": 1, "objects": [r.to_json() for r in self.records()]}
+    def to_json(self, pending: ChangedObject | None = None) -> Obj:
+        """The log as journaled; `pending` is the record `on_change` was just handed
+        (stored only once that returned), so the journal never lags one change behind."""
+        records = self.records()
+        if pending is not None:
+            key = _key(pending.api_version, pending.kind, pending.namespace, pending.name)
+            kept = [r for r in records if _key(r.api_version, r.kind, r.namespace, r.name) != key]
+            records = sorted([*kept, pending], key=lambda r: r.order)
+        return {"version": 1, "objects": [r.to_json() for r in records]}
 
     @classmethod
     def from_json(cls, data: Obj, on_change: Callable[[ChangedObject], None] | None = None

@@ -49,10 +49,11 @@ class StepContext:
         return own or self.step.scope.get("namespace") or self.kube.namespace
 
     def target(
-        self, params: dict[str, Any], param: str = "target", default_kind: str = ""
+        self, params: dict[str, Any], param: str = "target", default_kind: str = "",
+        any_kind: bool = False,
     ) -> Target:
         """The param's target; a target naming no namespace gets the step's default one."""
-        target = parse_target(params[param], self.namespace, default_kind)
+        target = parse_target(params[param], self.namespace, default_kind, any_kind)
         if target.namespace is None:
             target = replace(target, namespace=self.namespace)
         return target

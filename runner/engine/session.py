@@ -62,7 +62,7 @@ def _run(plan: Plan, options: RunOptions, kube: Kube, bus: Bus, journal: Journal
          lock: PlanLock) -> int:
     steps = _selected(plan, options, journal.doc)
     changes = ChangeLog.from_json(journal.doc.get("changes") or {},
-                                  lambda record: journal.changes_changed(changes.to_json()))
+                                  lambda record: journal.changes_changed(changes.to_json(record)))
     approvals = Approvals(kube, journal.store.namespace, bus.run_id, frozenset(options.approve),
                           prompt=options.output != "json" and sys.stdin.isatty(),
                           pause_display=_display_pauser(bus))

@@ -18,6 +18,7 @@ from kubernetes.client import ApiClient
 from runner.cancel import CancelToken
 from runner.errors import ClusterError, ClusterUnreachable, Invalid, NotFound, RetryLater
 from runner.kube import resources
+from runner.kube.discovery import Discovery
 from runner.kube.errors import (
     DEFAULT_RETRY,
     TRANSPORT_ERRORS,
@@ -86,6 +87,7 @@ class Kube:
         self._identity = identity
         api.user_agent = "runplan"
         self._discovered: dict[tuple[str, str], Resource] = {}
+        self.discovery = Discovery()  # shared by recording twins: one cache per run
         self._recorder: WriteRecorder | None = None
         # Run-wide: every wait through this client ends when the run is cancelled.
         self.cancel = CancelToken()
@@ -311,6 +313,10 @@ class Kube:
             if missing_ok:
                 return None
             raise
+
+    def resolve(self, kind: str, api_version: str | None = None) -> Resource:
+        """Any served kind, by the table or discovery (cached); NotFound when unserved."""
+        return self.discovery.resolve(self, kind, api_version)
 
     def resource_of(self, obj: Obj) -> Resource:
         """The Resource for an object's apiVersion/kind: the table, else API discovery."""

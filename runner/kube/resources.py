@@ -100,8 +100,54 @@ def from_discovery(api_version: str, kind: str, discovery: dict[str, Any]) -> Re
     group, _, version = api_version.rpartition("/")
     for entry in discovery.get("resources", []):
         if entry.get("kind") == kind and "/" not in entry.get("name", ""):
-            return Resource(kind, group, version, entry["name"], bool(entry.get("namespaced")))
+            crd = f"{entry['name']}.{group}" if is_custom(group) else None
+            return Resource(kind, group, version, entry["name"], bool(entry.get("namespaced")),
+                            crd=crd)
     return None
+
+
+# API groups the API server itself serves (their kinds take strategic merge
+# patches); any other group is taken for a custom resource's (a CRD's).
+BUILTIN_GROUPS = frozenset({
+    "", "apps", "batch", "autoscaling", "policy", "admissionregistration.k8s.io",
+    "apiextensions.k8s.io", "apiregistration.k8s.io", "authentication.k8s.io",
+    "authorization.k8s.io", "certificates.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
+    "events.k8s.io", "flowcontrol.apiserver.k8s.io", "internal.apiserver.k8s.io",
+    "networking.k8s.io", "node.k8s.io", "rbac.authorization.k8s.io", "resource.k8s.io",
+    "scheduling.k8s.io", "storage.k8s.io", "storagemigration.k8s.io",
+})
+
+
+def is_custom(group: str) -> bool:
+    """Whether kinds of this API group are custom resources (no strategic merge)."""
+    return group not in BUILTIN_GROUPS
+
+
+def match_kind(kind: str, group_version: str, discovery: dict[str, Any]) -> Resource | None:
+    """`kind` (any case; plural, singular or short name too) in an APIResourceList."""
+    group, _, version = group_version.rpartition("/")
+    wanted = kind.lower()
+    for entry in discovery.get("resources", []):
+        name = entry.get("name", "")
+        if "/" in name:
+            continue  # a subresource (deployments/scale)
+        names = {name, str(entry.get("kind", "")).lower(), entry.get("singularName") or "",
+                 *(entry.get("shortNames") or [])}
+        if wanted in names:
+            crd = f"{name}.{group}" if is_custom(group) else None
+            return Resource(entry["kind"], group, version, name, bool(entry.get("namespaced")),
+                            crd=crd)
+    return None
+
+
+def guess_plural(kind: str) -> str:
+    """kubectl's guess of a kind's resource name when discovery is not at hand."""
+    low = kind.lower()
+    if low.endswith("y") and low[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return low[:-1] + "ies"
+    if low.endswith(("s", "x", "z", "ch", "sh")):
+        return low + "es"
+    return low + "s"
 
 
 def selector_string(selector: dict[str, Any] | None) -> str:

@@ -203,7 +203,7 @@ def _shutdown(resp: Any) -> None:
 class Source:
     """One thing a wait follows: a kind in a namespace, optionally narrowed."""
 
-    kind: str
+    kind: str | Resource  # a Resource for kinds only discovery knows
     namespace: str | None = None
     label_selector: str | None = None
     field_selector: str | None = None
@@ -222,7 +222,7 @@ class Verdict(Protocol):
 V = TypeVar("V", bound=Verdict)
 
 
-def of_kind(cache: Cache, kind: str) -> list[Obj]:
+def of_kind(cache: Cache, kind: str | Resource) -> list[Obj]:
     """The cached objects of one kind, by name."""
     kind = resource_for(kind).kind.lower()
     return [obj for (k, _), obj in sorted(cache.items(), key=lambda kv: kv[0]) if k == kind]

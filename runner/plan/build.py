@@ -191,7 +191,7 @@ class StepBuilder:
             return None  # no target, or one known only at run time
         default_kind = "service" if step_kind.target_param == "service" else ""
         try:
-            return parse_target(value, namespace, default_kind)
+            return parse_target(value, namespace, default_kind, step_kind.any_target)
         except ValueError:
             return None  # the schema stage reported it
 

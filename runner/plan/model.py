@@ -19,12 +19,15 @@ class Target:
     """An object a step acts on; `kind` is normalized (sts -> statefulset).
 
     `namespace` is None when neither the target, the step nor the plan names one:
-    the executor then uses the kube context's namespace.
+    the executor then uses the kube context's namespace. `api_version` is set
+    when the plan gives one (targets of any kind: `patch`, `wait_for`); a kind
+    outside the built-in table is resolved by the API's discovery at run time.
     """
 
     kind: str
     name: str
     namespace: str | None = None
+    api_version: str | None = None
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.name}"

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from runner.plan.model import Target
-from runner.targets import split_target
+from runner.targets import split_object_target, split_target
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -28,7 +28,14 @@ def parse_duration(value: Any) -> float:
     return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 
-def parse_target(value: Any, namespace: str | None = None, default_kind: str = "") -> Target:
-    """A Target; its own namespace wins over `namespace` (the step's or plan's)."""
+def parse_target(value: Any, namespace: str | None = None, default_kind: str = "",
+                 any_kind: bool = False) -> Target:
+    """A Target; its own namespace wins over `namespace` (the step's or plan's).
+
+    `any_kind`: the step takes objects of any kind (discovery resolves them later).
+    """
+    if any_kind:
+        kind, name, own, api_version = split_object_target(value)
+        return Target(kind, name, own or namespace, api_version)
     kind, name, own_namespace = split_target(value, default_kind)
     return Target(kind, name, own_namespace or namespace)

@@ -107,15 +107,31 @@ def diff(before: Obj | None, after: Obj | None) -> list[FieldChange]:
     return changes
 
 
+def status_diff(before: Obj | None, after: Obj | None) -> list[FieldChange]:
+    """The changed leaves of `status` alone (a patch of the status subresource)."""
+    old = flatten((before or {}).get("status") or {}, "status")
+    new = flatten((after or {}).get("status") or {}, "status")
+    return [FieldChange("+" if p not in old else "-" if p not in new else "~", p,
+                        old.get(p), new.get(p))
+            for p in [*old, *(q for q in new if q not in old)] if old.get(p) != new.get(p)
+            or (p in old) != (p in new)]
+
+
 def flatten(value: Any, path: str = "", field: str = "") -> dict[str, Any]:
     """Leaves by path; list items with a merge key (containers by name) by that key,
-    so moving one container's image reads `containers[nginx].image`."""
+    so moving one container's image reads `containers[nginx].image`; other lists of
+    mappings by index (an HTTPRoute's `rules[0]`)."""
     if isinstance(value, dict) and (value or not path):
         out: dict[str, Any] = {}
         for key, item in value.items():
             out.update(flatten(item, f"{path}.{key}" if path else str(key), str(key)))
         return out
     key = _list_key(value, field)
+    if not key and _records(value):  # rules[0].backendRefs[web-canary].weight
+        out = {}
+        for index, item in enumerate(value):
+            out.update(flatten(item, f"{path}[{index}]"))
+        return out
     if key:
         out = {}
         for item in value:
@@ -125,6 +141,12 @@ def flatten(value: Any, path: str = "", field: str = "") -> dict[str, Any]:
                 out[f"{path}[{item[key]}]"] = {key: item[key]}
         return out
     return {path: value}
+
+
+def _records(value: Any) -> bool:
+    """A non-empty list of mappings without a merge key: its items go by index."""
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(i, dict) and i for i in value)
 
 
 def _list_key(value: Any, field: str) -> str | None:

@@ -6,7 +6,7 @@ the very patch `apply()` sends to the projected object here, then sends the
 result as a dry-run update: the server validates, admits and defaults it.
 
 Covers what runplan's steps send: JSON merge patches (RFC 7386), JSON patches
-(RFC 6902: add, replace, remove, test) and strategic merge patches with the
+(RFC 6902, by the jsonpatch library) and strategic merge patches with the
 pod-template list keys and the `$patch: replace|delete` directives.
 """
 
@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import copy
 from typing import Any
+
+import jsonpatch
+import jsonpointer
 
 from runner.errors import Invalid
 
@@ -102,50 +105,9 @@ def _merge_list(target: list[Any], patch: list[Any], key: str) -> list[Any]:
 
 
 def json_patch(obj: Obj, ops: list[Obj]) -> Obj:
-    """RFC 6902 add, replace, remove and test, with JSON pointers."""
-    doc: Any = copy.deepcopy(obj)
-    for op in ops:
-        parent, last = _walk(doc, op.get("path", ""))
-        kind = op.get("op")
-        if kind == "test":
-            if _get(parent, last) != op.get("value"):
-                raise Invalid(f"json patch test failed at {op.get('path')}", 422)
-        elif kind == "remove":
-            _get(parent, last)
-            parent.pop(int(last) if isinstance(parent, list) else last)
-        elif kind in ("add", "replace"):
-            if kind == "replace":
-                _get(parent, last)
-            _set(parent, last, copy.deepcopy(op.get("value")), insert=kind == "add")
-        else:
-            raise ValueError(f"json patch op {kind!r} is not supported by the review")
-    result: Obj = doc
-    return result
-
-
-def _walk(doc: Any, pointer: str) -> tuple[Any, str]:
-    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
-    if not parts:
-        raise ValueError("a json patch on the whole document is not supported")
-    node = doc
-    for part in parts[:-1]:
-        node = _get(node, part)
-    return node, parts[-1]
-
-
-def _get(node: Any, part: str) -> Any:
+    """RFC 6902, by the jsonpatch library; a failing op is the API's 422."""
     try:
-        return node[int(part)] if isinstance(node, list) else node[part]
-    except (KeyError, IndexError, ValueError, TypeError):
-        raise Invalid(f"json patch: no member {part!r} to change", 422) from None
-
-
-def _set(node: Any, part: str, value: Any, insert: bool) -> None:
-    if isinstance(node, list):
-        index = len(node) if part == "-" else int(part)
-        if insert:
-            node.insert(index, value)
-        else:
-            node[index] = value
-    else:
-        node[part] = value
+        result: Obj = jsonpatch.apply_patch(obj, ops)
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+        raise Invalid(f"json patch: {exc}", 422) from None
+    return result

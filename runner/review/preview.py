@@ -17,7 +17,7 @@ from runner.errors import Invalid, RunplanError, StepFailure
 from runner.plan.values import parse_target
 from runner.report.review import safe, shown
 from runner.review import expect
-from runner.review.diff import FieldChange, diff, redacted
+from runner.review.diff import FieldChange, diff, redacted, status_diff
 from runner.steps import REGISTRY
 from runner.steps.apply import Apply
 
@@ -30,7 +30,7 @@ _REFS = re.compile(r"steps\[\s*['\"]([^'\"]+)['\"]\s*\]|steps\.([A-Za-z_][\w]*)"
 PATCH_NAMES = {"merge": "merge patch", "strategic": "strategic merge patch",
                "json": "JSON patch"}
 PROJECTED_KINDS = frozenset({"set_image", "set_partition", "scale", "pause", "resume",
-                             "rollback"})
+                             "rollback", "patch", "set_weights"})
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,9 @@ def review_step(step: Step, projection: Projection, plan_dir: Path,
             return replace(review, objects=_apply(kind, step, projection, plan_dir))
         if step.kind in PROJECTED_KINDS:
             return replace(review, objects=(_mutate(step, projection),))
+        if hasattr(kind, "review_lines"):  # a kind that says itself what it waits for
+            return replace(review, expect=kind.review_lines(step, projection,
+                                                            namespace(step, projection)))
         return replace(review, expect=expect.lines(step, projection, namespace(step, projection)))
     except RunplanError as exc:
         return replace(review, error=error_text(step, exc))
@@ -136,13 +139,16 @@ def namespace(step: Step, projection: Projection) -> str:
 
 def target_of(step: Step, projection: Projection, param: str = "target",
               default_kind: str = "") -> Target:
-    return parse_target(step.params[param], namespace(step, projection), default_kind)
+    any_kind = REGISTRY[step.kind].any_target
+    return parse_target(step.params[param], namespace(step, projection), default_kind, any_kind)
 
 
 def _mutate(step: Step, projection: Projection) -> ObjectChange:
     kind = REGISTRY[step.kind]()
-    target = target_of(step, projection)
-    entry = projection.read(target.kind, target.name, target.namespace)
+    target = target_of(step, projection, kind.target_param)
+    res = (projection.kube.resolve(target.kind, target.api_version) if kind.any_target
+           else target.kind)  # any kind: the table, else the API's discovery
+    entry = projection.read(res, target.name, target.namespace)
     if entry.obj is None:
         raise _missing(entry)
     history = projection.history(entry) if step.kind == "rollback" else None
@@ -153,8 +159,20 @@ def _mutate(step: Step, projection: Projection) -> ObjectChange:
         return ObjectChange(entry.title, "unchanged", how, (), end_state(entry.obj),
                             change.note)
     before = entry.obj
+    if change.subresource == "status":
+        return _status_change(entry, change, how, projection)
     projection.record(entry, projection.change(entry, change.patch, change.patch_type))
     return _object_change(entry, before, how, change.note)
+
+
+def _status_change(entry: Entry, change: Any, how: str, projection: Projection) -> ObjectChange:
+    """A status patch: dry-run against the live object (controllers own status, so
+    the projection of spec is left as it is)."""
+    answer = projection.kube.patch(entry.res, entry.name, entry.namespace, change.patch,
+                                   change.patch_type, dry_run=True, subresource="status")
+    fields = tuple(redacted(entry.res.kind, status_diff(entry.live, answer)))
+    return ObjectChange(entry.title, "update" if fields else "unchanged", how, fields,
+                        end_state(entry.obj), "status: dry run against the live object")
 
 
 def _apply(kind: Apply, step: Step, projection: Projection,

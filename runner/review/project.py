@@ -108,8 +108,8 @@ class Projection:
     def send(self, entry: Entry, obj: Obj) -> Obj:
         """Dry-run update (the object exists) or create (only in the projection)."""
         body = _body(obj, creating=entry.live is None)
-        if entry.res.crd and entry.live is not None:
-            # A custom resource takes no unconditional update: name the version read.
+        if entry.res.crd and entry.resource_version:
+            # Custom resources refuse an unconditional update: name the version read.
             body["metadata"]["resourceVersion"] = entry.resource_version
         if entry.live is None:
             return self.kube.create(body, ns=entry.namespace, dry_run=True)
@@ -149,4 +149,8 @@ def _body(obj: Obj, creating: bool) -> Obj:
     body = {**obj, "metadata": meta}
     if creating:
         body.pop("status", None)
+        spec = body.get("spec") or {}
+        if obj.get("kind") == "Service" and spec.get("clusterIP") != "None":
+            # A dry-run create answers with a placeholder IP no second create may ask for.
+            body["spec"] = {k: v for k, v in spec.items() if k not in ("clusterIP", "clusterIPs")}
     return body

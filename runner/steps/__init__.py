@@ -10,15 +10,18 @@ from runner.steps.apply import Apply
 from runner.steps.approval import Approval
 from runner.steps.approve_pods import ApprovePods
 from runner.steps.base import StepKind
+from runner.steps.patch import Patch
 from runner.steps.pause import Pause
 from runner.steps.resume import Resume
 from runner.steps.rollback import Rollback
 from runner.steps.scale import Scale
 from runner.steps.set_image import SetImage
 from runner.steps.set_partition import SetPartition
+from runner.steps.set_weights import SetWeights
 from runner.steps.verify_dns import VerifyDns
 from runner.steps.verify_pods import VerifyPods
 from runner.steps.wait import Wait
+from runner.steps.wait_for import WaitFor
 from runner.steps.wait_ready import WaitReady
 
 REGISTRY: dict[str, type[StepKind]] = {
@@ -35,6 +38,9 @@ REGISTRY: dict[str, type[StepKind]] = {
     "rollback": Rollback,
     "wait": Wait,
     "approval": Approval,
+    "patch": Patch,
+    "wait_for": WaitFor,
+    "set_weights": SetWeights,
 }
 
 __all__ = ["REGISTRY", "StepKind"]

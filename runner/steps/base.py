@@ -64,6 +64,8 @@ class StepKind:
     # Kinds the `target` param may name; empty when the step takes no target.
     target_kinds: ClassVar[frozenset[str]] = frozenset()
     target_param: ClassVar[str] = "target"
+    # True: the target may be an object of any kind ({apiVersion, kind, name}), CRDs too.
+    any_target: ClassVar[bool] = False
 
     def check(self, params: dict[str, Any], target: Target | None) -> list[str]:
         """Problems the schema cannot express, each `param: message` (param optional)."""
@@ -72,6 +74,13 @@ class StepKind:
         kinds = " or ".join(KIND_TITLES[k] for k in sorted(self.target_kinds))
         title = KIND_TITLES[target.kind]
         return [f"{self.target_param}: {self.kind} is not valid on a {title}: it acts on a {kinds}"]
+
+    def kinds(self, params: dict[str, Any], target: Target | None) -> list[tuple[str, str | None]]:
+        """(kind, apiVersion) of each kind of any group the step names, for discovery to
+        resolve before a run (an unserved kind is exit 2 before the lock)."""
+        if self.any_target and target is not None:
+            return [(target.kind, target.api_version)]
+        return []
 
     def check_files(self, params: dict[str, Any], plan_dir: Path) -> list[str]:
         """Problems with files the params name (relative to the plan's folder)."""
