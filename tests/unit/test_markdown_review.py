@@ -189,3 +189,15 @@ def test_a_comment_too_long_leaves_out_the_last_diffs_and_says_so(tmp_path: Path
     assert len(cut) < len(whole) and len(diff_blocks(cut)) == len(diff_blocks(whole)) - 1
     assert "_1 more changed object(s) not shown here" in cut
     assert diff_blocks(cut).items() <= diff_blocks(whole).items()
+
+
+def test_the_offline_comment_says_what_the_offline_text_says(tmp_path: Path) -> None:
+    file = tmp_path / "pr.yaml"
+    file.write_text(yaml.safe_dump(PLAN, sort_keys=False))
+    plan = compile_plan(str(file), {})
+    selected = {s.id for s in plan.steps}
+    text = offline_review.text(plan, selected).splitlines()
+    heads = [(i, re.match(r"^ +\d+\. (\S+) \((\w+)\)$", line)) for i, line in enumerate(text)]
+    said = [(m.group(1), m.group(2), text[i + 1].strip()) for i, m in heads if m]
+    rows = _table_rows(markdown.offline(plan, selected))
+    assert [(r[1].strip("`"), r[2], r[4].replace("\\|", "|")) for r in rows] == said
