@@ -139,6 +139,17 @@ def latency_section(latency: dict[str, Any]) -> str:
          for k, r in latency.items()])
 
 
+def reaction_section(r: dict[str, Any]) -> str:
+    if not r:
+        return "Not measured in this run (see Failures)."
+    table = _table(["runs", "p50 s", "p90 s", "min s", "max s", "goal: p50 <= s", "met"],
+                   [[str(r["runs"]), _f(r["p50"]), _f(r["p90"]), _f(r["min"]), _f(r["max"]),
+                     _f(r["target"], 1), _goal(r["p50"] <= r["target"])]])
+    return (table + "\n\nFrom the moment the exporter serves the breaching value to the "
+            "run's `rollback_started` event (just before the first restoring write); "
+            "goal = scrape interval 1 s + measurement interval 1 s + 0.2 s.")
+
+
 def fanout_section(fan: dict[str, Any]) -> str:
     limit, nan = fan.get("cluster_limit") or {}, float("nan")
     rows = [[f"{w} Deployment{'s' if w != '1' else ''} ({2 * int(w)} steps)",
@@ -262,6 +273,11 @@ METHOD = """\
 - **Fan-out.** `bench/fanout.py` generates a plan of 50 groups (set_image → wait_ready),
   each `needs: []`, on 50 Deployments of 2 replicas, run with `--max-parallel 50`, and the
   same plan with one group; runs alternate the image between two tags.
+- **Background analysis reaction.** `bench/reaction.py`: Prometheus (1 s scrapes) joins
+  the bench cluster for this stage; `playbooks/deployment-canary-analysis.yaml` runs with
+  `failure_limit=0`, `interval` 1 s and a 120 s soak against a loopback exporter
+  (`localcluster/exporter.py`) that switches to a 50 % error ratio at the analysis' first
+  measurement; the time to the `rollback_started` event is taken from `--output json`.
 - **Compile scaling.** `bench/compile_bench.py`: generated plans of 100, 1,000 and 10,000
   leaf steps made of 10-step blocks (set_image, wait_ready, two verifications fanning out
   and joining in a templated scale, a 2-iteration loop group, a conditional step reading an
@@ -288,6 +304,8 @@ def render(results: dict[str, Any]) -> str:
         latency_section(results["latency"]),
         "\n## Fan-out: 50 Deployments in parallel branches vs. 1\n",
         fanout_section(results["fanout"]),
+        "\n## Background analysis: breach to rollback\n",
+        reaction_section(results.get("reaction") or {}),
         "\n## Compile scaling\n",
         compile_section(results["compile"]),
         "\n## Machine and versions\n",

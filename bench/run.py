@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import compile_bench, e2e, facts, fanout, report, wait_latency
+from bench import compile_bench, e2e, facts, fanout, reaction, report, wait_latency
 from bench.common import REPO, STATE_DIR, bench_cluster, log
 
 
@@ -45,6 +45,7 @@ def main() -> int:
     parser.add_argument("--e2e-runs", type=int, default=5)
     parser.add_argument("--latency-runs", type=int, default=20)
     parser.add_argument("--fanout-runs", type=int, default=3)
+    parser.add_argument("--reaction-runs", type=int, default=10)
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks.md")
     args = parser.parse_args()
     started = time.monotonic()
@@ -76,6 +77,8 @@ def main() -> int:
                                    lambda: wait_latency.run(bench, args.latency_runs)) or {}
         results["fanout"] = stage("fan-out",
                                   lambda: fanout.run(bench, args.fanout_runs)) or results["fanout"]
+        results["reaction"] = stage("background analysis reaction",
+                                    lambda: reaction.run(bench, args.reaction_runs)) or {}
     minutes = (time.monotonic() - started) / 60
     results["minutes"] = minutes
     results["facts"].update(load_start=load_start, elapsed=f"{minutes:.1f} min",

@@ -1,6 +1,7 @@
-"""python -m localcluster up|down|status|build [--state-dir DIR] [--audit-log] [--with EXTRA]
+"""python -m localcluster up|down|status|build [--state-dir DIR] [--audit-log] [--with EXTRA]...
 
-`up --with gateway-api` also installs the Gateway API standard-channel CRDs.
+`up --with gateway-api` also installs the Gateway API standard-channel CRDs;
+`up --with prometheus` also starts Prometheus and prints RUNPLAN_PROMETHEUS_URL.
 
 `up --audit-log` has the API server write every request (Metadata level, JSON
 lines) to DIR/audit.log; off by default.
@@ -30,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         dest="extras",
         action="append",
         default=[],
-        choices=("gateway-api",),
-        help="up: also install an extra (repeatable): gateway-api = the Gateway API CRDs",
+        choices=tuple(cluster.EXTRAS),
+        help="up: also install/start an extra (repeatable): gateway-api = the Gateway API "
+        "CRDs, prometheus = Prometheus (prints RUNPLAN_PROMETHEUS_URL)",
     )
     args = parser.parse_args(argv)
     # Progress goes to stderr so `eval "$(python -m localcluster up)"` works.
@@ -44,11 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "down":
             cluster.down(args.state_dir, log)
         elif args.command == "build":
-            from localcluster import build, gatewayapi
+            from localcluster import build, gatewayapi, prometheus
 
             build.build_all(log)
             gatewayapi.fetch(log)  # every extra too: `make test` needs them all
             print(build.bin_dir())
+            print(prometheus.build(log))
         else:
             return _status(args.state_dir)
     except ClusterSetupError as exc:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localcluster import build, certs, gatewayapi, processes
+from localcluster import prometheus as prom
 from localcluster.errors import ClusterSetupError
 from localcluster.processes import State
 
@@ -37,17 +38,24 @@ COMPONENTS = (
 
 @dataclass(frozen=True)
 class Endpoints:
-    """What a client needs: the kubeconfig and the DNS server."""
+    """What a client needs: the kubeconfig, the DNS server (and Prometheus, if started)."""
 
     kubeconfig: Path
     dns: str
+    prometheus: str | None = None
 
     def exports(self) -> str:
-        return f"export KUBECONFIG={self.kubeconfig}\nexport RUNPLAN_DNS_SERVER={self.dns}"
+        lines = [f"export KUBECONFIG={self.kubeconfig}", f"export RUNPLAN_DNS_SERVER={self.dns}"]
+        if self.prometheus:
+            lines.append(f"export RUNPLAN_PROMETHEUS_URL={self.prometheus}")
+        return "\n".join(lines)
 
 
 def endpoints(state_dir: Path, state: State) -> Endpoints:
-    return Endpoints(state_dir / "kubeconfig", f"127.0.0.1:{state.ports['dns']}")
+    prom_state = prom.load(state_dir)
+    running = prom_state is not None and prom.running(prom_state)
+    return Endpoints(state_dir / "kubeconfig", f"127.0.0.1:{state.ports['dns']}",
+                     prom.url(prom_state) if running and prom_state else None)
 
 
 def up(
@@ -58,7 +66,8 @@ def up(
 
     The audit log records every request at Metadata level (verb, URI, user agent,
     namespace, timestamps; no bodies), one JSON line per event. `extras`
-    (`gateway-api`) are installed too, also into a cluster already running.
+    (`gateway-api`, `prometheus`) are installed or started too, also into a cluster
+    already running.
     """
     state_dir = state_dir.resolve()
     unknown = sorted(set(extras) - set(EXTRAS))
@@ -75,6 +84,8 @@ def up(
     if existing or state_dir.exists():
         _clean_stale(state_dir, existing, log)
     build.build_all(log)
+    if "prometheus" in extras:
+        prom.build(log)
     state_dir.mkdir(parents=True, exist_ok=True)
     state = State(bin_dir=str(build.bin_dir()), ports={})
     started = time.monotonic()
@@ -85,6 +96,7 @@ def up(
         readiness.wait_cluster_ready(state_dir, state, NODE_NAMES, NODE_ANNOTATION)
         _install_extras(state_dir, state, extras, log)
     except BaseException:
+        prom.stop(state_dir)
         processes.stop(state.pids, state.bin_dir)
         raise
     log(f"local cluster up in {time.monotonic() - started:.1f}s (state in {state_dir})")
@@ -95,8 +107,15 @@ def _gateway_api(state_dir: Path, state: State, log: Callable[[str], None]) -> N
     gatewayapi.install(Path(state.bin_dir) / "kubectl", state_dir / "kubeconfig", log)
 
 
+def _prometheus(state_dir: Path, state: State, log: Callable[[str], None]) -> None:
+    """Prometheus beside the cluster (built first if missing; localcluster/prometheus.py)."""
+    url = prom.start(state_dir, state.ports["apiserver"], taken=state.ports.values())
+    log(f"prometheus up at {url}")
+
+
 EXTRAS: dict[str, Callable[[Path, State, Callable[[str], None]], None]] = {
     "gateway-api": _gateway_api,
+    "prometheus": _prometheus,
 }
 
 
@@ -112,7 +131,7 @@ def down(state_dir: Path, log: Callable[[str], None] = print) -> None:
     if state is None:
         log(f"no local cluster state in {state_dir}: nothing to stop")
         return
-    stopped = processes.stop(state.pids, state.bin_dir)
+    stopped = prom.stop(state_dir) + processes.stop(state.pids, state.bin_dir)
     state.pids = {}
     state.save(state_dir)
     log(f"stopped {', '.join(stopped) or 'nothing (no process was running)'}")
@@ -122,7 +141,8 @@ def status(state_dir: Path) -> dict[str, bool]:
     state = State.load(state_dir.resolve())
     if state is None:
         return {}
-    return {name: processes.alive(pid, state.bin_dir) for name, pid in state.pids.items()}
+    alive = {name: processes.alive(pid, state.bin_dir) for name, pid in state.pids.items()}
+    return {**alive, **prom.status(state_dir.resolve())}
 
 
 def healthy(state_dir: Path, state: State) -> bool:
@@ -137,7 +157,7 @@ def healthy(state_dir: Path, state: State) -> bool:
 def _clean_stale(state_dir: Path, state: State | None, log: Callable[[str], None]) -> None:
     """A crashed run left processes or files behind: stop what runs, wipe the rest."""
     if state is not None:
-        leftovers = processes.stop(state.pids, state.bin_dir)
+        leftovers = prom.stop(state_dir) + processes.stop(state.pids, state.bin_dir)
         if leftovers:
             log(f"stopped leftovers of an earlier run: {', '.join(leftovers)}")
     shutil.rmtree(state_dir, ignore_errors=True)
@@ -171,7 +191,7 @@ def _audit_args(state_dir: Path) -> list[str]:
 
 def _start_all(state_dir: Path, state: State, audit_log: bool = False) -> None:
     for name in ("etcd_client", "etcd_peer", "apiserver", "kcm", "scheduler", "dns", "kwok"):
-        state.ports[name] = processes.free_port()
+        state.ports[name] = processes.free_port(taken=state.ports.values())
     certs.generate(state_dir / "pki")
     _write_kubeconfig(state_dir, state.ports["apiserver"])
     _write_corefile(state_dir, state.ports["dns"])

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,12 +39,18 @@ class State:
         self.path(state_dir).write_text(json.dumps(asdict(self), indent=2))
 
 
-def free_port() -> int:
-    """A loopback port free for both TCP and UDP (CoreDNS listens on both)."""
+def free_port(taken: Collection[int] = ()) -> int:
+    """A loopback port free for both TCP and UDP (CoreDNS listens on both).
+
+    `taken`: ports handed out already but not bound yet; the kernel may offer
+    one of them again (it did: etcd and the API server once got the same port).
+    """
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             tcp.bind(("127.0.0.1", 0))
             port = tcp.getsockname()[1]
+            if port in taken:
+                continue
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
                 try:
                     udp.bind(("127.0.0.1", port))

@@ -55,3 +55,14 @@ STAGING_MODULES = (
 def fingerprint() -> str:
     """Names the cache folder: a new pin means a new folder, never a mixed one."""
     return f"k8s-{KUBERNETES}_etcd-{ETCD}_kwok-{KWOK}_coredns-{COREDNS}"
+
+# Prometheus 3.x publishes its Go module as v0.3MM.P for release 3.MM.P; its go.mod
+# needs go >= 1.26.7 and has no replace directives. Cached in its own folder
+# (prometheus_release()), so pinning it never invalidates the core build above.
+PROMETHEUS = "v0.316.0"
+
+
+def prometheus_release() -> str:
+    """`v0.316.0` -> `3.16.0`: the version the binary reports."""
+    minor, patch = PROMETHEUS.removeprefix("v0.").split(".")
+    return f"{int(minor) // 100}.{int(minor) % 100}.{patch}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -26,12 +27,27 @@ class StepContext:
     step: Step
     plan_dir: Path
     deadline: float  # time.monotonic() by which the step must be done
-    progress: Callable[[str], None]
+    progress: Callable[..., None]  # (text, **structured fields of the step_progress event)
     approvals: Approvals | None = None  # where approval steps' decisions land
+    until_done: threading.Event | None = None  # a background step's: its `until` step finished
 
     def sleep(self, seconds: float) -> None:
         """A deliberate pause that Ctrl-C or a failing step cuts short (raises Cancelled)."""
         self.kube.cancel.sleep(seconds)
+
+    def wait_until_done(self, seconds: float) -> bool:
+        """A background step's pause: True as soon as its `until` step has finished.
+
+        A cancel wakes it too (raising Cancelled), like every other wait.
+        """
+        done = self.until_done
+        if done is None:
+            self.sleep(seconds)
+            return False
+        with self.kube.cancel.on_cancel(done.set):
+            finished = done.wait(max(0.0, seconds))
+        self.kube.cancel.check()
+        return finished
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())

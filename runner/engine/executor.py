@@ -12,6 +12,7 @@ and the running ones are cancelled (their waits wake at once); then the plan's
 from __future__ import annotations
 
 import copy
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -75,6 +76,8 @@ class Executor:
         self.kube_for = kube_for or (lambda kube, step: kube)
         self.state = state or RunState()
         self.stopping = False
+        # Background steps (`until`): the ids they wait for, and the event that ends them.
+        self.watchers: list[tuple[frozenset[str], threading.Event]] = []
 
     def interrupt(self, reason: str) -> None:
         """Ctrl-C / SIGTERM: start nothing more, cancel what runs (safe from a signal handler)."""
@@ -86,7 +89,10 @@ class Executor:
         """Run these steps as a graph; on return every one of them has a status."""
         pending = [s for s in steps if self.state.statuses.get(s.id) not in DONE]
         running: dict[Future[Outcome], Step] = {}
-        with ThreadPoolExecutor(self.max_parallel, thread_name_prefix="step") as pool:
+        # A background step (`until`) waits for others: it gets a worker of its own,
+        # beyond --max-parallel, or it could hold the last one its guarded step needs.
+        workers = self.max_parallel + sum(1 for s in pending if s.until)
+        with ThreadPoolExecutor(workers, thread_name_prefix="step") as pool:
             while pending or running:
                 self._start_ready(pending, running, pool)
                 if not running:
@@ -102,8 +108,11 @@ class Executor:
         # A need outside this run (not selected by --only/--from) counts as done.
         unsettled = {s.id for s in pending} | {s.id for s in running.values()}
         for step in list(pending):
-            if self.stopping or len(running) >= self.max_parallel:
+            if self.stopping:
                 return
+            if sum(1 for s in running.values() if not s.until) >= self.max_parallel \
+                    and not step.until:
+                continue
             needs = [self.state.statuses.get(n, "pending" if n in unsettled else SUCCEEDED)
                      for n in step.needs]
             if all(s in DONE for s in needs):
@@ -111,7 +120,20 @@ class Executor:
                 prepared = self._prepare(step)
                 if prepared is None:
                     continue
-                running[pool.submit(self._attempts, step, *prepared)] = step
+                until = self._until_event(step, unsettled)
+                running[pool.submit(self._attempts, step, *prepared, until)] = step
+
+    def _until_event(self, step: Step, unsettled: set[str]) -> threading.Event | None:
+        """A background step ends when its `until` steps settle (outside this run: done)."""
+        if not step.until:
+            return None
+        waiting = frozenset(i for i in step.until
+                            if i in unsettled and i not in self.state.statuses)
+        event = threading.Event()
+        self.watchers.append((waiting, event))
+        if not waiting:
+            event.set()
+        return event
 
     def _prepare(self, step: Step) -> tuple[Any, dict[str, Any]] | None:
         """`when` and deferred params, evaluated now (None: the step is settled already)."""
@@ -130,16 +152,17 @@ class Executor:
                       description=kind.describe(params), attempt=1)
         return kind, params
 
-    def _attempts(self, step: Step, kind: Any, params: dict[str, Any]) -> Outcome:
+    def _attempts(self, step: Step, kind: Any, params: dict[str, Any],
+                  until: threading.Event | None = None) -> Outcome:
         """Worker thread: apply() with the step's retries; never raises."""
         started = time.monotonic()
         kube = self.kube_for(self.kube, step)
-        def progress(text: str) -> None:
-            self.bus.emit("step_progress", step=step.id, message=text)
+        def progress(text: str, **fields: Any) -> None:
+            self.bus.emit("step_progress", step=step.id, message=text, **fields)
 
         for attempt in range(1, step.retries + 2):
             ctx = StepContext(kube, step, Path(self.plan.file).parent, deadline_for(step),
-                              progress, self.approvals)
+                              progress, self.approvals, until)
             try:
                 outputs = dict(kind.apply(ctx, params) or {})
                 return Outcome(SUCCEEDED, outputs, None, time.monotonic() - started)
@@ -164,6 +187,9 @@ class Executor:
 
     def _settle(self, step: Step, outcome: Outcome, why: str = "") -> None:
         self.state.statuses[step.id] = outcome.status
+        for waiting, event in self.watchers:
+            if step.id in waiting and all(i in self.state.statuses for i in waiting):
+                event.set()
         if outcome.status == SUCCEEDED:
             self.state.outputs[step.id] = outcome.outputs
         error = outcome.error

@@ -8,9 +8,9 @@ Document fields: run_id, plan, file, digest, namespace, server, context, user,
 host, status (running|succeeded|failed|interrupted), started, finished,
 compile ({cli_vars, vars_files, namespace}), selected (step ids), resumes
 (times the run was resumed), steps ({id: {status, started, finished,
-attempts, duration, outputs, error, details}}), changes (before/after images),
-rollback ({started, finished, objects: [{object, status, fields, message}]},
-once `on_failure: rollback` ran).
+attempts, duration, outputs, error, details, measurements}}), changes
+(before/after images), rollback ({started, finished, objects: [{object,
+status, fields, message}]}, once `on_failure: rollback` ran).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from runner.report.events import Event
 
 QUIET = ("step_progress", "message", "lock")  # not worth a ConfigMap write each
+MAX_MEASUREMENTS = 60  # per step: a long analysis keeps its newest, the ConfigMap stays small
 
 
 def iso(epoch: float) -> str:
@@ -73,7 +74,7 @@ class JournalSink:
         with self._cond:
             if handler is not None:
                 handler(event)
-            if event.type not in QUIET:
+            if event.type not in QUIET or "measurement" in event.data:
                 self._dirty = True
                 self._cond.notify()
 
@@ -121,6 +122,16 @@ class JournalSink:
         self.doc["steps"][event.data["step"]] = {
             "status": "running", "started": iso(event.time), "finished": None, "attempts": 1,
             "kind": event.data.get("kind")}
+
+    def _on_step_progress(self, event: Event) -> None:
+        """Evidence: each measurement of a verify_metrics step (the newest MAX_MEASUREMENTS)."""
+        measurement = event.data.get("measurement")
+        record = self.doc["steps"].get(event.data["step"])
+        if measurement is None or record is None:
+            return
+        kept = record.setdefault("measurements", [])
+        kept.append(measurement)
+        del kept[:-MAX_MEASUREMENTS]
 
     def _on_step_retry(self, event: Event) -> None:
         self.doc["steps"][event.data["step"]]["attempts"] = event.data["attempt"] + 1

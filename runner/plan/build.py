@@ -212,8 +212,9 @@ class StepBuilder:
         base = (*leaf.path, leaf.kind or "")
         for message in messages:
             param, sep, rest = message.partition(": ")
-            if sep and param in params:
-                self.problems.append(self._at(leaf, (*base, param), rest))
+            inner = _param_path(param) if sep else ()
+            if inner and inner[0] in params:  # `image` or `metrics[1].success`
+                self.problems.append(self._at(leaf, (*base, *inner), rest))
             else:
                 self.problems.append(self._at(leaf, base, message))
 
@@ -221,3 +222,15 @@ class StepBuilder:
         """A problem in a leaf's params: `steps[5].steps[0] (widen[1].move).set_partition...`."""
         where = leaf.where + "." + path_text(path[len(leaf.path):])
         return Problem(self.doc.location(path), where, message)
+
+
+_PARAM_PART = re.compile(r"([A-Za-z_]\w*)|\[(\d+)\]")
+
+
+def _param_path(text: str) -> PathT:
+    """`metrics[1].success` -> ("metrics", 1, "success"); () unless it is such a path."""
+    parts = _PARAM_PART.findall(text)
+    rebuilt = "".join(name if name else f"[{index}]" for name, index in parts)
+    if not parts or rebuilt != text.replace(".", ""):
+        return ()
+    return tuple(name if name else int(index) for name, index in parts)

@@ -8,6 +8,7 @@ stages skip only what an earlier problem made meaningless, so one run of
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import hashlib
 import json
@@ -19,6 +20,7 @@ import networkx
 
 from runner.errors import Location, PlanError, Problem, did_you_mean
 from runner.plan import variables
+from runner.plan.background import until_of
 from runner.plan.build import StepBuilder
 from runner.plan.expand import Leaf, expand
 from runner.plan.graph import build_graph, execution_order
@@ -150,6 +152,8 @@ class _Steps:
         preds = graph.predecessors(leaf.id) if leaf.id in graph else []
         needs = sorted(preds, key=lambda n: graph.nodes[n]["position"])
         step = self.builder.build(leaf, tuple(needs))
+        if step is not None and until_of(graph, leaf.id):
+            step = dataclasses.replace(step, until=until_of(graph, leaf.id))
         if step is not None and leaf.id in graph:
             graph.nodes[leaf.id]["step"] = step
         return step

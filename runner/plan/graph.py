@@ -20,6 +20,7 @@ from typing import Any
 import networkx
 
 from runner.errors import Problem, did_you_mean
+from runner.plan import background
 from runner.plan.expand import Container, Group, Leaf, Marker, Node, Tree
 from runner.plan.loader import Document
 
@@ -35,7 +36,8 @@ def build_graph(doc: Document, tree: Tree) -> tuple[networkx.DiGraph, list[Probl
         leaves = _contract(wiring.graph)
     except networkx.NetworkXUnfeasible:  # not a DAG
         return networkx.DiGraph(), wiring.problems + _cycles(doc, wiring.graph)
-    return (networkx.DiGraph(), wiring.problems) if wiring.problems else (leaves, [])
+    problems = wiring.problems + background.rewire(doc, tree, leaves)  # `until` branches
+    return (networkx.DiGraph(), problems) if problems else (leaves, [])
 
 
 def execution_order(graph: networkx.DiGraph) -> list[str]:

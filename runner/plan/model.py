@@ -58,6 +58,8 @@ class Step:
     deferred: bool = False
     group: str | None = None
     target: Target | None = None
+    # A background step (verify_metrics `until`): the leaf ids whose end ends it.
+    until: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)

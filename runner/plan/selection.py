@@ -23,8 +23,9 @@ def selection(plan: Plan, only: tuple[str, ...], start_from: str | None) -> set[
 
 
 def check_approvals(plan: Plan, approve: tuple[str, ...]) -> None:
-    """`--approve ID` must name approval steps."""
-    approvals = [step.id for step in plan.steps if step.kind == "approval"]
+    """`--approve ID` must name approval steps (or analyses that ask: inconclusive: approve)."""
+    approvals = [step.id for step in plan.steps if step.kind == "approval"
+                 or step.params.get("inconclusive") == "approve"]
     for name in approve:
         if name not in approvals:
             known = ", ".join(approvals) or "none in this plan"

@@ -206,7 +206,7 @@ def _expectations(steps: Sequence[StepReview]) -> list[str]:
 
 def _params(steps: Sequence[StepReview]) -> list[str]:
     """Offline, as the text review: each step's rendered params (secrets redacted)."""
-    shown = {s.step.id: offline_review.safe(offline_review.shown(s.step.params)) for s in steps}
+    shown = {s.step.id: offline_review.public(s.step) for s in steps}
     text = yaml.safe_dump(shown, sort_keys=False, allow_unicode=True, width=100)
     return ["<details>", "<summary>params of each step</summary>", "", "```yaml",
             text.rstrip(), "```", "</details>", ""]

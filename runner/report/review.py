@@ -36,8 +36,13 @@ def safe(values: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
+def public(step: Step) -> dict[str, Any]:
+    """The params a review shows: the kind's public ones, templates marked, secrets out."""
+    return safe(shown(REGISTRY[step.kind]().public(step.params)))
+
+
 def describe(step: Step) -> str:
-    return REGISTRY[step.kind]().describe(safe(shown(step.params)))
+    return REGISTRY[step.kind]().describe(safe(shown(step.params)))  # describe() hides secrets
 
 
 def text(plan: Plan, selected: Collection[str]) -> str:
@@ -66,7 +71,7 @@ def _step_lines(
         lines.append(f"     after: {', '.join(step.needs) or 'nothing (a root)'}")
     if step.when:
         lines.append(f"     only when: {step.when}")
-    lines.append(f"     params: {_flow(safe(shown(step.params)))}")
+    lines.append(f"     params: {_flow(public(step))}")
     control = _control_text(step, namespace)
     return lines + ([f"     {control}"] if control else [])
 
@@ -131,7 +136,7 @@ def _step_json(step: Step, selected: bool) -> dict[str, Any]:
         "mutating": REGISTRY[step.kind].mutating,
         "needs": list(step.needs),
         "when": step.when,
-        "params": safe(step.params),
+        "params": safe(REGISTRY[step.kind]().public(step.params)),
         "deferred": step.deferred,
         "target": None if step.target is None else vars(step.target),
         "timeout": step.timeout,

@@ -37,7 +37,9 @@ def lines(step: Step, projection: Projection, namespace: str) -> tuple[str, ...]
         return _verify_pods(projection, _entry(step, projection, namespace), params)
     if step.kind == "verify_dns":
         return _verify_dns(step, projection, namespace)
-    return ()
+    from runner.steps import REGISTRY
+
+    return tuple(REGISTRY[step.kind]().live_review(params))
 
 
 def _entry(step: Step, projection: Projection, namespace: str, param: str = "target",

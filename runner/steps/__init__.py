@@ -19,6 +19,8 @@ from runner.steps.set_image import SetImage
 from runner.steps.set_partition import SetPartition
 from runner.steps.set_weights import SetWeights
 from runner.steps.verify_dns import VerifyDns
+from runner.steps.verify_http import VerifyHttp
+from runner.steps.verify_metrics import VerifyMetrics
 from runner.steps.verify_pods import VerifyPods
 from runner.steps.wait import Wait
 from runner.steps.wait_for import WaitFor
@@ -38,6 +40,8 @@ REGISTRY: dict[str, type[StepKind]] = {
     "rollback": Rollback,
     "wait": Wait,
     "approval": Approval,
+    "verify_metrics": VerifyMetrics,
+    "verify_http": VerifyHttp,
     "patch": Patch,
     "wait_for": WaitFor,
     "set_weights": SetWeights,

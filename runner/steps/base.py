@@ -86,6 +86,17 @@ class StepKind:
         """Problems with files the params name (relative to the plan's folder)."""
         return []
 
+    def live_review(self, params: dict[str, Any]) -> list[str]:
+        """`--dry-run` lines from a read-only look now (verify_metrics: each query once).
+
+        Raises a RunplanError when the look fails: the review reports it (exit 2).
+        """
+        return []
+
+    def public(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The params as reviews and saved reviews may show them (secrets hidden)."""
+        return params
+
     def describe(self, params: dict[str, Any]) -> str:
         """One line saying what the step would do; no side effects."""
         raise NotImplementedError

@@ -21,6 +21,7 @@ from tests.integration import kubewait
 REPO = Path(__file__).resolve().parents[2]
 # Overridable so that two test sessions on one machine never share a cluster.
 STATE_DIR = Path(os.environ.get("RUNPLAN_TEST_STATE_DIR") or REPO / ".localcluster-pytest")
+SESSION_EXTRAS = ("gateway-api", "prometheus")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -31,11 +32,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def local_cluster() -> Iterator[localcluster.Endpoints]:
-    # The Gateway API CRDs: HTTPRoutes are validated by the API server's own CEL rules.
-    endpoints = localcluster.up(STATE_DIR, extras=("gateway-api",))
-    saved = {k: os.environ.get(k) for k in ("KUBECONFIG", "RUNPLAN_DNS_SERVER")}
+    # The Gateway API CRDs: HTTPRoutes are validated by the API server's own CEL rules;
+    # Prometheus: the evidence gates' tests judge real metrics.
+    endpoints = localcluster.up(STATE_DIR, extras=SESSION_EXTRAS)
+    saved = {k: os.environ.get(k)
+             for k in ("KUBECONFIG", "RUNPLAN_DNS_SERVER", "RUNPLAN_PROMETHEUS_URL")}
     os.environ["KUBECONFIG"] = str(endpoints.kubeconfig)
     os.environ["RUNPLAN_DNS_SERVER"] = endpoints.dns
+    if endpoints.prometheus is None:  # never a silent skip: the evidence tests need it
+        raise RuntimeError("the session cluster started without Prometheus")
+    os.environ["RUNPLAN_PROMETHEUS_URL"] = endpoints.prometheus
     yield endpoints
     for key, value in saved.items():
         if value is None:

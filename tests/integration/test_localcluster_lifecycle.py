@@ -25,17 +25,19 @@ def _our_processes(state_dir: Path) -> list[int]:
 
 def test_crash_leftovers_are_cleaned_and_down_stops_everything(tmp_path: Path) -> None:
     state_dir = tmp_path / "lc"
-    first = cluster.up(state_dir, log=lambda _: None)
-    again = cluster.up(state_dir, log=lambda _: None)
+    first = cluster.up(state_dir, log=lambda _: None, extras=("prometheus",))
+    again = cluster.up(state_dir, log=lambda _: None, extras=("prometheus",))
     assert again == first  # healthy cluster reused, not restarted
+    assert first.prometheus and f"RUNPLAN_PROMETHEUS_URL={first.prometheus}" in first.exports()
     state = State.load(state_dir)
     assert state is not None and all(cluster.status(state_dir).values())
+    assert "prometheus" in cluster.status(state_dir)
 
     # A crash: the API server dies hard, the rest keeps running.
     os.kill(state.pids["kube-apiserver"], signal.SIGKILL)
     processes.stop({"kube-apiserver": state.pids["kube-apiserver"]}, state.bin_dir, grace=0)
-    recovered = cluster.up(state_dir, log=lambda _: None)
-    assert recovered.kubeconfig.is_file()
+    recovered = cluster.up(state_dir, log=lambda _: None, extras=("prometheus",))
+    assert recovered.kubeconfig.is_file() and recovered.prometheus
     new_state = State.load(state_dir)
     assert new_state is not None
     assert set(new_state.pids.values()).isdisjoint(state.pids.values())

@@ -4,14 +4,18 @@ diffs, errors named by step, nothing written, approved reviews, and fidelity
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
+from localcluster.exporter import Exporter, write_targets
+from tests.integration.conftest import STATE_DIR
 from tests.integration.test_playbooks import (
     ALL_PLAYBOOKS,
     output,
@@ -197,6 +201,20 @@ def _read(api: client.ApiClient, kind: str, name: str, namespace: str) -> Any:
             "service": core.read_namespaced_service}[kind](name, namespace)
 
 
+@contextlib.contextmanager
+def _canary_metrics(name: str, namespace: str) -> Iterator[None]:
+    """deployment-canary-analysis gates on its canary's error rate: serve a healthy one."""
+    if name != "deployment-canary-analysis":
+        yield
+        return
+    exporter = Exporter()
+    write_targets(STATE_DIR, [{"targets": [exporter.address], "labels": {"namespace": namespace}}])
+    try:
+        exporter.wait_scrapes(3)
+        yield
+    finally:
+        write_targets(STATE_DIR, [])
+        exporter.close()
 ROLLOUT_KINDS = ("deployment", "statefulset")  # the kinds end_state describes
 APPROVALS = {"weighted-canary": ("--approve", "approve-ten,approve-half")}
 
@@ -209,8 +227,9 @@ def test_review_predicts_the_end_state_of_the_run(api: client.ApiClient, namespa
         assert "clonesets.apps.kruise.io" in step(review, "install")["error"]
         assert runplan(str(playbook(name)), "-e", f"ns={namespace}").returncode == 1
         return
-    review = review_json(playbook(name), namespace)
-    run_ok(playbook(name), namespace, *APPROVALS.get(name, ()))
+    with _canary_metrics(name, namespace):
+        review = review_json(playbook(name), namespace)
+        run_ok(playbook(name), namespace, *APPROVALS.get(name, ()))
     predicted = {t: {k: v for k, v in s.items() if k != "paused" or v} for t, s in
                  review["end_state"].items() if t.partition("/")[0] in ROLLOUT_KINDS}
     assert predicted, review["end_state"]

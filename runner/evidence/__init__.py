@@ -1,0 +1,1 @@
+"""Evidence gates: the Prometheus client and the judging of measurements."""
