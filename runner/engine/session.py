@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
+from runner.engine import preflight
 from runner.engine.approvals import Approvals
 from runner.engine.changes import ChangeLog, restore
 from runner.engine.clusters import Fleet, FleetLocks, FleetStore, describe, restore_fleet
@@ -24,6 +25,7 @@ from runner.engine.executor import FAILED, Executor, RunState, failure_text
 from runner.engine.journal import JournalStore, new_run_id
 from runner.engine.lock import Holder, PlanLock
 from runner.engine.runlog import JournalSink, new_document
+from runner.errors import ClusterUnreachable, Forbidden
 from runner.plan.selection import selection
 from runner.report.events import Bus
 from runner.report.sinks import sinks_for
@@ -45,8 +47,10 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
     fleet = fleet or Fleet.single(kube)
     kube = fleet.primary
     namespace = fleet.namespace(plan, next(iter(fleet.kubes)))
-    lock = _lock(fleet, plan, _holder(run_id, kube), options.lock_duration)
-    lock.acquire(force=options.force_unlock)  # LockHeld (exit 4) before anything changed
+    chosen = set((resumed or {}).get("selected") or selection(plan, options.only,
+                                                              options.start_from))
+    _preflight(fleet, plan, [s for s in plan.steps if s.id in chosen])
+    lock = _take_lock(fleet, plan, options, run_id)
     try:
         doc = resumed or new_document(plan, options, kube, run_id, namespace)
         journal = JournalSink(_store(fleet, plan, run_id, doc), doc, resumed=resumed is not None)
@@ -60,6 +64,28 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
             bus.close()  # flushes the journal
     finally:
         lock.release()  # no-op when released above; here when the journal could not start
+
+
+def _preflight(fleet: Fleet, plan: Plan, steps: list[Step]) -> None:
+    """Every permission the run needs, in each cluster for its steps, before the first
+    write anywhere (exit 3 naming what is missing, nothing written)."""
+    for name in fleet.distinct(plan):
+        kube = fleet.kubes[name]
+        here = [s for s in steps if (s.cluster or "") in fleet.kubes
+                and fleet.kube(s.cluster) is kube]
+        preflight.check(kube, plan, here, fleet.namespace(plan, name))
+
+
+def _take_lock(fleet: Fleet, plan: Plan, options: RunOptions, run_id: str
+               ) -> PlanLock | FleetLocks:
+    """LockHeld (exit 4) or, when RBAC refuses a Lease, exit 3: before anything changed."""
+    lock = _lock(fleet, plan, _holder(run_id, fleet.primary), options.lock_duration)
+    try:
+        lock.acquire(force=options.force_unlock)
+    except Forbidden as exc:
+        message = f"forbidden to take the lock; nothing was changed: {exc}"
+        raise ClusterUnreachable(message) from None
+    return lock
 
 
 def _lock(fleet: Fleet, plan: Plan, holder: Holder, duration: float) -> PlanLock | FleetLocks:

@@ -91,6 +91,8 @@ class StepBuilder:
         if leaf.kind is None:  # no (or several) action keys: reported already
             return None
         source = leaf.container.source
+        self.renderer.site = functools.partial(source.problem, leaf.path)
+        self.renderer.check_deadline()
         control = {key: self._control(leaf, key) for key in _CONTROL}
         self._check_cluster(leaf, control["cluster"])
         namespace = control["namespace"] or self.namespace

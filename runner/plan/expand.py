@@ -10,12 +10,14 @@ knows its Source, so a problem anywhere is reported in the file it is in.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.errors import Problem
+from runner.errors import PlanError, Problem
 from runner.plan.explain import show
 from runner.plan.include import Includes, Inherited, Source
+from runner.plan.limits import MAX_STEPS
 from runner.plan.loader import Document, PathT
 from runner.plan.render import Collector, Renderer, is_template
 from runner.steps import REGISTRY
@@ -144,11 +146,30 @@ class _Expander:
             self._register(full, node, path)
             self._group(node, include=True)
         else:
+            self._bounded(path, container.source)
             where = f"{path_text(path)} ({container.source.local(full)})"
             node = Leaf(full, raw, path, where, len(self.leaves), container, kind)
             self._register(full, node, path)
             self.leaves.append(node)
         return node
+
+    def _bounded(self, path: PathT, source: Source) -> None:
+        """Loops multiply steps: stop at MAX_STEPS, or when the compile budget is spent."""
+        if len(self.leaves) >= MAX_STEPS:
+            message = (f"the plan expands to more than {MAX_STEPS:,} steps (loops multiply "
+                       "them), the limit on steps per plan")
+            raise PlanError([source.problem(path, message)])
+        self.renderer.site = functools.partial(source.problem, path)
+        self.renderer.check_deadline()
+
+    def _projected(self, start: int, count: int, path: PathT, source: Source) -> None:
+        """After a loop's first iteration: would all of them pass MAX_STEPS? Say so now."""
+        total = start + (len(self.leaves) - start) * count
+        if total > MAX_STEPS:
+            message = (f"the loop makes about {total:,} steps ({count:,} iterations of "
+                       f"{len(self.leaves) - start:,}), over {MAX_STEPS:,}, the limit on steps "
+                       "per plan")
+            raise PlanError([source.problem((*path, "loop"), message)])
 
     def _group(self, group: Group, include: bool = False) -> None:
         raw, path, outer = group.raw, group.path, group.container
@@ -156,10 +177,16 @@ class _Expander:
         own = {key: (raw[key], (*path, key), source) for key in INHERITED if key in raw}
         when = ((raw["when"], (*path, "when"), source),) if "when" in raw else ()
         items = self._loop_items(raw, path, outer) if "loop" in raw else None
-        runs = [(group.id, outer.scope)] if items is None else [
+        if items is not None and len(items) > MAX_STEPS:
+            message = (f"the loop has {len(items):,} items, over {MAX_STEPS:,}, the limit on "
+                       "steps per plan")
+            raise PlanError([source.problem((*path, "loop"), message)])
+        # A generator: each iteration's scope is made only when its steps are (bounded above).
+        runs = iter([(group.id, outer.scope)]) if items is None else (
             (f"{group.id}[{i}]", {**outer.scope, "item": item, "loop": _loop(i, len(items))})
             for i, item in enumerate(items)
-        ]
+        )
+        start = len(self.leaves)
         for run_id, scope in runs:
             run = Container(run_id, path, outer, scope, {**outer.inherited, **own}, source,
                             outer.whens + when)
@@ -170,6 +197,8 @@ class _Expander:
                 self._include(run, own, group.id)
             else:
                 self.fill(raw["steps"], (*path, "steps"), run)
+            if items is not None and len(group.iterations) == 1:
+                self._projected(start, len(items), path, source)
 
     def _include(self, run: Container, own: Inherited, group_id: str) -> None:
         """One run of an include: the container takes the included file's steps."""
@@ -190,8 +219,9 @@ class _Expander:
         if not is_template(value):
             return value if isinstance(value, list) else []  # a non-list was reported
         out = Collector()
-        items = self.renderer.render(value, outer.scope, out)
         loop_path = (*path, "loop")
+        self.renderer.site = functools.partial(source.problem, loop_path)
+        items = self.renderer.render(value, outer.scope, out)
         self.problems += [source.problem((*loop_path, *p), m) for p, m in out.errors]
         if out.deferred:
             message = "loop items must be known before the run: they cannot read steps or run"

@@ -84,6 +84,7 @@ def render_vars(renderer: Renderer, sources: Sources,
     rendered: dict[str, Any] = dict(base or {})
     for name in order:
         source, out = sources[name], Collector()
+        renderer.site = source.problem
         rendered[name] = renderer.render(source.value, rendered, out)
         problems += [source.problem(message) for _, message in out.errors]
         if out.deferred:
