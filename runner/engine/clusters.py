@@ -174,10 +174,12 @@ class FleetLocks:
         for name, lock in self.locks.items():
             try:
                 lock.acquire(force=force)
-            except LockHeld as exc:
+            except BaseException as exc:  # held, forbidden, unreachable: release the others
                 for done in taken:
                     done.release()
-                raise LockHeld(f"{self.fleet.label(name)}: {exc}") from None
+                if isinstance(exc, LockHeld):
+                    raise LockHeld(f"{self.fleet.label(name)}: {exc}") from None
+                raise
             taken.append(lock)
 
     def release(self) -> bool:
