@@ -86,11 +86,15 @@ class Bench:
 
 
 @contextlib.contextmanager
-def bench_cluster(state_dir: Path = STATE_DIR) -> Iterator[Bench]:
-    """A fresh local control plane with the audit log on; always torn down."""
+def bench_cluster(state_dir: Path = STATE_DIR, pod_start_delay: str | None = None
+                  ) -> Iterator[Bench]:
+    """A fresh local control plane with the audit log on; always torn down.
+
+    `pod_start_delay` ("1s"): every pod is Running but not Ready for that long.
+    """
     quiet = lambda m: log(m)  # noqa: E731
     cluster.down(state_dir, log=quiet)  # a leftover of an interrupted run
-    endpoints = cluster.up(state_dir, log=quiet, audit_log=True)
+    endpoints = cluster.up(state_dir, log=quiet, audit_log=True, pod_start_delay=pod_start_delay)
     try:
         yield Bench(endpoints.kubeconfig, endpoints.dns, cluster.audit_log_path(state_dir))
     finally:

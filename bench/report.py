@@ -92,6 +92,41 @@ def e2e_section(e2e: dict[str, Any]) -> str:
             + probe_text + failures)
 
 
+RACE_LABELS = {
+    "runplan": "runplan (`set_image` + `wait_ready`, timeout 60s)",
+    "kubectl": "kubectl (`set image` + `rollout status --timeout=60s`)",
+    "ansible": "ansible-playbook, kubernetes.core `k8s` with `wait: true`, `wait_timeout: 60`",
+}
+
+
+def race_section(race: dict[str, Any]) -> str:
+    rows = race.get("contenders") or {}
+    if not rows:
+        return "Not measured in this run."
+    table = _table(
+        ["contender", "exit", "gave up, s after the first ErrImagePull",
+         "s after the first ImagePullBackOff", "wall s", "its last word"],
+        [[RACE_LABELS.get(n, n), str(r["returncode"]), _f(r["after_err_image_pull"]),
+          _f(r["after_backoff"]) if not math.isnan(r["after_backoff"]) else
+          "before it (gave up at ErrImagePull)", _f(r["wall"]), f"`{r['said']}`"]
+         for n, r in rows.items()])
+    runplan = rows.get("runplan") or {}
+    after = runplan.get("after_err_image_pull", math.nan)
+    goal = _table(["goal (from issue 12)", "measured", ""], [[
+        "runplan notices an image pull failure ≤ 1 s after the pod reports it",
+        f"{_f(after)} s after ErrImagePull", _goal(after <= 1.0) if not math.isnan(after)
+        else "n/a"]])
+    return (f"A Deployment (3 replicas, maxUnavailable 0) set to `{race.get('image')}`, which "
+            "kwok's fault stages never pull (ErrImagePull, 1 s later ImagePullBackOff); each "
+            f"tool waits with a {race.get('timeout')} s timeout. Times are from the bench's own "
+            "pod watch to the tool's process exit (`bench/failure_race.py`).\n\n"
+            + table + "\n\n" + goal + "\n\nrunplan fails on the first stuck container "
+            "(ErrImagePull, ImagePullBackOff, CrashLoopBackOff), naming pod, container, reason "
+            "and Events, so it gives up before the first ImagePullBackOff. `kubectl rollout "
+            "status` and Ansible's `wait` judge the Deployment's status, not its pods: the "
+            "table shows whether they wait for their timeout.")
+
+
 def _startup_text(startup: dict[str, float]) -> str:
     if not startup:
         return ""
@@ -219,7 +254,11 @@ METHOD = """\
   every contender: a scheduled pod becomes Running and Ready with no delay, so the
   limit is the control plane's own reaction time, and a tool's fixed costs
   (process start-up, polling intervals) weigh more than they would against real
-  pods that take seconds to start.
+  pods that take seconds to start. The second end-to-end table runs on a fresh
+  cluster started with `--pod-start-delay 1s` (every pod Running but not Ready for
+  1 s, `localcluster/stages.py`), where pod starts dominate as on a real cluster.
+  The failure race uses the fault stages: an image on `missing.invalid` is never
+  pulled (ErrImagePull, 1 s later ImagePullBackOff, retried every 10 s).
 - **End to end.** Each run of each contender starts from the same state: a fresh
   namespace with the seed manifest (`playbooks/manifests/statefulset-partition-canary/web.yaml`:
   headless Service, StatefulSet `web`, 5 replicas, nginx:1.25.4, partition 2), created
@@ -298,6 +337,13 @@ def render(results: dict[str, Any]) -> str:
         f"Seed canary (5 replicas: image at partition 2, wait, partition 1, wait, "
         f"partition 0, wait), {results['e2e_runs']} runs per contender, medians.\n",
         e2e_section(results["e2e"]),
+        "\n## End to end with a 1 s pod start (`localcluster up --pod-start-delay 1s`)\n",
+        "The same canary and contenders on a second cluster where every pod is Running but "
+        "not Ready for 1 s after it starts, as with a real kubelet and a readiness probe: "
+        "the limit is then dominated by pod starts.\n",
+        e2e_section(results.get("e2e_slow") or {"contenders": {}}),
+        "\n## Failure race: from the first ImagePullBackOff to giving up\n",
+        race_section(results.get("race") or {}),
         "\n## API economy: requests per step (audit log)\n",
         economy_section(results["e2e"]),
         "\n## Reaction latency of wait_ready\n",

@@ -21,15 +21,19 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import compile_bench, e2e, facts, fanout, reaction, report, wait_latency
+from bench import compile_bench, e2e, facts, failure_race, fanout, reaction, report, wait_latency
 from bench.common import REPO, STATE_DIR, bench_cluster, log
+
+SLOW_START = "1s"  # --pod-start-delay of the second end-to-end cluster
 
 
 def _failed(results: dict[str, Any]) -> list[str]:
     problems = list(results.get("crashed", []))
-    for name, row in results.get("e2e", {}).get("contenders", {}).items():
-        if row["ok"] < row["runs"]:
-            problems.append(f"e2e {name}: {row['runs'] - row['ok']} of {row['runs']} runs failed")
+    for part in ("e2e", "e2e_slow"):
+        for name, row in results.get(part, {}).get("contenders", {}).items():
+            if row["ok"] < row["runs"]:
+                problems.append(f"{part} {name}: {row['runs'] - row['ok']} of {row['runs']} "
+                                "runs failed")
     if results.get("fanout", {}).get("failures"):
         problems.append(f"fan-out: {len(results['fanout']['failures'])} runs failed")
     return problems
@@ -55,7 +59,7 @@ def main() -> int:
         "crashed": [], "e2e": _empty_e2e(), "latency": {},
         "fanout": {"1": {}, "50": {}, "wall_ratio": nan, "run_ratio": nan, "runs": 0,
                    "failures": []},
-        "compile": [], "facts": {},
+        "compile": [], "facts": {}, "race": {}, "e2e_slow": _empty_e2e(),
     }
 
     def stage(name: str, call: Any) -> Any:
@@ -79,6 +83,11 @@ def main() -> int:
                                   lambda: fanout.run(bench, args.fanout_runs)) or results["fanout"]
         results["reaction"] = stage("background analysis reaction",
                                     lambda: reaction.run(bench, args.reaction_runs)) or {}
+        results["race"] = stage("failure race", lambda: failure_race.run(bench)) or {}
+    # The same canary where starting a pod takes 1 s, as on a real cluster.
+    with bench_cluster(pod_start_delay=SLOW_START) as slow:
+        raw = stage("end to end, 1 s pod start", lambda: e2e.run(slow, args.e2e_runs))
+        results["e2e_slow"] = e2e.summarize(raw) if raw else _empty_e2e()
     minutes = (time.monotonic() - started) / 60
     results["minutes"] = minutes
     results["facts"].update(load_start=load_start, elapsed=f"{minutes:.1f} min",

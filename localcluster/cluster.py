@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from localcluster import build, certs, gatewayapi, processes
+from localcluster import build, certs, gatewayapi, processes, stages
 from localcluster import prometheus as prom
 from localcluster.errors import ClusterSetupError
 from localcluster.processes import State
@@ -25,7 +25,7 @@ SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.1/16"
 NODE_NAMES = ("kwok-node-0", "kwok-node-1", "kwok-node-2")
 NODE_ANNOTATION = "kwok.x-k8s.io/node"
-STAGES = Path(__file__).with_name("kwok-stages.yaml")
+STAGES = stages.SOURCE  # what kwok runs is generated from it: localcluster/stages.py
 COMPONENTS = (
     "etcd",
     "kube-apiserver",
@@ -60,9 +60,12 @@ def endpoints(state_dir: Path, state: State) -> Endpoints:
 
 def up(
     state_dir: Path, log: Callable[[str], None] = print, audit_log: bool = False,
-    *, extras: tuple[str, ...] = (),
+    *, extras: tuple[str, ...] = (), pod_start_delay: str | None = None,
 ) -> Endpoints:
     """Start the control plane; `audit_log` has the API server write DIR/audit.log.
+
+    `pod_start_delay` ("1s"): every pod is Running but not Ready for that long
+    after it starts (kwok stages, see localcluster/stages.py).
 
     The audit log records every request at Metadata level (verb, URI, user agent,
     namespace, timestamps; no bodies), one JSON line per event. `extras`
@@ -74,12 +77,16 @@ def up(
     if unknown:
         raise ClusterSetupError(f"unknown extra(s) {', '.join(unknown)} "
                                 f"(known: {', '.join(EXTRAS)})")
+    if pod_start_delay:
+        stages.delay_ms(pod_start_delay)  # a bad value fails before anything is touched
     existing = State.load(state_dir)
     if existing and healthy(state_dir, existing):
         log(f"local cluster already running (state in {state_dir})")
         if audit_log and not audit_log_path(state_dir).exists():
             log("note: it was started without --audit-log; `down` it first to get one")
         _install_extras(state_dir, existing, extras, log)
+        if stages.differs(state_dir, pod_start_delay):
+            log("note: it was started with another --pod-start-delay; `down` it first")
         return endpoints(state_dir, existing)
     if existing or state_dir.exists():
         _clean_stale(state_dir, existing, log)
@@ -87,6 +94,7 @@ def up(
     if "prometheus" in extras:
         prom.build(log)
     state_dir.mkdir(parents=True, exist_ok=True)
+    stages.write(state_dir, pod_start_delay)
     state = State(bin_dir=str(build.bin_dir()), ports={})
     started = time.monotonic()
     try:
@@ -377,7 +385,7 @@ def _scheduler_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
 def _kwok_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
     return [
         f"--kubeconfig={state_dir / 'kubeconfig'}",
-        f"--config={STAGES}",
+        f"--config={stages.path(state_dir)}",
         f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
         f"--cidr={POD_CIDR}",
         "--node-ip=10.0.0.1",

@@ -193,6 +193,10 @@ def _steps_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", nargs="?", metavar="KIND")
 
 
+def _policy_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", choices=("approvals",))
+
+
 def _graph_args(parser: argparse.ArgumentParser) -> None:
     _plan_args(parser)
     parser.add_argument("--format", choices=("text", "dot", "mermaid"), default="text")
@@ -321,11 +325,30 @@ def _cmd_approve(args: argparse.Namespace) -> int:
         raise UsageError(f"run {args.run_id} ({doc.get('status')}): step {args.step_id} does "
                          f"not wait for a decision (step status: {status})"
                          f"{did_you_mean(args.step_id, doc.get('selected') or ())}")
-    decision = approvals.Decision(not args.reject, approvals.who(kube), approvals.now(),
-                                  "runplan approve", args.reason)
+    me = approvals.whoami(kube)
+    rule = approvals.read_rule(kube, doc["namespace"], args.run_id, args.step_id)
+    refusal = rule.refusal(me.user, me.groups) if rule else ""
+    if refusal:
+        raise RunplanError(f"run {args.run_id}: {args.step_id}: not recorded: {refusal}")
+    decision = approvals.Decision(not args.reject, me.user, approvals.now(),
+                                  "runplan approve", args.reason, me.groups)
     approvals.record(kube, doc["namespace"], args.run_id, args.step_id, decision)
     verb = "rejected" if args.reject else "approved"
     print(f"run {args.run_id}: {args.step_id} {verb} by {decision.by}")
+    return 0
+
+
+def _cmd_rbac(args: argparse.Namespace) -> int:
+    from runner.engine import rbac
+
+    print(rbac.render(_compile(args, args.plan), _namespace(args)), end="")
+    return 0
+
+
+def _cmd_policy(args: argparse.Namespace) -> int:
+    from runner.engine import approval_policy
+
+    print(approval_policy.render(), end="")
     return 0
 
 
@@ -396,4 +419,8 @@ COMMANDS: dict[str, Command] = {
                     _init_args, lambda a: commands.init(a, _namespace(a))),
     "completion": Command("bash|zsh|fish", "a shell completion script (from this parser)",
                           _completion_args, lambda a: commands.completion(a.shell, RUN, COMMANDS)),
+    "rbac": Command("PLAN [-n NS]", "the Role (and ClusterRole) a run of the plan needs",
+                    _plan_args, _cmd_rbac),
+    "policy": Command("approvals", "the admission policy that makes approvals unforgeable",
+                      _policy_args, _cmd_policy),
 }

@@ -115,10 +115,19 @@ def target_text(value: Any, default_kind: str = "") -> str:
     return f"{kind}/{name}"
 
 
+INT32_MAX = 2**31 - 1
+MAX_ORDINAL_RANGE = 10_000  # pods checked one by one; no StatefulSet verified so is bigger
+
+
 def parse_ordinals(key: str) -> range:
-    """`"2-4"` -> range(2, 5); `"3"` -> range(3, 4); ValueError when reversed."""
+    """`"2-4"` -> range(2, 5); `"3"` -> range(3, 4); ValueError when reversed or too wide."""
     low, _, high = key.partition("-")
     first, last = int(low), int(high or low)
     if last < first:
         raise ValueError(f"ordinal range '{key}' is reversed: write '{last}-{first}'")
+    if last > INT32_MAX:
+        raise ValueError(f"ordinal {last:,} is past {INT32_MAX:,}, the int32 limit of ordinals")
+    if last - first >= MAX_ORDINAL_RANGE:
+        raise ValueError(f"ordinal range '{key}' spans over {MAX_ORDINAL_RANGE:,} ordinals, "
+                         "the limit per range")
     return range(first, last + 1)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from runner.engine import forced
 from runner.errors import Conflict, Invalid, NotFound, RunplanError
 from runner.kube import Kube, Resource, wait_rollout
 
@@ -420,6 +421,7 @@ class RestoreOutcome:
     restored: tuple[str, ...] = ()  # paths set back to the before-image
     conflicts: tuple[FieldConflict, ...] = ()  # paths left as someone else set them
     message: str = ""
+    pods_deleted: tuple[str, ...] = ()  # a StatefulSet's forced rollback (runner/engine/forced)
 
     @property
     def fields(self) -> list[str]:
@@ -436,14 +438,17 @@ def restore(kube: Kube, log: ChangeLog, emit: Emit, timeout: float = 300.0
     records = list(reversed(log.records()))
     emit("rollback_started", objects=[r.ref for r in records])
     deadline = time.monotonic() + timeout
-    outcomes = []
+    outcomes, bad = [], []
     for record in records:
+        # A StatefulSet's revision with the run's template, read before it is restored.
+        bad.append(forced.update_revision(kube, record.name, record.namespace)
+                   if record.kind == "StatefulSet" and record.before else None)
         outcomes.append(_restore_one(kube, record))
         if not _must_settle(record, outcomes[-1]):
             _emit(emit, outcomes[-1])
     for i, record in enumerate(records):  # all rollouts run at once; waits share the deadline
         if _must_settle(record, outcomes[i]):
-            outcomes[i] = _settle(kube, record, outcomes[i], deadline)
+            outcomes[i] = _settle(kube, record, outcomes[i], deadline, bad[i])
             _emit(emit, outcomes[i])
     return outcomes
 
@@ -451,7 +456,8 @@ def restore(kube: Kube, log: ChangeLog, emit: Emit, timeout: float = 300.0
 def _emit(emit: Emit, outcome: RestoreOutcome) -> None:
     conflicts = [asdict(c) for c in outcome.conflicts]
     emit("object_restored", object=outcome.object, status=outcome.status,
-         fields=outcome.fields, message=outcome.message, conflicts=conflicts)
+         fields=outcome.fields, message=outcome.message, conflicts=conflicts,
+         pods_deleted=list(outcome.pods_deleted))
 
 
 def _must_settle(record: ChangedObject, outcome: RestoreOutcome) -> bool:
@@ -555,9 +561,18 @@ def _outcome(record: ChangedObject, plan: RestorePlan) -> RestoreOutcome:
 
 
 def _settle(kube: Kube, record: ChangedObject, outcome: RestoreOutcome,
-            deadline: float) -> RestoreOutcome:
-    """Wait for the restored workload's rollout; a failure to settle fails the outcome."""
+            deadline: float, bad_revision: str | None = None) -> RestoreOutcome:
+    """Wait for the restored workload's rollout; a failure to settle fails the outcome.
+
+    A StatefulSet first gets its forced rollback: its broken pods of the bad
+    revision are deleted, or OrderedReady would keep them for good.
+    """
     try:
+        pushed = forced.force(kube, record.name, record.namespace, bad_revision,
+                              max(1.0, deadline - time.monotonic()))
+        if pushed and pushed.deleted:
+            outcome = replace(outcome, pods_deleted=pushed.deleted,
+                              message=f"{outcome.message}; {pushed.message}")
         wait_rollout(kube, record.kind, record.name, record.namespace,
                      timeout=max(1.0, deadline - time.monotonic()))
     except RunplanError as exc:

@@ -17,12 +17,14 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
+from runner.engine import preflight
 from runner.engine.approvals import Approvals
 from runner.engine.changes import ChangeLog, restore
 from runner.engine.executor import FAILED, Executor, RunState, failure_text
 from runner.engine.journal import JournalStore, new_run_id
 from runner.engine.lock import Holder, PlanLock
 from runner.engine.runlog import JournalSink, new_document
+from runner.errors import ClusterUnreachable, Forbidden
 from runner.plan.selection import selection
 from runner.report.events import Bus
 from runner.report.sinks import sinks_for
@@ -40,8 +42,11 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
     """Run (or resume) the plan; the exit code: 0, 1 a step failed, 130 interrupted."""
     run_id = resumed["run_id"] if resumed else new_run_id()
     namespace = plan.namespace or kube.namespace
-    lock = PlanLock(kube, namespace, plan.name, _holder(run_id, kube), options.lock_duration)
-    lock.acquire(force=options.force_unlock)  # LockHeld (exit 4) before anything changed
+    chosen = set((resumed or {}).get("selected") or selection(plan, options.only,
+                                                              options.start_from))
+    # Every permission the run needs, before the first write (exit 3, nothing written).
+    preflight.check(kube, plan, [s for s in plan.steps if s.id in chosen], namespace)
+    lock = _take_lock(plan, options, kube, namespace, run_id)
     try:
         doc = resumed or new_document(plan, options, kube, run_id, namespace)
         store = JournalStore(kube, namespace, run_id, plan.name)
@@ -56,6 +61,18 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
             bus.close()  # flushes the journal
     finally:
         lock.release()  # no-op when released above; here when the journal could not start
+
+
+def _take_lock(plan: Plan, options: RunOptions, kube: Kube, namespace: str,
+               run_id: str) -> PlanLock:
+    """LockHeld (exit 4) or, when RBAC refuses the Lease, exit 3: before anything changed."""
+    lock = PlanLock(kube, namespace, plan.name, _holder(run_id, kube), options.lock_duration)
+    try:
+        lock.acquire(force=options.force_unlock)
+    except Forbidden as exc:
+        message = f"forbidden to take the lock; nothing was changed: {exc}"
+        raise ClusterUnreachable(message) from None
+    return lock
 
 
 def _run(plan: Plan, options: RunOptions, kube: Kube, bus: Bus, journal: JournalSink,

@@ -156,7 +156,8 @@ def _progressing(d: Obj, canary: Sequence[Obj], kw: dict[str, Any]) -> RolloutSt
     progressing = conditions(d).get("Progressing") or {}
     if progressing.get("reason") == "ProgressDeadlineExceeded":
         return _failed(f"{_title(d)} exceeded its progress deadline "
-                       f"({spec.get('progressDeadlineSeconds', 600)}s): "
+                       f"({spec.get('progressDeadlineSeconds', 600)}s, the controller set "
+                       "Progressing=False, reason ProgressDeadlineExceeded): "
                        f"{progressing.get('message', '')}".rstrip(": "), progress, **kw)
     waiting = []
     if updated < replicas:

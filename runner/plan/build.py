@@ -81,6 +81,8 @@ class StepBuilder:
     def build(self, leaf: Leaf, needs: tuple[str, ...]) -> Step | None:
         if leaf.kind is None:  # no (or several) action keys: reported already
             return None
+        self.renderer.site = functools.partial(self.doc.problem, leaf.path)
+        self.renderer.check_deadline()
         control = {key: self._control(leaf, key) for key in _CONTROL}
         namespace = control["namespace"] or self.namespace
         params, deferred, changed = self._params(leaf)

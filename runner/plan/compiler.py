@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
 import hashlib
 import json
@@ -24,9 +25,11 @@ from runner.plan.background import until_of
 from runner.plan.build import StepBuilder
 from runner.plan.expand import Leaf, expand
 from runner.plan.graph import build_graph, execution_order
+from runner.plan.limits import Deadline, budget_for
 from runner.plan.loader import Document, PathT, load_file
 from runner.plan.model import Plan, Step
 from runner.plan.render import Collector, Renderer
+from runner.plan.sandbox import OutOfTime
 from runner.plan.schema import validate_plan
 
 _TOP = "the top level of a plan is a mapping (apiVersion, kind, metadata, steps)"
@@ -39,9 +42,24 @@ def compile_plan(
     namespace_override: str | None = None,
 ) -> Plan:
     """A validated, rendered and ordered Plan; PlanError with every problem otherwise."""
-    with paused_gc():
-        return _compile(path, dict(cli_vars or {}), [str(f) for f in vars_files],
-                        namespace_override)
+    files = [str(f) for f in vars_files]
+    renderer = Renderer(Deadline.after(budget_for(_size(path, *files))))
+    try:
+        with paused_gc():
+            return _compile(path, dict(cli_vars or {}), files, namespace_override, renderer)
+    except OutOfTime as exc:
+        # Stop at once: every template after this one would be out of time too.
+        site = renderer.site or (lambda message: Problem(Location(str(path), 1, 1), "", message))
+        raise PlanError([site(str(exc))]) from None
+
+
+def _size(*paths: str | Path) -> int:
+    """Bytes of the plan and its vars files: the compile time budget grows with them."""
+    total = 0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            total += Path(path).stat().st_size
+    return total
 
 
 @contextlib.contextmanager
@@ -62,13 +80,12 @@ def paused_gc() -> Iterator[None]:
 
 
 def _compile(path: str | Path, cli_vars: dict[str, Any], vars_files: list[str],
-             namespace_override: str | None) -> Plan:
+             namespace_override: str | None, renderer: Renderer) -> Plan:
     doc = load_file(path)
     if not isinstance(doc.data, dict):
         raise PlanError([Problem(doc.location(()), "", f"{_TOP}, not {_kind_of(doc.data)}")])
     schema_problems, bad = validate_plan(doc)
     problems = doc.problems + schema_problems
-    renderer = Renderer()
     sources, found = variables.collect(doc, vars_files, cli_vars)
     plan_vars, rendered = variables.render_vars(renderer, sources)
     problems += found + rendered
@@ -95,6 +112,7 @@ def _namespace(
     raw = doc.data.get("namespace")
     if not isinstance(raw, str):
         return None  # absent, or a wrong type the schema reported
+    renderer.site = functools.partial(doc.problem, ("namespace",))
     out = Collector()
     value = renderer.render(raw, plan_vars, out)
     problems += [doc.problem(("namespace",), message) for _, message in out.errors]

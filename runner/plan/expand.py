@@ -8,11 +8,13 @@ iteration). Ids are expanded on the way down: `widen[1].move` for a loop,
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.errors import Problem
+from runner.errors import PlanError, Problem
 from runner.plan.explain import show
+from runner.plan.limits import MAX_STEPS
 from runner.plan.loader import Document, PathT
 from runner.plan.render import Collector, Renderer, is_template
 from runner.steps import REGISTRY
@@ -132,27 +134,54 @@ class _Expander:
             self._register(full, node, path)
             self._group(node)
         else:
+            self._bounded(path)
             where = f"{path_text(path)} ({full})"
             node = Leaf(full, raw, path, where, len(self.leaves), container, kind)
             self._register(full, node, path)
             self.leaves.append(node)
         return node
 
+    def _bounded(self, path: PathT) -> None:
+        """Loops multiply steps: stop at MAX_STEPS, or when the compile budget is spent."""
+        if len(self.leaves) >= MAX_STEPS:
+            message = (f"the plan expands to more than {MAX_STEPS:,} steps (loops multiply "
+                       "them), the limit on steps per plan")
+            raise PlanError([self.doc.problem(path, message)])
+        self.renderer.site = functools.partial(self.doc.problem, path)
+        self.renderer.check_deadline()
+
+    def _projected(self, start: int, count: int, path: PathT) -> None:
+        """After a loop's first iteration: would all of them pass MAX_STEPS? Say so now."""
+        total = start + (len(self.leaves) - start) * count
+        if total > MAX_STEPS:
+            message = (f"the loop makes about {total:,} steps ({count:,} iterations of "
+                       f"{len(self.leaves) - start:,}), over {MAX_STEPS:,}, the limit on steps "
+                       "per plan")
+            raise PlanError([self.doc.problem((*path, "loop"), message)])
+
     def _group(self, group: Group) -> None:
         raw, path, outer = group.raw, group.path, group.container
         own = {key: (raw[key], (*path, key)) for key in INHERITED if key in raw}
         whens = outer.whens + (((raw["when"], (*path, "when")),) if "when" in raw else ())
         items = self._loop_items(raw, path, outer.scope) if "loop" in raw else None
-        runs = [(group.id, outer.scope)] if items is None else [
+        if items is not None and len(items) > MAX_STEPS:
+            message = (f"the loop has {len(items):,} items, over {MAX_STEPS:,}, the limit on "
+                       "steps per plan")
+            raise PlanError([self.doc.problem((*path, "loop"), message)])
+        # A generator: each iteration's scope is made only when its steps are (bounded above).
+        runs = iter([(group.id, outer.scope)]) if items is None else (
             (f"{group.id}[{i}]", {**outer.scope, "item": item, "loop": _loop(i, len(items))})
             for i, item in enumerate(items)
-        ]
+        )
+        start = len(self.leaves)
         for run_id, scope in runs:
             run = Container(run_id, path, outer, scope, {**outer.inherited, **own}, whens)
             if items is not None:
                 self._register(run_id, run, path)
             group.iterations.append(run)
             self.fill(raw["steps"], (*path, "steps"), run)
+            if items is not None and len(group.iterations) == 1:
+                self._projected(start, len(items), path)
 
     def _loop_items(self, raw: dict[str, Any], path: PathT, scope: dict[str, Any]) -> list[Any]:
         """The loop's items; [] (no iteration) when they cannot be known."""
@@ -160,8 +189,9 @@ class _Expander:
         if not is_template(value):
             return value if isinstance(value, list) else []  # a non-list was reported
         out = Collector()
-        items = self.renderer.render(value, scope, out)
         loop_path = (*path, "loop")
+        self.renderer.site = functools.partial(self.doc.problem, loop_path)
+        items = self.renderer.render(value, scope, out)
         self.problems += [self.doc.problem((*loop_path, *p), m) for p, m in out.errors]
         if out.deferred:
             message = "loop items must be known before the run: they cannot read steps or run"

@@ -44,6 +44,12 @@ _FORMATS: dict[str, Callable[[Any], object]] = {
 }
 
 
+# Maxima the schema uses for API integer types: which limit a value went past.
+_BOUNDS = {2**31 - 1: "the int32 limit (replicas, partitions, ordinals and counts "
+                      "are int32 in the Kubernetes API)",
+           2**63 - 1: "the int64 limit of the Kubernetes API"}
+
+
 class Finding(NamedTuple):
     path: PathT
     message: str
@@ -71,6 +77,8 @@ def _message(error: ValidationError, root: dict[str, Any]) -> str:
         return _pattern_message(error)
     if validator in ("minItems", "minProperties", "minLength") and value == 1:
         return "must not be empty"
+    if validator == "maximum" and value in _BOUNDS:
+        return f"{show(instance)} is past {value:,}, {_BOUNDS[value]}"
     if validator == "uniqueItems":
         twice = sorted({repr(i) for i in instance if instance.count(i) > 1})
         return f"lists {', '.join(twice)} more than once"

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from runner.errors import Location, PlanError, Problem
+from runner.plan.limits import MAX_FILE_BYTES, MIB, YamlLimit, check_text, check_yaml
 
 # libyaml's parser is ~10x faster and keeps marks; the constructors stay Python.
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -101,27 +102,49 @@ def load_file(path: str | Path, what: str = "a plan") -> Document:
     """Read and parse one YAML file; unreadable or malformed -> PlanError."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_bounded(Path(path)).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise PlanError([Problem(Location(name), "", f"cannot read {what}: {reason}")]) from None
+    except FileTooBig as exc:
+        raise PlanError([Problem(Location(name, 1, 1), "", f"{what}: {exc}")]) from None
     return load_text(text, name, what)
+
+
+class FileTooBig(Exception):
+    """A file past MAX_FILE_BYTES (the message names the bound)."""
+
+
+def read_bounded(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The file's bytes; FileTooBig past `limit` (read no further: /dev/zero ends too)."""
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise FileTooBig(f"the file is over {limit // MIB} MiB, the limit on plan, vars "
+                         "and manifest files")
+    return data
 
 
 def load_text(text: str, file: str, what: str = "a plan") -> Document:
     """Parse YAML text. Malformed YAML raises; lesser problems (duplicate keys,
     non-string keys) land in `doc.problems` so they are reported with the rest."""
     doc = Document(file, None)
+    too_many = check_text(text)
+    if too_many:
+        raise PlanError([Problem(Location(file, 1, 1), "", too_many)])
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             empty = f"the file is empty: expected {what}"
             raise PlanError([Problem(Location(file, 1, 1), "", empty)])
+        check_yaml(node)
         builder = _Builder(doc, loader, text)
         doc.data = builder.build(node, ())
     except yaml.MarkedYAMLError as exc:
         raise PlanError([_yaml_problem(file, exc, text)]) from None
+    except YamlLimit as exc:
+        raise PlanError([Problem(Location(file, *_mark(exc.node)), "", str(exc))]) from None
     finally:
         loader.dispose()
     doc.problems = [
@@ -129,6 +152,26 @@ def load_text(text: str, file: str, what: str = "a plan") -> Document:
         for mark, path, message in builder.pending
     ]
     return doc
+
+
+def load_manifests(path: Path) -> list[Any]:
+    """Every document of a manifest file as plain data, within the same bounds as
+    a plan (file size, alias expansion, nesting). Raises OSError, FileTooBig,
+    yaml.YAMLError or YamlLimit."""
+    text = read_bounded(path).decode("utf-8")
+    too_many = check_text(text)
+    if too_many:
+        raise FileTooBig(too_many)
+    loader = _Base(text)
+    try:
+        docs = []
+        while loader.check_node():
+            node = loader.get_node()
+            check_yaml(node)
+            docs.append(loader.construct_document(node))
+        return docs
+    finally:
+        loader.dispose()
 
 
 def _yaml_problem(file: str, exc: yaml.MarkedYAMLError, text: str = "") -> Problem:

@@ -25,9 +25,17 @@ from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
 from jinja2.parser import Parser
 from jinja2.runtime import Undefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from runner.errors import did_you_mean
+from runner.errors import Problem, did_you_mean
+from runner.plan.limits import MAX_TEMPLATE_CHARS, Deadline
+from runner.plan.sandbox import (
+    BoundedSandbox,
+    OutOfTime,
+    TemplateLimit,
+    check_size,
+    guard_template,
+    metered,
+)
 
 DEFERRED_NAMES = frozenset({"steps", "run"})
 _EXACT = re.compile(r"\{\{(?P<expr>.*)\}\}", re.DOTALL)
@@ -67,10 +75,11 @@ class Compiled:
     def deferred(self) -> bool:
         return bool(self.names & DEFERRED_NAMES)
 
-    def evaluate(self, ctx: dict[str, Any]) -> Any:
+    def evaluate(self, ctx: dict[str, Any], deadline: Deadline | None = None) -> Any:
         if self._run is None:
             self._run = self.build()
-        return self._run(**ctx)
+        with metered(deadline):
+            return check_size(self._run(**ctx), "the rendered value")
 
 
 @dataclass
@@ -82,13 +91,22 @@ class Collector:
 
 
 class Renderer:
-    """The sandboxed environment and a cache of compiled templates."""
+    """The sandboxed environment and a cache of compiled templates.
 
-    def __init__(self) -> None:
-        self.env = ImmutableSandboxedEnvironment(
-            undefined=StrictUndefined, keep_trailing_newline=True
-        )
+    `deadline` is the plan's compile time budget (None at run time); `site`
+    says where the value being rendered is written, for OutOfTime: the
+    compile stops there rather than reporting every template after it.
+    """
+
+    def __init__(self, deadline: Deadline | None = None) -> None:
+        self.env = BoundedSandbox(undefined=StrictUndefined, keep_trailing_newline=True)
         self._cache: dict[str, Compiled] = {}
+        self.deadline = deadline
+        self.site: Callable[[str], Problem] | None = None
+
+    def check_deadline(self) -> None:
+        if self.deadline is not None and self.deadline.passed():
+            raise OutOfTime(self.deadline.message())
 
     def render(self, value: Any, ctx: dict[str, Any], out: Collector, path: PathT = ()) -> Any:
         """`value` with every non-deferred template rendered; problems go to `out`."""
@@ -107,7 +125,7 @@ class Renderer:
                 self.check_names(compiled, ctx)
                 out.deferred.append((path, compiled))
                 return source
-            return evaluate(compiled, ctx)
+            return evaluate(compiled, ctx, self.deadline)
         except RenderError as exc:
             out.errors.append((path, str(exc)))
             return source
@@ -124,15 +142,22 @@ class Renderer:
         reference = self._reference(source, inner) if inner is not None else None
         if reference is not None:
             return reference
+        if len(source) > MAX_TEMPLATE_CHARS:  # Jinja's parser and code generator cannot be
+            # interrupted: a size bound is what keeps one compile within the budget.
+            raise RenderError(f"{_shown(source)}: the template is {len(source):,} characters, "
+                              f"over {MAX_TEMPLATE_CHARS:,}, the limit per template")
+        self.check_deadline()
         try:
             node = self.env.parse(source) if inner is None else self._expression(inner)
+            names = _free_names(node) - set(self.env.globals)
+            refs = frozenset(_step_refs(node))
         except TemplateSyntaxError as exc:
             reason = re.sub(r"'end of (print statement|template)'", "end of expression",
                             str(exc.message))
-            raise RenderError(f"template syntax error in {source!r}: {reason}") from None
-        names = _free_names(node) - set(self.env.globals)
-        build = self._builder(node)
-        return Compiled(source, names, frozenset(_step_refs(node)), build)
+            raise RenderError(f"template syntax error in {_shown(source)}: {reason}") from None
+        except RecursionError:
+            raise RenderError(f"{_shown(source)}: the template nests too deep") from None
+        return Compiled(source, names, refs, self._builder(node))
 
     def _reference(self, source: str, inner: str) -> Compiled | None:
         """`{{ steps['canary'].outputs.previous }}`: valid by construction, parsed later."""
@@ -161,9 +186,10 @@ class Renderer:
         """How to make the Jinja callable from the parsed node, without parsing again."""
         env = self.env
         if isinstance(node, nodes.Template):
-            return lambda: env.from_string(node).render
+            return lambda: env.from_string(guard_template(node)).render
         assign = nodes.Assign(nodes.Name("result", "store"), node, lineno=1)
-        return lambda: TemplateExpression(env.from_string(nodes.Template([assign], lineno=1)),
+        template = nodes.Template([assign], lineno=1)
+        return lambda: TemplateExpression(env.from_string(guard_template(template)),
                                           undefined_to_none=False)
 
     def check_names(self, compiled: Compiled, ctx: dict[str, Any]) -> None:
@@ -173,10 +199,10 @@ class Renderer:
             raise RenderError(_undefined(missing[0], compiled.source, ctx))
 
 
-def evaluate(compiled: Compiled, ctx: dict[str, Any]) -> Any:
-    """Run a compiled template; Jinja's errors become RenderError."""
+def evaluate(compiled: Compiled, ctx: dict[str, Any], deadline: Deadline | None = None) -> Any:
+    """Run a compiled template; Jinja's errors become RenderError (OutOfTime passes)."""
     try:
-        result = compiled.evaluate(ctx)
+        result = compiled.evaluate(ctx, deadline)
         if isinstance(result, Undefined):
             str(result)  # StrictUndefined raises the precise UndefinedError here
         return plain(result)
@@ -185,11 +211,21 @@ def evaluate(compiled: Compiled, ctx: dict[str, Any]) -> Any:
         if match:
             raise RenderError(_undefined(match["name"], compiled.source, ctx)) from None
         raise RenderError(f"{compiled.source!r}: {exc.message}") from None
+    except OutOfTime:
+        raise
+    except TemplateLimit as exc:
+        raise RenderError(f"{_shown(compiled.source)}: {exc}") from None
+    except RecursionError:
+        raise RenderError(f"{_shown(compiled.source)}: the template recurses too deep") from None
     except SecurityError as exc:
         sandbox = "the template sandbox forbids this: plans may use variables, filters and tests"
         raise RenderError(f"{compiled.source!r}: {exc} ({sandbox})") from None
     except Exception as exc:  # noqa: BLE001 - any Python error inside a template is the plan's
         raise RenderError(f"{compiled.source!r} failed: {type(exc).__name__}: {exc}") from None
+
+
+def _shown(source: str) -> str:
+    return repr(source) if len(source) <= 200 else repr(source[:200]) + "..."
 
 
 def _undefined(name: str, source: str, ctx: dict[str, Any]) -> str:

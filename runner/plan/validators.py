@@ -146,7 +146,8 @@ def quick_accept(schema: Any) -> Accept | None:
         if plain:
             return lambda value: any(accept(value) for accept in plain)
         return None
-    if set(schema) - _ANNOTATIONS - {"type", "pattern", "maxLength", "minLength", "minimum"}:
+    if set(schema) - _ANNOTATIONS - {"type", "pattern", "maxLength", "minLength", "minimum",
+                                     "maximum"}:
         return None
     if schema.get("type") not in _PY_TYPES:
         return None
@@ -161,7 +162,7 @@ def _plain_accept(schema: dict[str, Any], kind: Any, pattern: re.Pattern[str], v
         size = len(value)
         return (bool(pattern.search(value)) and size <= schema.get("maxLength", size)
                 and size >= schema.get("minLength", 0))
-    return "minimum" not in schema or value >= schema["minimum"]
+    return schema.get("minimum", value) <= value <= schema.get("maximum", value)
 
 
 def _freeze(value: Any) -> Any:

@@ -70,6 +70,7 @@ def render_vars(renderer: Renderer, sources: Sources) -> tuple[dict[str, Any], l
     rendered: dict[str, Any] = {}
     for name in order:
         source, out = sources[name], Collector()
+        renderer.site = source.problem
         rendered[name] = renderer.render(source.value, rendered, out)
         problems += [source.problem(message) for _, message in out.errors]
         if out.deferred:

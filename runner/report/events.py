@@ -15,7 +15,8 @@ Event types and their fields (the README documents them for `--output json`):
                   duration, outputs, error, details (list of lines)
 - rollback_started  objects (list of "kind/namespace/name")
 - object_restored   object, status (restored|unchanged|conflict|deleted|failed),
-                    fields (list of paths), message
+                    fields (list of paths), message, pods_deleted (a StatefulSet's
+                    forced rollback: "pod (why)" each)
 - message         text
 - run_finished    status (succeeded|failed|interrupted), duration, counts ({status: n}),
                   failed (ids), rolled_back (objects), summary (list of lines)

@@ -13,7 +13,8 @@ from runner.steps import REGISTRY
 
 ROLLBACK = (
     "roll back: restore every object this run changed from its before-image "
-    "(reverse order), then wait until ready"
+    "(reverse order; a restored StatefulSet's pods of the bad revision that are not "
+    "Ready are then deleted, a forced rollback), then wait until ready"
 )
 
 

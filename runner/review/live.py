@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.engine import preflight
 from runner.plan.selection import selection
 from runner.review import approved
 from runner.review.preview import StepReview, after_failure, end_state, review_step, touched
@@ -59,7 +60,10 @@ def build(plan: Plan, kube: Kube, selected: Any) -> LiveReview:
         steps.append(review)
     changed = {o.title for s in steps for o in s.objects}
     ends = {e.title: end_state(e.obj) for e in projection.entries.values() if e.title in changed}
-    return LiveReview(plan, kube.identity(), tuple(steps), projection.resource_versions(), ends)
+    chosen = [s for s in plan.steps if s.id in selected]
+    missing = preflight.review_errors(kube, plan, chosen, plan.namespace or kube.namespace)
+    return LiveReview(plan, kube.identity(), tuple(steps), projection.resource_versions(), ends,
+                      tuple(missing))
 
 
 def _save(review: LiveReview, path: str) -> None:

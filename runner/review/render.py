@@ -27,10 +27,12 @@ class LiveReview:
     steps: tuple[StepReview, ...]
     resource_versions: list[dict[str, str | None]]
     end_states: dict[str, dict[str, Any]]
+    # What the preflight of a real run would refuse (runner/engine/preflight.py).
+    permissions: tuple[str, ...] = ()
 
     @property
     def errors(self) -> list[str]:
-        return [s.error for s in self.steps if s.error]
+        return [s.error for s in self.steps if s.error] + list(self.permissions)
 
 
 def print_text(review: LiveReview, out: IO[str] | None = None,
@@ -72,9 +74,12 @@ def _step_lines(number: int, step: StepReview) -> list[Text]:
         lines.append(Text(f"     reads the outputs of: {', '.join(step.depends)}", STYLES["dim"]))
     for obj in step.objects:
         lines += _object_lines(obj)
+    # A wait's end state is its condition, not a forecast: the review cannot see
+    # whether images pull or containers crash, only the run's wait can.
+    label = "done when: " if step.step.kind == "wait_ready" else "expect: "
     for line in step.expect:
         style = STYLES["!"] if line.startswith("!") else STYLES["expect"]
-        lines.append(Text(f"     {'' if line.startswith('!') else 'expect: '}{line}", style))
+        lines.append(Text(f"     {'' if line.startswith('!') else label}{line}", style))
     if step.error:
         lines.append(Text(f"     error: {step.error.splitlines()[0]}", STYLES["!"]))
     if step.blocked:

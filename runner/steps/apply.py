@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import glob
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from runner.errors import StepFailure
-from runner.steps.base import StepKind, is_template
+from runner.kube.resources import lookup
+from runner.plan.limits import MAX_FILE_BYTES, MIB, YamlLimit
+from runner.plan.loader import FileTooBig, load_manifests
+from runner.steps.base import Need, StepKind, is_template
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from runner.engine.context import StepContext
+    from runner.plan.model import Target
 
 
 class Apply(StepKind):
@@ -31,7 +38,24 @@ class Apply(StepKind):
         paths = [m for m in items if isinstance(m, str) and not is_template(m)]
         where = f"paths are relative to the plan's folder, {plan_dir}"
         missing = [p for p in paths if not glob.glob(str(plan_dir / p))]
-        return [f"manifests: '{p}' matches no file ({where})" for p in missing]
+        big = [f for p in paths for f in _files(plan_dir, p) if _too_big(f)]
+        return [f"manifests: '{p}' matches no file ({where})" for p in missing] + [
+            f"manifests: {f} is over {MAX_FILE_BYTES // MIB} MiB, the limit on manifest files"
+            for f in big]
+
+    def needs(self, params: dict[str, Any], target: Target | None) -> list[Need]:
+        """The inline objects' (of kinds in runplan's table); needs_at reads the files too."""
+        manifests = params.get("manifests")
+        items = manifests if isinstance(manifests, list) else [manifests]
+        return object_needs([i for i in items if isinstance(i, dict)], known_kind)
+
+    def needs_at(self, params: dict[str, Any], target: Target | None, plan_dir: Path,
+                 resolve: Callable[[str, str], Need | None]) -> list[Need]:
+        try:
+            objects = self.objects(plan_dir, "", params)
+        except (StepFailure, TypeError, KeyError):  # a manifest the run itself will report
+            return self.needs(params, target)
+        return object_needs(objects, resolve)
 
     def describe(self, params: dict[str, Any]) -> str:
         manifests = params["manifests"]
@@ -59,6 +83,23 @@ class Apply(StepKind):
         return _objects(plan_dir, step_id, params["manifests"])
 
 
+def object_needs(objects: list[dict[str, Any]],
+                 resolve: Callable[[str, str], Need | None]) -> list[Need]:
+    """get (the before-image), create and patch (apply creates or updates) per kind."""
+    needs: list[Need] = []
+    for obj in objects:
+        found = resolve(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        if found is not None:
+            needs += [replace(found, verb=verb) for verb in ("get", "create", "patch")]
+    return needs
+
+
+def known_kind(api_version: str, kind: str) -> Need | None:
+    """A Need template for a kind in runplan's own table (no discovery)."""
+    res = lookup(api_version, kind)
+    return None if res is None else Need("get", res.group, res.plural, cluster=not res.namespaced)
+
+
 def _manifest_text(item: Any) -> str:
     if isinstance(item, dict):
         name = (item.get("metadata") or {}).get("name", "?")
@@ -76,8 +117,8 @@ def _objects(plan_dir: Path, step_id: str, manifests: Any) -> list[dict[str, Any
             continue
         for path in _files(plan_dir, str(item)):
             try:
-                docs = list(yaml.safe_load_all(path.read_text()))
-            except (OSError, yaml.YAMLError) as exc:
+                docs = load_manifests(path)
+            except (OSError, UnicodeDecodeError, yaml.YAMLError, FileTooBig, YamlLimit) as exc:
                 raise StepFailure(step_id, f"cannot read manifest {path}: {exc}") from None
             objects += _flatten([d for d in docs if d])
     return objects
@@ -93,6 +134,13 @@ def _files(plan_dir: Path, pattern: str) -> list[Path]:
         else:
             found.append(path)
     return found
+
+
+def _too_big(path: Path) -> bool:
+    try:
+        return path.stat().st_size > MAX_FILE_BYTES
+    except OSError:
+        return False
 
 
 def _flatten(docs: list[Any]) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from runner.errors import NotFound, StepFailure, WaitFailed, WaitTimedOut
 from runner.kube import Cache, Source, of_kind, wait_for
 from runner.kube.pods import conditions, name, terminating
 from runner.steps import podsel
-from runner.steps.base import StepKind, at_most_one_of, one_of
+from runner.steps.base import Need, StepKind, at_most_one_of, needs_on, one_of, rollout_needs
 from runner.steps.wait_ready import selector_text
 from runner.targets import WORKLOADS, target_text
 
@@ -43,6 +43,11 @@ class ApprovePods(StepKind):
         if "ordinals" in params and target is not None and target.kind != "statefulset":
             problems.append("ordinals: only StatefulSet pods have ordinals; use `count` or `pods`")
         return problems
+
+    def needs(self, params: dict[str, Any], target: Target | None) -> list[Need]:
+        """Watch the pods (and their workload), then PATCH pods/status: the readiness gates."""
+        watch = rollout_needs(target.kind) if target else needs_on("pod", "list", "watch")
+        return watch + needs_on("pod", "patch", subresource="status")
 
     def describe(self, params: dict[str, Any]) -> str:
         revision = params.get("revision", "update")

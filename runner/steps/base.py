@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from runner.targets import KIND_TITLES
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from runner.plan.model import Target
@@ -29,6 +30,39 @@ class Need:
     resource: str
     subresource: str = ""
     namespace: str | None = None
+    cluster: bool = False  # a cluster-scoped resource: no namespace to fill in
+
+    @property
+    def rbac_resource(self) -> str:
+        """`pods/status`, `deployments.apps`: how kubectl and RBAC write it."""
+        name = f"{self.resource}.{self.group}" if self.group else self.resource
+        return f"{name}/{self.subresource}" if self.subresource else name
+
+    def __str__(self) -> str:
+        plain = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        group = f" ({self.group})" if self.group else ""
+        where = f" in namespace {self.namespace}" if self.namespace else " (cluster-wide)"
+        return f"{self.verb} {plain}{group}{where}"
+
+
+READ = ("get", "list", "watch")  # a wait: read once, then list and watch
+
+
+def needs_on(kind: str, *verbs: str, subresource: str = "") -> list[Need]:
+    """`verbs` on a kind runplan knows (`deployment`, `pod`, ...)."""
+    from runner.kube.resources import resource_for
+
+    res = resource_for(kind)
+    return [Need(verb, res.group, res.plural, subresource, cluster=not res.namespaced)
+            for verb in verbs]
+
+
+def rollout_needs(kind: str) -> list[Need]:
+    """What watching a workload's rollout reads: it, its pods, a Deployment's ReplicaSets."""
+    needs = needs_on(kind, *READ) + needs_on("pod", "list", "watch")
+    if kind == "deployment":
+        needs += needs_on("replicaset", "list", "watch")
+    return needs
 
 
 @dataclass(frozen=True)
@@ -108,6 +142,12 @@ class StepKind:
         union with SelfSubjectAccessReviews before anything is written.
         """
         return []
+
+    def needs_at(self, params: dict[str, Any], target: Target | None, plan_dir: Path,
+                 resolve: Callable[[str, str], Need | None]) -> list[Need]:
+        """needs() when the plan's folder and the API's discovery are at hand (apply reads
+        its manifests); `resolve(apiVersion, kind)` is a Need template for a kind, or None."""
+        return self.needs(params, target)
 
     def change(self, step_id: str, target: Target, obj: dict[str, Any], params: dict[str, Any],
                history: list[dict[str, Any]] | None = None) -> Change:

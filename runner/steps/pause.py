@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from runner.steps.base import Change, StepKind
+from runner.steps.base import Change, Need, StepKind, needs_on
 from runner.targets import target_text
 
 if TYPE_CHECKING:
@@ -24,6 +24,10 @@ class Pause(StepKind):
   pause:
     target: deployment/web
 """
+
+    def needs(self, params: dict[str, Any], target: Target | None) -> list[Need]:
+        """Patch spec.paused, then watch the controller observe it."""
+        return needs_on("deployment", "get", "patch", "list", "watch")
 
     def describe(self, params: dict[str, Any]) -> str:
         verb = "pause" if self.paused else "resume"

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 from typing import Any
 
-from runner.steps.base import Change, StepKind
+from runner.steps.base import Change, Need, StepKind, needs_on
 from runner.targets import target_text
 
 
@@ -25,6 +25,13 @@ class Rollback(StepKind):
     target: deployment/web
     to_revision: 1
 """
+
+    def needs(self, params: dict[str, Any], target: Target | None) -> list[Need]:
+        """The workload and its history: ReplicaSets or ControllerRevisions."""
+        if target is None:
+            return []
+        history = "replicaset" if target.kind == "deployment" else "controllerrevision"
+        return needs_on(target.kind, "get", "patch") + needs_on(history, "list")
 
     def describe(self, params: dict[str, Any]) -> str:
         to = params.get("to_revision")

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 from typing import Any
 
-from runner.steps.base import Change, StepKind
+from runner.steps.base import Change, Need, StepKind, needs_on
 from runner.targets import target_text
 
 
@@ -25,6 +25,13 @@ class Scale(StepKind):
     target: statefulset/web
     replicas: 4
 """
+
+    def needs(self, params: dict[str, Any], target: Target | None) -> list[Need]:
+        """The workload is read for its before-image; replicas go through `scale`."""
+        if target is None:
+            return []
+        return needs_on(target.kind, "get") + needs_on(target.kind, "get", "patch",
+                                                        subresource="scale")
 
     def describe(self, params: dict[str, Any]) -> str:
         return f"scale {target_text(params['target'])} to {params['replicas']} replicas"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from runner.steps.base import Change, StepKind, one_of
+from runner.steps.base import Change, Need, StepKind, needs_on, one_of
 from runner.steps.workload import images, pick_container
 from runner.targets import WORKLOADS, target_text
 
@@ -35,6 +35,9 @@ class SetImage(StepKind):
         if "container" in params and "containers" in params:
             problems.append("container: with `containers` the names are its keys; drop `container`")
         return problems
+
+    def needs(self, params: dict[str, Any], target: Target | None) -> list[Need]:
+        return needs_on(target.kind, "get", "patch") if target else []
 
     def describe(self, params: dict[str, Any]) -> str:
         target = target_text(params["target"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import StepFailure
-from runner.steps.base import Change, StepKind, is_template
+from runner.steps.base import Change, Need, StepKind, is_template, needs_on
 from runner.targets import target_text
 
 if TYPE_CHECKING:
@@ -42,6 +42,9 @@ class SetPartition(StepKind):
                 "a StatefulSet partition is an ordinal (pods >= it get the new template)"
             )
         return problems
+
+    def needs(self, params: dict[str, Any], target: Target | None) -> list[Need]:
+        return needs_on(target.kind, "get", "patch") if target else []
 
     def describe(self, params: dict[str, Any]) -> str:
         target = target_text(params["target"])

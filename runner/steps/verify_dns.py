@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.errors import StepFailure
 from runner.kube.pods import name, pod_ready, terminating
-from runner.steps.base import StepKind, truthy
+from runner.steps.base import Need, StepKind, needs_on, truthy
 from runner.targets import target_text
 
 if TYPE_CHECKING:
@@ -40,6 +40,12 @@ class VerifyDns(StepKind):
     expect: auto
     pods: true
 """
+
+    def needs(self, params: dict[str, Any], target: Target | None) -> list[Need]:
+        """The Service; a headless one's EndpointSlices and pods too (whether it is
+        headless shows only at run time, so both are asked for)."""
+        return (needs_on("service", "get") + needs_on("endpointslice", "list")
+                + needs_on("pod", "list"))
 
     def describe(self, params: dict[str, Any]) -> str:
         service = target_text(params["service"], default_kind="service")

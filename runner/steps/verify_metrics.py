@@ -33,7 +33,7 @@ from runner.evidence.judge import (
 from runner.evidence.prom import Prometheus, QueryError, Window
 from runner.plan.render import Renderer, RenderError, evaluate
 from runner.plan.values import parse_duration
-from runner.steps.base import StepKind, at_most_one_of, is_template
+from runner.steps.base import Need, StepKind, at_most_one_of, is_template
 
 if TYPE_CHECKING:
     from runner.engine.context import StepContext
@@ -173,6 +173,14 @@ class VerifyMetrics(StepKind):
                 problems.append(f"metrics[{index}].step: a step needs a window")
         return problems
 
+    def needs(self, params: dict[str, Any], target: Target | None) -> list[Need]:
+        """Prometheus is not the API server; `inconclusive: approve` asks like an approval."""
+        if params.get("inconclusive") != Inconclusive.APPROVE.value:
+            return []
+        from runner.steps.approval import Approval
+
+        return Approval().needs(params, target)
+
     def describe(self, params: dict[str, Any]) -> str:
         names = ", ".join(str(m.get("name")) for m in params.get("metrics", []))
         every = params.get("interval", "30s")
@@ -287,9 +295,10 @@ def _ask(ctx: StepContext, params: dict[str, Any], what: str) -> None:
     if ctx.approvals is None:
         raise StepFailure(ctx.step.id, f"{what}; asking for approval needs a run journal")
     timeout = parse_duration(params.get("approve_timeout", "1h"))
-    decision = ctx.approvals.decide(ctx.step.id, f"{what}: go on?", timeout, ctx.progress)
-    if not decision.approved:
-        raise StepFailure(ctx.step.id, f"{what}; rejected by {decision.by} ({decision.via})")
+    outcome = ctx.approvals.decide(ctx.step.id, f"{what}: go on?", timeout, ctx.progress)
+    if outcome.rejected is not None:
+        no = outcome.rejected
+        raise StepFailure(ctx.step.id, f"{what}; rejected by {no.by} ({no.via})")
 
 
 def review_lines(step_id: str, params: dict[str, Any]) -> list[str]:

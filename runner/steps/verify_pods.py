@@ -10,7 +10,7 @@ from runner.kube import Cache, pod_ready, pod_revision, wait_for
 from runner.kube.pods import describe_not_ready, name
 from runner.kube.pods import ordinal as pod_ordinal
 from runner.steps import podsel
-from runner.steps.base import StepKind, at_most_one_of, truthy
+from runner.steps.base import Need, StepKind, at_most_one_of, needs_on, rollout_needs, truthy
 from runner.steps.workload import containers
 from runner.targets import WORKLOADS, parse_ordinals, target_text
 from runner.workloads import StatefulSetLayout
@@ -53,6 +53,9 @@ class VerifyPods(StepKind):
                          f'write count: [{{image: "{k}", equals: N}}]'
                          for k in params["count"] if "{{" in str(k) or "{%" in str(k)]
         return problems
+
+    def needs(self, params: dict[str, Any], target: Target | None) -> list[Need]:
+        return rollout_needs(target.kind) if target else needs_on("pod", "list", "watch")
 
     def describe(self, params: dict[str, Any]) -> str:
         ready = " and are Ready" if params.get("ready", True) else ""
@@ -99,16 +102,17 @@ def _number(value: Any) -> Any:
 
 
 def _overlaps(images: dict[str, Any]) -> list[str]:
-    seen: dict[int, str] = {}
+    """Ranges compared as intervals (sorted by start), never expanded."""
+    ranges: list[tuple[range, str]] = []
     for key in images:
         try:
-            ordinals = parse_ordinals(key)
+            ranges.append((parse_ordinals(key), key))
         except ValueError as exc:
             return [f"images: {exc}"]
-        for ordinal in ordinals:
-            if ordinal in seen:
-                return [f"images: ordinal {ordinal} is in both '{seen[ordinal]}' and '{key}'"]
-            seen[ordinal] = key
+    ranges.sort(key=lambda pair: (pair[0].start, pair[0].stop))
+    for (first, key1), (second, key2) in zip(ranges, ranges[1:], strict=False):
+        if second.start < first.stop:
+            return [f"images: ordinal {second.start} is in both '{key1}' and '{key2}'"]
     return []
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runner.steps.base import StepKind, one_of
+from runner.steps.base import Need, StepKind, needs_on, one_of, rollout_needs
 from runner.targets import WORKLOADS, target_text
 
 if TYPE_CHECKING:
@@ -29,6 +29,11 @@ class WaitReady(StepKind):
 
     def check(self, params: dict[str, Any], target: Target | None) -> list[str]:
         return one_of(params, "target", "selector") + super().check(params, target)
+
+    def needs(self, params: dict[str, Any], target: Target | None) -> list[Need]:
+        if target is None or target.kind == "pod":  # by selector, or one pod by name
+            return needs_on("pod", "list", "watch")
+        return rollout_needs(target.kind)
 
     def describe(self, params: dict[str, Any]) -> str:
         within = f" (at most {params['timeout']})" if "timeout" in params else ""

@@ -250,12 +250,13 @@ def test_wait_for_partition_canary_settles_exactly_when_high_ordinals_are_ready(
     kube.apply(statefulset("nginx:1.25.4"))
     assert wait_rollout(kube, "statefulset", "web", timeout=60).settled
     old = kube.get("statefulset", "web")["status"]["currentRevision"]
-    set_image(kube, "statefulset", "nginx:1.26.1",
-              updateStrategy={"rollingUpdate": {"partition": 2}})
-    # New pods carry a readiness gate: each stays NotReady until approved.
-    kube.patch("statefulset", "web", None,
-               {"spec": {"template": {"spec": {"readinessGates": [{"conditionType": GATE}]}}}},
-               "strategic")
+    # New pods carry a readiness gate: each stays NotReady until approved. One patch
+    # (image and gate together): two would make an intermediate revision whose pods
+    # the controller may start, then replace, under the waits below.
+    kube.patch("statefulset", "web", None, {"spec": {
+        "updateStrategy": {"rollingUpdate": {"partition": 2}},
+        "template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:1.26.1"}],
+                              "readinessGates": [{"conditionType": GATE}]}}}}, "strategic")
 
     # A wait shorter than the approvals must time out on time, and say why.
     started = time.monotonic()

@@ -387,8 +387,10 @@ def test_a_write_racing_the_restore_is_read_again(monkeypatch: pytest.MonkeyPatc
     kube, rec, log = recorded()
     rec.patch("statefulset", "web", "shop", {"spec": {"replicas": 3}})
     monkeypatch.setattr("runner.engine.changes.wait_rollout", lambda *a, **k: None)
-    # Between restore's read and its patch, someone annotates the object.
+    # Between restore's read and its patch, someone annotates the object. (The first
+    # GET reads the StatefulSet's update revision, for a forced rollback.)
     kube.store.after_get = [
+        lambda store: None,
         lambda store: store.edit(STS_PATH, {"metadata": {"annotations": {"team": "x"}}})]
     del kube.store.seen[:]
     [first] = restore(kube, log, lambda *a, **k: None, 5.0)

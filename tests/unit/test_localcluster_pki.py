@@ -47,3 +47,34 @@ def test_stop_never_kills_a_process_that_is_not_ours(tmp_path: Path) -> None:
     finally:
         other.kill()
         other.wait()
+
+
+def test_user_identity_is_signed_by_the_ca_with_its_groups(tmp_path: Path) -> None:
+    import base64
+
+    import yaml
+
+    from localcluster import users
+
+    certs.generate(tmp_path / "pki")
+    processes.State("bin", {"apiserver": 6443}).save(tmp_path)
+    path = users.create(tmp_path, "alice", ["sre", "dev"])
+    assert path == tmp_path / "users" / "alice.kubeconfig"
+    assert path.stat().st_mode & 0o077 == 0
+    config = yaml.safe_load(path.read_text())
+    assert config["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6443"
+    pem = base64.b64decode(config["users"][0]["user"]["client-certificate-data"])
+    cert = x509.load_pem_x509_certificate(pem)
+    ca = x509.load_pem_x509_certificate((tmp_path / "pki" / "ca.crt").read_bytes())
+    cert.verify_directly_issued_by(ca)
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "alice"
+    orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    assert [o.value for o in orgs] == ["sre", "dev"]
+
+
+def test_user_cli_refuses_a_bad_name(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "localcluster", "user", "Bad/Name",
+                             "--state-dir", str(tmp_path)], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 1
+    assert "user name 'Bad/Name'" in result.stderr
