@@ -243,10 +243,7 @@ def _namespace(args: argparse.Namespace) -> str | None:
 
 def _compile(args: argparse.Namespace, path: str) -> Plan:
     cli_vars = dict(parse_var(a) for a in args.var)
-    plan = compile_plan(path, cli_vars, args.vars_file, _namespace(args))
-    for note in plan.notes:  # not errors: what an included plan's author should know
-        print(f"runplan: {note}", file=sys.stderr)
-    return plan
+    return compile_plan(path, cli_vars, args.vars_file, _namespace(args))
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -418,12 +415,12 @@ COMMANDS: dict[str, Command] = {
                       _resume_args, _cmd_resume),
     "approve": Command("RUN_ID STEP_ID [--reject]", "decide an approval step of a running plan",
                        _approve_args, _cmd_approve),
-    "rbac": Command("PLAN [-n NS]", "the Role (and ClusterRole) a run of the plan needs",
-                    _plan_args, _cmd_rbac),
-    "policy": Command("approvals", "the admission policy that makes approvals unforgeable",
-                      _policy_args, _cmd_policy),
     "init": Command("KIND/NAME [-n NS] [-o FILE]", "a canary plan for a live workload",
                     _init_args, lambda a: commands.init(a, _namespace(a))),
     "completion": Command("bash|zsh|fish", "a shell completion script (from this parser)",
                           _completion_args, lambda a: commands.completion(a.shell, RUN, COMMANDS)),
+    "rbac": Command("PLAN [-n NS]", "the Role (and ClusterRole) a run of the plan needs",
+                    _plan_args, _cmd_rbac),
+    "policy": Command("approvals", "the admission policy that makes approvals unforgeable",
+                      _policy_args, _cmd_policy),
 }
