@@ -243,7 +243,10 @@ def _namespace(args: argparse.Namespace) -> str | None:
 
 def _compile(args: argparse.Namespace, path: str) -> Plan:
     cli_vars = dict(parse_var(a) for a in args.var)
-    return compile_plan(path, cli_vars, args.vars_file, _namespace(args))
+    plan = compile_plan(path, cli_vars, args.vars_file, _namespace(args))
+    for note in plan.notes:  # not errors: what an included plan's author should know
+        print(f"runplan: {note}", file=sys.stderr)
+    return plan
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
