@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from runner import __version__, engine
+from runner import __version__, commands, engine
 from runner.errors import PlanError, RunplanError, UsageError, did_you_mean
 from runner.plan import Plan, compile_plan
 from runner.plan.selection import check_approvals, selection
@@ -57,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: list[str]) -> int:
+    if args[:2] == ["runs", "show"]:  # a command of two words
+        args = ["runs show", *args[2:]]
     if args and args[0] in COMMANDS:
         command = COMMANDS[args[0]]
         return command.handler(_parser(f"runplan {args[0]}", command).parse_args(args[1:]))
@@ -106,11 +108,14 @@ def _connection_args(parser: argparse.ArgumentParser, namespace_help: str = "") 
         parser.add_argument("-n", "--namespace", help=namespace_help)
 
 
-def _execution_args(parser: argparse.ArgumentParser) -> None:
+def _execution_args(parser: argparse.ArgumentParser, outputs: tuple[str, ...] = ("text", "json"),
+                    ) -> None:
     """What a run and a resumed run share."""
     add = parser.add_argument
     add("--max-parallel", type=_positive, default=4, metavar="N")
-    add("--output", choices=("text", "json"), default="text")
+    add("--output", choices=outputs, default="text",
+        help="markdown: the review as a pull-request comment (with --dry-run)"
+        if "markdown" in outputs else None)
     add("--junit", metavar="FILE", help="write a JUnit XML report")
     add("--force-unlock", action="store_true",
         help="take the plan's lock even if another run holds it (operators only)")
@@ -135,7 +140,7 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     add("--save-review", metavar="FILE", help="write the review (rendered plan and its hash)")
     add("--require-unchanged", action="store_true",
         help="with --approved: refuse if a target changed since the review")
-    _execution_args(parser)
+    _execution_args(parser, ("text", "json", "markdown"))
 
 
 def _runs_args(parser: argparse.ArgumentParser) -> None:
@@ -160,6 +165,28 @@ def _approve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reject", action="store_true", help="reject: the step fails")
     parser.add_argument("--reason", default="", help="why (recorded with the decision)")
     _connection_args(parser, "the namespace the run was recorded in")
+
+
+def _runs_show_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id", metavar="RUN_ID")
+    parser.add_argument("--format", choices=("text", "json", "mermaid"), default="text",
+                        help="mermaid: a Gantt chart of the steps")
+    _connection_args(parser, _RUNS_NS)
+    parser.add_argument("--local", action="store_true",
+                        help="only the local copy under .runplan/runs (no cluster)")
+
+
+def _init_args(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("workload", metavar="KIND/NAME", help="statefulset/web, deployment/api, cloneset/x")
+    _connection_args(parser, "the workload's namespace (default: the kube context's)")
+    add("-o", "--output", metavar="FILE", help="write the plan here (default: stdout)")
+    add("--container", metavar="NAME", help="the container to roll (default: the first)")
+    add("--image", metavar="IMAGE", help="the default of new_image (default: the current one)")
+
+
+def _completion_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shell", choices=("bash", "zsh", "fish"))
 
 
 def _steps_args(parser: argparse.ArgumentParser) -> None:
@@ -331,6 +358,8 @@ def _cmd_policy(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.offline and not args.dry_run:
         raise UsageError("--offline only goes with --dry-run (a run needs a cluster)")
+    if args.output == "markdown" and not args.dry_run:
+        raise UsageError("--output markdown is a review: it goes with --dry-run")
     plan = _compile(args, args.plan)
     selected = selection(plan, args.only, args.start_from)
     approve = tuple(i for group in args.approve for i in group)
@@ -347,6 +376,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("runplan: --junit has no effect with --offline (nothing runs)", file=sys.stderr)
     if args.output == "json":
         print(json.dumps(review.as_json(plan, selected), indent=2, default=str))
+    elif args.output == "markdown":
+        from runner.report import markdown
+
+        print(markdown.offline(plan, selected), end="")
     else:
         print(review.text(plan, selected))
     return 0
@@ -378,6 +411,9 @@ COMMANDS: dict[str, Command] = {
                      _steps_args, _cmd_steps),
     "schema": Command("", "the plan JSON Schema (for editors)", lambda p: None, _cmd_schema),
     "runs": Command("[PLAN] [-n NS]", "recorded runs, newest first", _runs_args, _cmd_runs),
+    "runs show": Command("RUN_ID [--format F] [-n NS]",
+                         "a run's timeline (text, json, mermaid): steps, approvals, rollback",
+                         _runs_show_args, lambda a: commands.runs_show(a, _namespace(a))),
     "resume": Command("RUN_ID [-n NS]", "continue a failed run after its finished steps",
                       _resume_args, _cmd_resume),
     "approve": Command("RUN_ID STEP_ID [--reject]", "decide an approval step of a running plan",
@@ -386,4 +422,8 @@ COMMANDS: dict[str, Command] = {
                     _plan_args, _cmd_rbac),
     "policy": Command("approvals", "the admission policy that makes approvals unforgeable",
                       _policy_args, _cmd_policy),
+    "init": Command("KIND/NAME [-n NS] [-o FILE]", "a canary plan for a live workload",
+                    _init_args, lambda a: commands.init(a, _namespace(a))),
+    "completion": Command("bash|zsh|fish", "a shell completion script (from this parser)",
+                          _completion_args, lambda a: commands.completion(a.shell, RUN, COMMANDS)),
 }

@@ -94,7 +94,8 @@ def add_failure(plan: Plan, steps: Iterable[Step], plan_dir: Path, namespace: st
 
 def rollback_needs(step: Step, plan_dir: Path, resolve: Resolve) -> list[Need]:
     """Read and patch back what the step changes (delete what it may create), then
-    watch a workload settle. Pods' readiness gates (pods/status) are not restored."""
+    watch a workload settle; a StatefulSet's forced rollback also deletes its broken
+    pods. Pods' readiness gates (pods/status) are not restored."""
     changed = [n for n in step_needs(step, plan_dir, resolve)
                if n.verb == "patch" and n.subresource in ("", "scale")]
     needs: list[Need] = []
@@ -105,6 +106,10 @@ def rollback_needs(step: Step, plan_dir: Path, resolve: Resolve) -> list[Need]:
             needs.append(replace(base, verb="delete"))
     if step.target is not None and step.target.kind in ROLLOUT_KINDS:
         needs += rollout_needs(step.target.kind)
+    if step.target is not None and step.target.kind == "statefulset":
+        from runner.engine import forced  # its forced rollback deletes the broken pods
+
+        needs += forced.NEEDS
     return needs
 
 

@@ -8,7 +8,9 @@ Document fields: run_id, plan, file, digest, namespace, server, context, user,
 host, status (running|succeeded|failed|interrupted), started, finished,
 compile ({cli_vars, vars_files, namespace}), selected (step ids), resumes
 (times the run was resumed), steps ({id: {status, started, finished,
-attempts, duration, outputs, error, measurements}}), changes (before/after images).
+attempts, duration, outputs, error, details, measurements}}), changes
+(before/after images), rollback ({started, finished, objects: [{object,
+status, fields, message}]}, once `on_failure: rollback` ran).
 """
 
 from __future__ import annotations
@@ -118,7 +120,8 @@ class JournalSink:
 
     def _on_step_started(self, event: Event) -> None:
         self.doc["steps"][event.data["step"]] = {
-            "status": "running", "started": iso(event.time), "finished": None, "attempts": 1}
+            "status": "running", "started": iso(event.time), "finished": None, "attempts": 1,
+            "kind": event.data.get("kind")}
 
     def _on_step_progress(self, event: Event) -> None:
         """Evidence: each measurement of a verify_metrics step (the newest MAX_MEASUREMENTS)."""
@@ -137,7 +140,16 @@ class JournalSink:
         record = self.doc["steps"].setdefault(event.data["step"], {"started": None})
         record.update(status=event.data["status"], finished=iso(event.time),
                       duration=event.data["duration"], outputs=event.data["outputs"],
-                      error=event.data["error"])
+                      error=event.data["error"], details=event.data.get("details") or [])
+
+    def _on_rollback_started(self, event: Event) -> None:
+        self.doc["rollback"] = {"started": iso(event.time), "finished": None, "objects": []}
+
+    def _on_object_restored(self, event: Event) -> None:
+        rollback = self.doc.setdefault("rollback", {"started": None, "objects": []})
+        rollback["objects"].append({k: event.data.get(k)
+                                    for k in ("object", "status", "fields", "message")})
+        rollback["finished"] = iso(event.time)
 
     def _on_run_started(self, event: Event) -> None:
         self.doc["status"] = "running"

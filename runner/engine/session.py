@@ -49,8 +49,9 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
     namespace = fleet.namespace(plan, next(iter(fleet.kubes)))
     chosen = set((resumed or {}).get("selected") or selection(plan, options.only,
                                                               options.start_from))
+    # Every permission the run needs, in every cluster, before the first write (exit 3).
     _preflight(fleet, plan, [s for s in plan.steps if s.id in chosen])
-    lock = _take_lock(fleet, plan, options, run_id)
+    lock = _take_lock(fleet, plan, _holder(run_id, kube), options)
     try:
         doc = resumed or new_document(plan, options, kube, run_id, namespace)
         journal = JournalSink(_store(fleet, plan, run_id, doc), doc, resumed=resumed is not None)
@@ -67,19 +68,21 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
 
 
 def _preflight(fleet: Fleet, plan: Plan, steps: list[Step]) -> None:
-    """Every permission the run needs, in each cluster for its steps, before the first
-    write anywhere (exit 3 naming what is missing, nothing written)."""
-    for name in fleet.distinct(plan):
-        kube = fleet.kubes[name]
-        here = [s for s in steps if (s.cluster or "") in fleet.kubes
-                and fleet.kube(s.cluster) is kube]
-        preflight.check(kube, plan, here, fleet.namespace(plan, name))
+    """One preflight per cluster, each for the steps that run there (waves: every cluster
+    also holds a Lease and a journal copy, which the preflight includes)."""
+    seen: set[int] = set()
+    for name, kube in fleet.kubes.items():
+        if id(kube) in seen:
+            continue
+        seen.add(id(kube))
+        mine = [s for s in steps if fleet.kube(s.cluster) is kube]
+        preflight.check(kube, plan, mine, fleet.namespace(plan, name))
 
 
-def _take_lock(fleet: Fleet, plan: Plan, options: RunOptions, run_id: str
-               ) -> PlanLock | FleetLocks:
-    """LockHeld (exit 4) or, when RBAC refuses a Lease, exit 3: before anything changed."""
-    lock = _lock(fleet, plan, _holder(run_id, fleet.primary), options.lock_duration)
+def _take_lock(fleet: Fleet, plan: Plan, holder: Holder,
+               options: RunOptions) -> PlanLock | FleetLocks:
+    """LockHeld (exit 4) or, when RBAC refuses the Lease, exit 3: before anything changed."""
+    lock = _lock(fleet, plan, holder, options.lock_duration)
     try:
         lock.acquire(force=options.force_unlock)
     except Forbidden as exc:

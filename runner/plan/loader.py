@@ -8,6 +8,7 @@ same path jsonschema reports: every later stage can point at `file:line:col`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,7 @@ def load_text(text: str, file: str, what: str = "a plan") -> Document:
         builder = _Builder(doc, loader, text)
         doc.data = builder.build(node, ())
     except yaml.MarkedYAMLError as exc:
-        raise PlanError([_yaml_problem(file, exc)]) from None
+        raise PlanError([_yaml_problem(file, exc, text)]) from None
     except YamlLimit as exc:
         raise PlanError([Problem(Location(file, *_mark(exc.node)), "", str(exc))]) from None
     finally:
@@ -173,13 +174,49 @@ def load_manifests(path: Path) -> list[Any]:
         loader.dispose()
 
 
-def _yaml_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
-    mark = exc.problem_mark or exc.context_mark
+def _yaml_problem(file: str, exc: yaml.MarkedYAMLError, text: str = "") -> Problem:
+    """Where the parser noticed; with two marks (an unclosed `{`, a bad indent inside
+    a mapping), the problem is told at the construct's start and names both places:
+    `b.yaml:7:20: ... flow mapping opened here is not closed; found '-' at 8:3`."""
+    begun, noticed = exc.context_mark, exc.problem_mark
+    construct = re.sub(r"^while (parsing|scanning) (a |an |the )?", "", exc.context or "")
+    if begun and noticed and (begun.line, begun.column) != (noticed.line, noticed.column) \
+            and (construct in _UNCLOSED or construct in _BLOCKS):
+        message = _two_places(exc, construct, text)
+        return Problem(Location(file, begun.line + 1, begun.column + 1), "",
+                       f"malformed YAML: {message}")
+    mark = noticed or begun
     location = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
     message = " ".join(p for p in (exc.context, exc.problem) if p)
     if "tab" in message:
         message += " (YAML indents with spaces, not tabs)"
     return Problem(location, "", f"malformed YAML: {message}")
+
+
+# `while parsing a flow mapping` -> what the message says about the place it began.
+_UNCLOSED = {"flow mapping": "flow mapping opened here is not closed",
+             "flow sequence": "flow sequence opened here is not closed",
+             "quoted scalar": "quoted string opened here is not closed"}
+_BLOCKS = {"block collection": "list", "block mapping": "mapping",
+           "block sequence": "list"}
+
+
+def _two_places(exc: yaml.MarkedYAMLError, construct: str, text: str) -> str:
+    noticed = exc.problem_mark
+    assert noticed is not None  # _yaml_problem checked
+    lines = text.splitlines()
+    # By line and column (characters), not `index`: libyaml may count bytes.
+    line = lines[noticed.line] if noticed.line < len(lines) else ""
+    char = line[noticed.column] if noticed.column < len(line) else ""
+    found = f"found {char!r}" if char else (
+        "found the end of the file" if noticed.line >= len(lines) else "found the line's end")
+    place = f"{found} at {noticed.line + 1}:{noticed.column + 1}"
+    if construct in _UNCLOSED:
+        return f"{_UNCLOSED[construct]}; {place}"
+    problem = exc.problem or "unexpected"
+    hint = " (YAML indents with spaces, not tabs)" if "tab" in problem else (
+        " (check the indentation)")
+    return f"{_BLOCKS[construct]} started here; {place}: {problem}{hint}"
 
 
 class _Builder:

@@ -29,8 +29,21 @@ def shown(value: Any) -> Any:
     return value
 
 
+def safe(values: dict[str, Any]) -> dict[str, Any]:
+    """User values as a review may show them: secret-looking names and values redacted."""
+    from runner.engine.journal import scrub
+
+    clean: dict[str, Any] = scrub({"params": values})["params"]
+    return clean
+
+
+def public(step: Step) -> dict[str, Any]:
+    """The params a review shows: the kind's public ones, templates marked, secrets out."""
+    return safe(shown(REGISTRY[step.kind]().public(step.params)))
+
+
 def describe(step: Step) -> str:
-    return REGISTRY[step.kind]().describe(shown(step.params))  # describe() hides secrets
+    return REGISTRY[step.kind]().describe(safe(shown(step.params)))  # describe() hides secrets
 
 
 def text(plan: Plan, selected: Collection[str]) -> str:
@@ -60,7 +73,7 @@ def _step_lines(
         lines.append(f"     after: {', '.join(step.needs) or 'nothing (a root)'}")
     if step.when:
         lines.append(f"     only when: {step.when}")
-    lines.append(f"     params: {_flow(shown(REGISTRY[step.kind]().public(step.params)))}")
+    lines.append(f"     params: {_flow(public(step))}")
     control = _control_text(step, namespace)
     return lines + ([f"     {control}"] if control else [])
 
@@ -107,7 +120,7 @@ def as_json(plan: Plan, selected: Collection[str]) -> dict[str, Any]:
         "file": plan.file,
         "namespace": plan.namespace,
         "digest": plan.digest,
-        "vars": plan.vars,
+        "vars": safe(plan.vars),
         "steps": [_step_json(s, s.id in selected) for s in plan.steps],
         "on_failure": (
             [_step_json(s, True) for s in failure] if isinstance(failure, tuple) else failure
@@ -127,7 +140,7 @@ def _step_json(step: Step, selected: bool) -> dict[str, Any]:
         "mutating": REGISTRY[step.kind].mutating,
         "needs": list(step.needs),
         "when": step.when,
-        "params": REGISTRY[step.kind]().public(step.params),
+        "params": safe(REGISTRY[step.kind]().public(step.params)),
         "deferred": step.deferred,
         "target": None if step.target is None else vars(step.target),
         "timeout": step.timeout,

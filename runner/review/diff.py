@@ -9,9 +9,11 @@ What never counts: status, and metadata other than labels and annotations
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
+from runner.engine.journal import REDACTED, secret_key, secret_value
 from runner.review.patching import MERGE_KEYS
 
 Obj = dict[str, Any]
@@ -38,6 +40,34 @@ class FieldChange:
 
     def as_json(self) -> Obj:
         return {"op": self.op, "path": self.path, "before": self.before, "after": self.after}
+
+
+SECRET_KINDS = frozenset({"secret"})
+_PATH_WORDS = re.compile(r"[^.\[\]\"]+")
+
+
+def redacted(kind: str, changes: list[FieldChange]) -> list[FieldChange]:
+    """The changes as a review may show them: a Secret's data, values under
+    secret-looking names (`env[DB_PASSWORD].value`) and secret-looking strings
+    (private keys, tokens) become `<redacted>`; the paths stay, so the review
+    still says what changes."""
+    return [_redact(c, kind.lower() in SECRET_KINDS) for c in changes]
+
+
+def _redact(change: FieldChange, secret_object: bool) -> FieldChange:
+    data = secret_object and change.path.startswith(("data", "stringData"))
+    named = any(secret_key(word) for word in _PATH_WORDS.findall(change.path)[1:])
+    if not (data or named or _secret_text(change.before) or _secret_text(change.after)):
+        return change
+    return FieldChange(change.op, change.path, _hidden(change.before), _hidden(change.after))
+
+
+def _hidden(value: Any) -> Any:
+    return value if value is None or isinstance(value, bool) else REDACTED
+
+
+def _secret_text(value: Any) -> bool:
+    return isinstance(value, str) and secret_value(value)
 
 
 def value_text(value: Any) -> str:

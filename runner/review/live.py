@@ -40,6 +40,10 @@ def review_live(plan: Plan, options: RunOptions) -> int:
         kube.close()
     if options.output == "json":
         print(json.dumps(as_json(review), indent=2, default=str, ensure_ascii=False))
+    elif options.output == "markdown":
+        from runner.report import markdown
+
+        print(markdown.live(review), end="")
     else:
         print_text(review)
     if options.save_review:

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from runner.errors import Invalid, RunplanError, StepFailure
 from runner.plan.values import parse_target
-from runner.report.review import shown
+from runner.report.review import safe, shown
 from runner.review import expect
-from runner.review.diff import FieldChange, diff, status_diff
+from runner.review.diff import FieldChange, diff, redacted, status_diff
 from runner.steps import REGISTRY
 from runner.steps.apply import Apply
 
@@ -86,7 +86,7 @@ def review_step(step: Step, projection: Projection, plan_dir: Path,
                 selected: bool) -> StepReview:
     kind = REGISTRY[step.kind]()
     depends = dependencies(step)
-    review = StepReview(step, selected, kind.describe(shown(step.params)), depends=depends)
+    review = StepReview(step, selected, kind.describe(safe(shown(step.params))), depends=depends)
     if not selected:
         return review
     try:
@@ -170,7 +170,7 @@ def _status_change(entry: Entry, change: Any, how: str, projection: Projection) 
     the projection of spec is left as it is)."""
     answer = projection.kube.patch(entry.res, entry.name, entry.namespace, change.patch,
                                    change.patch_type, dry_run=True, subresource="status")
-    fields = tuple(status_diff(entry.live, answer))
+    fields = tuple(redacted(entry.res.kind, status_diff(entry.live, answer)))
     return ObjectChange(entry.title, "update" if fields else "unchanged", how, fields,
                         end_state(entry.obj), "status: dry run against the live object")
 
@@ -195,7 +195,7 @@ def _object_change(entry: Entry, before: Obj | None, how: str, note: str,
                    manifest: Obj | None = None) -> ObjectChange:
     """A created object shows the fields its manifest sets (not the server's defaults)."""
     after = manifest if manifest is not None else entry.obj
-    changes = tuple(diff(before, after))
+    changes = tuple(redacted(entry.res.kind, diff(before, after)))
     action = "create" if before is None else ("update" if changes else "unchanged")
     return ObjectChange(entry.title, action, how, changes, end_state(entry.obj), note)
 

@@ -37,6 +37,7 @@ class VerifyPods(StepKind):
     images:
       "0-1": nginx:1.25.4
       "2-4": nginx:1.26.1
+# or by image: count: {nginx:1.26.1: 5}  (image -> number of pods)
 """
 
     def check(self, params: dict[str, Any], target: Target | None) -> list[str]:
@@ -47,6 +48,10 @@ class VerifyPods(StepKind):
             problems += _overlaps(params["images"])
         if isinstance(params.get("count"), list):
             problems += [p for i, c in enumerate(params["count"]) for p in _bounds(i, c)]
+        if isinstance(params.get("count"), dict):
+            problems += [f"count: the key {k!r} is a template, and keys are not rendered: "
+                         f'write count: [{{image: "{k}", equals: N}}]'
+                         for k in params["count"] if "{{" in str(k) or "{%" in str(k)]
         return problems
 
     def needs(self, params: dict[str, Any], target: Target | None) -> list[Need]:
@@ -58,7 +63,7 @@ class VerifyPods(StepKind):
         if "images" in params:
             runs = ", ".join(f"{k} run {v}" for k, v in params["images"].items())
             return f"check the pods of {target}: {runs}{ready}"
-        count = params.get("count")
+        count = conditions(params.get("count"))
         if isinstance(count, list):
             runs = ", ".join(f"{_bound_text(c)} run {c['image']}" for c in count)
             return f"check the pods of {target}: {runs}{ready}"
@@ -81,6 +86,19 @@ class VerifyPods(StepKind):
         except WaitFailed as exc:
             raise StepFailure(ctx.step.id, exc.message, exc.details) from None
         return {"pods": [_pod_output(scope, p, expect.container) for p in verdict.pods]}
+
+
+def conditions(count: Any) -> Any:
+    """`count` as written, with the mapping form `{nginx:1.26.1: 5}` (image -> exactly
+    that many pods) read as the list form `[{image: nginx:1.26.1, equals: 5}]`."""
+    if not isinstance(count, dict):
+        return count
+    return [{"image": str(image), "equals": _number(n)} for image, n in count.items()]
+
+
+def _number(value: Any) -> Any:
+    """A rendered template gives "5": the count is a number all the same."""
+    return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
 
 def _overlaps(images: dict[str, Any]) -> list[str]:
@@ -134,7 +152,7 @@ class _Expectation:
     def of(cls, params: dict[str, Any]) -> _Expectation:
         images = {o: str(image) for key, image in (params.get("images") or {}).items()
                   for o in parse_ordinals(str(key))}
-        count = params.get("count")
+        count = conditions(params.get("count"))
         if isinstance(count, str) and count.strip().isdigit():  # rendered from a template
             count = int(count)
         return cls(images, count if isinstance(count, list) else [],

@@ -128,3 +128,12 @@ def test_cluster_scoped_kinds_an_apply_brings_go_to_a_cluster_role(
     assert "namespace" not in cluster_role["metadata"]
     assert cluster_role["rules"] == [{"apiGroups": [""], "resources": ["namespaces"],
                                       "verbs": ["create", "get", "patch"]}]
+
+
+def test_a_statefulset_rollback_may_delete_its_broken_pods(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, "apiVersion: runplan/v1\nkind: Plan\nmetadata: {name: sts}\n"
+                   "namespace: shop\nsteps:\n  - id: canary\n    set_image: {target: "
+                   "statefulset/web, image: nginx:1.26.1}\non_failure: rollback\n")
+    needs = {(r.need.verb, r.need.rbac_resource): r.by
+             for r in preflight.required(plan, plan.steps, "x", offline_resolver)}
+    assert needs[("delete", "pods")] == (preflight.ROLLBACK,)
