@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 import urllib3
 
 from runner.errors import StepFailure
-from runner.plan.render import Renderer, RenderError, evaluate
+from runner.plan.render import RenderError, evaluate
 from runner.plan.values import parse_duration
-from runner.steps.base import StepKind, is_template
+from runner.steps.base import StepKind
+from runner.steps.expressions import RENDERER as _RENDERER
+from runner.steps.expressions import expression_problems
 
 if TYPE_CHECKING:
     from runner.engine.context import StepContext
@@ -28,7 +30,6 @@ if TYPE_CHECKING:
 HIDDEN = "<hidden>"
 JSON_NAMES = frozenset({"json", "status", "body", "headers"})
 _POOL = urllib3.PoolManager(num_pools=4, maxsize=4, retries=False)
-_RENDERER = Renderer()
 
 
 @dataclass(frozen=True)
@@ -125,17 +126,8 @@ class VerifyHttp(StepKind):
 
     def check(self, params: dict[str, Any], target: Target | None) -> list[str]:
         expression = (params.get("expect") or {}).get("json")
-        if not isinstance(expression, str) or is_template(expression):
-            return []
-        try:
-            compiled = _RENDERER.compile(expression, expression=True)
-        except RenderError as exc:
-            return [f"expect: bad json expression: {exc}"]
-        unknown = sorted(compiled.names - JSON_NAMES)
-        if unknown:
-            return [f"expect: unknown name '{unknown[0]}' in {expression!r}: the expression "
-                    "reads json, status, body and headers"]
-        return []
+        return expression_problems("expect.json", expression, JSON_NAMES,
+                                   "json, status, body and headers")
 
     def public(self, params: dict[str, Any]) -> dict[str, Any]:
         if not params.get("headers"):

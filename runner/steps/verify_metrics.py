@@ -31,9 +31,11 @@ from runner.evidence.judge import (
     worst,
 )
 from runner.evidence.prom import Prometheus, QueryError, Window
-from runner.plan.render import Renderer, RenderError, evaluate
+from runner.plan.render import RenderError, evaluate
 from runner.plan.values import parse_duration
-from runner.steps.base import Need, StepKind, at_most_one_of, is_template
+from runner.steps.base import Need, StepKind, at_most_one_of
+from runner.steps.expressions import RENDERER as _RENDERER
+from runner.steps.expressions import expression_problems as problems_of
 
 if TYPE_CHECKING:
     from runner.engine.context import StepContext
@@ -41,7 +43,6 @@ if TYPE_CHECKING:
 
 ENV_URL = "RUNPLAN_PROMETHEUS_URL"
 SUCCESS_NAMES = frozenset({"value", "values", "labels", "series"})
-_RENDERER = Renderer()
 
 
 class Inconclusive(str, Enum):
@@ -66,18 +67,8 @@ def success_check(expression: str) -> Any:
 
 def expression_problems(index: int, expression: Any) -> list[str]:
     """Validation of one `success`: it parses and reads only the measurement's names."""
-    if not isinstance(expression, str) or is_template(expression):
-        return []
-    where = f"metrics[{index}].success"
-    try:
-        compiled = _RENDERER.compile(expression, expression=True)
-    except RenderError as exc:
-        return [f"{where}: bad expression: {exc}"]
-    unknown = sorted(compiled.names - SUCCESS_NAMES)
-    if unknown:
-        return [f"{where}: unknown name '{unknown[0]}' in {expression!r}: success reads value, "
-                "values, labels and series (put plan variables in {{ }})"]
-    return []
+    return problems_of(f"metrics[{index}].success", expression, SUCCESS_NAMES,
+                       "value, values, labels and series (put plan variables in {{ }})")
 
 
 def metric_specs(params: dict[str, Any]) -> list[MetricSpec]:

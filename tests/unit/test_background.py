@@ -14,13 +14,13 @@ from typing import Any, ClassVar
 
 import pytest
 
-from runner.cancel import CancelToken
 from runner.engine.executor import Executor, RunState
 from runner.errors import StepFailure
 from runner.plan import compile_plan
-from runner.report.events import Bus, Event
+from runner.report.events import Bus
 from runner.steps import REGISTRY
 from runner.steps.verify_metrics import VerifyMetrics
+from tests.unit.fakes import Events, FakeKube
 
 PLAN = """apiVersion: runplan/v1
 kind: Plan
@@ -38,22 +38,6 @@ on_failure:
 """
 
 
-class FakeKube:
-    namespace = "default"
-
-    def __init__(self) -> None:
-        self.cancel = CancelToken()
-
-
-class Events:
-    def __init__(self) -> None:
-        self.seen: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.seen.append(event)
-
-    def close(self) -> None:
-        pass
 
 
 class Analysis(VerifyMetrics):

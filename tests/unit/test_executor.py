@@ -12,34 +12,13 @@ from typing import Any
 
 import pytest
 
-from runner.cancel import CancelToken
 from runner.engine.executor import Executor, RunState
 from runner.errors import RetryLater, StepFailure
 from runner.plan import compile_plan
-from runner.report.events import Bus, Event
+from runner.report.events import Bus
 from runner.steps import REGISTRY
 from runner.steps.wait import Wait
-
-
-class FakeKube:
-    namespace = "default"
-
-    def __init__(self) -> None:
-        self.cancel = CancelToken()
-
-
-class Events:
-    def __init__(self) -> None:
-        self.seen: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.seen.append(event)
-
-    def close(self) -> None:
-        pass
-
-    def of(self, type_: str) -> list[dict[str, Any]]:
-        return [e.data for e in self.seen if e.type == type_]
+from tests.unit.fakes import Events, FakeKube
 
 
 class Scripted(Wait):
