@@ -35,25 +35,15 @@ from bench.common import (
     median,
     run_timed,
 )
+from localcluster import kubeconfigs
 
 SECOND_DIR = STATE_DIR.parent / ".localcluster-second"
 CANARY = REPO / "playbooks" / "statefulset-partition-canary.yaml"
 WAVES = REPO / "playbooks" / "multi-cluster-waves.yaml"
 
 
-def _renamed(kubeconfig: Path, name: str) -> dict[str, Any]:
-    doc = yaml.safe_load(kubeconfig.read_text())
-    (cluster,), (user,), (context,) = doc["clusters"], doc["users"], doc["contexts"]
-    cluster["name"], user["name"], context["name"] = name, f"{name}-admin", name
-    context["context"].update(cluster=name, user=f"{name}-admin")
-    return doc
-
-
 def merged_kubeconfig(staging: Path, prod: Path, into: Path) -> Path:
-    parts = [_renamed(staging, "staging"), _renamed(prod, "prod")]
-    doc = {"apiVersion": "v1", "kind": "Config", "current-context": "staging",
-           **{key: [e for part in parts for e in part[key]]
-              for key in ("clusters", "users", "contexts")}}
+    doc = kubeconfigs.merged({"staging": staging, "prod": prod})
     path = into / "kubeconfig"
     path.write_text(yaml.safe_dump(doc))
     return path

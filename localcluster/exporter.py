@@ -27,6 +27,28 @@ def write_targets(state_dir: Path, targets: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A handler that answers with `reply` and keeps the test output clean."""
+
+    def reply(self, code: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def serve_loopback(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A threaded HTTP server on 127.0.0.1 (a free port), serving from a daemon thread.
+    Loopback only: test traffic never leaves the machine."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 class Exporter:
     """Serves web_http_requests_total counters for one canary pod; `error_ratio` is live."""
 
@@ -38,21 +60,12 @@ class Exporter:
         self._cond = threading.Condition()
         exporter = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 -- http.server's name
-                body = exporter.render().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(200, exporter.render().encode(), "text/plain; version=0.0.4")
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = serve_loopback(Handler)
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def render(self) -> str:
         """100 requests/s since the last scrape, `error_ratio` of them 5xx."""

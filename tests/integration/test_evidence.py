@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from localcluster.exporter import Exporter, write_targets
+from localcluster.exporter import Exporter, QuietHandler, serve_loopback, write_targets
 from tests.integration.conftest import STATE_DIR
 from tests.integration.test_playbooks import REPO, RUNPLAN, output, playbook, runplan
 
@@ -213,26 +211,18 @@ class Health:
         self.requests = 0
         health = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 -- http.server's name
                 health.requests += 1
                 if self.headers.get("Authorization") != f"Bearer {token}":
-                    code, body = 401, b"{}"
+                    self.reply(401, b"{}")
                 elif health.requests <= bad:
-                    code, body = 503, b'{"status": "red"}'
+                    self.reply(503, b'{"status": "red"}')
                 else:
-                    code, body = 200, b'{"status": "green", "ready": 3}'
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                    self.reply(200, b'{"status": "green", "ready": 3}')
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = serve_loopback(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/healthz"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 def test_verify_http_retries_until_green_and_hides_the_token(namespace: str, tmp_path: Path,

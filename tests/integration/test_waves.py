@@ -11,13 +11,13 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client
 
 from localcluster import cluster as localcluster
+from localcluster import kubeconfigs
 from runner.kube import Kube, connect
 from tests.integration import kubewait
 from tests.integration.test_engine import (
@@ -38,28 +38,16 @@ PLAYBOOK = REPO / "playbooks" / "multi-cluster-waves.yaml"
 CLUSTERS = "clusters:\n  staging: {context: staging}\n  prod: {context: prod}\n"
 
 
-def _renamed(kubeconfig: Path, name: str) -> dict[str, Any]:
-    """The localcluster kubeconfig with its cluster, user and context called `name`."""
-    doc = yaml.safe_load(kubeconfig.read_text())
-    (cluster,), (user,), (context,) = doc["clusters"], doc["users"], doc["contexts"]
-    cluster["name"], user["name"], context["name"] = name, f"{name}-admin", name
-    context["context"].update(cluster=name, user=f"{name}-admin")
-    return doc
-
-
 @pytest.fixture(scope="module")
 def kubeconfig(local_cluster: localcluster.Endpoints, second_cluster: localcluster.Endpoints,
                tmp_path_factory: pytest.TempPathFactory) -> Path:
-    staging = _renamed(local_cluster.kubeconfig, "staging")
-    prod = _renamed(second_cluster.kubeconfig, "prod")
-    dead = {"name": "dead", "cluster": {"server": "https://127.0.0.1:1",
-                                        "insecure-skip-tls-verify": True}}
-    merged = {"apiVersion": "v1", "kind": "Config", "current-context": "staging",
-              "clusters": [*staging["clusters"], *prod["clusters"], dead],
-              "users": [*staging["users"], *prod["users"]],
-              "contexts": [*staging["contexts"], *prod["contexts"],
-                           {"name": "dead", "context": {"cluster": "dead",
-                                                        "user": "staging-admin"}}]}
+    merged = kubeconfigs.merged({"staging": local_cluster.kubeconfig,
+                                 "prod": second_cluster.kubeconfig})
+    # A context whose API answers nowhere: the unreachable-cluster cases.
+    merged["clusters"].append({"name": "dead", "cluster": {
+        "server": "https://127.0.0.1:1", "insecure-skip-tls-verify": True}})
+    merged["contexts"].append({"name": "dead", "context": {"cluster": "dead",
+                                                           "user": "staging-admin"}})
     path = tmp_path_factory.mktemp("waves") / "kubeconfig"
     path.write_text(yaml.safe_dump(merged))
     return path
