@@ -1,25 +1,28 @@
 """The `runplan` command: argument parsing, and the one place that turns a
-RunplanError into a message on stderr and its exit code (never a traceback)."""
+RunplanError into a message on stderr and its exit code (never a traceback).
+
+Start-up time is part of the interface (pre-commit runs `validate` on every
+commit): this module imports only the standard library and runner.errors, and
+each handler imports what its command needs (`--version` loads nothing else,
+`validate` no kubernetes client). tests/unit/test_startup.py checks it.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from runner import __version__, commands, engine
+from runner import __version__, commands
 from runner.errors import PlanError, RunplanError, UsageError, did_you_mean
-from runner.plan import Plan, compile_plan
-from runner.plan.selection import check_approvals, selection
-from runner.plan.validators import SCHEMA_FILE
-from runner.report import graphs, review, stepdocs
+
+if TYPE_CHECKING:
+    from runner.engine import RunOptions
+    from runner.plan import Plan
 
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -227,6 +230,8 @@ def parse_var(assignment: str) -> tuple[str, Any]:
     key, sep, text = assignment.partition("=")
     if not sep or not _VAR_NAME.fullmatch(key):
         raise UsageError(f"-e {assignment!r}: expected KEY=VALUE with KEY a name like image_tag")
+    import yaml  # here: `--version` and `--help` never parse YAML
+
     try:
         value = yaml.safe_load(text) if text.strip() else text
     except yaml.YAMLError:
@@ -242,6 +247,8 @@ def _namespace(args: argparse.Namespace) -> str | None:
 
 
 def _compile(args: argparse.Namespace, path: str) -> Plan:
+    from runner.plan import compile_plan
+
     cli_vars = dict(parse_var(a) for a in args.var)
     plan = compile_plan(path, cli_vars, args.vars_file, _namespace(args))
     for note in plan.notes:  # not errors: what an included plan's author should know
@@ -264,49 +271,29 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:
+    from runner.report import graphs
+
     print(graphs.render(_compile(args, args.plan), args.format))
     return 0
 
 
 def _cmd_steps(args: argparse.Namespace) -> int:
+    from runner.report import stepdocs
+
     print(stepdocs.kind_doc(args.kind) if args.kind else stepdocs.overview())
     return 0
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
+    from runner.plan.validators import SCHEMA_FILE
+
     print(SCHEMA_FILE.read_text(encoding="utf-8"), end="")
     return 0
 
 
-def _cmd_runs(args: argparse.Namespace) -> int:
-    from runner.engine.journal import list_runs
-
-    plan_name = args.plan
-    if plan_name and plan_name.endswith((".yaml", ".yml")):
-        plan_name = compile_plan(plan_name).name
-    namespace = _namespace(args)
-    kube = None if args.local else _connect_or_none(args)
-    runs = list_runs(kube, plan_name, namespace=namespace)
-    print(f"{'RUN':<24} {'PLAN':<28} {'NAMESPACE':<16} {'STATUS':<12} {'STEPS':<7} STARTED")
-    for run in runs:
-        print(f"{run.run_id:<24} {run.plan:<28} {run.namespace or '-':<16} {run.status:<12} "
-              f"{f'{run.steps_done}/{run.steps_total}':<7} {run.started or '-'}")
-    return 0
-
-
-def _connect_or_none(args: argparse.Namespace) -> Any:
-    """The cluster's journals when it answers; else say so and list the local copies."""
-    from runner.errors import ClusterUnreachable
-    from runner.kube import connect
-
-    try:
-        return connect(args.kubeconfig, args.context, None)
-    except ClusterUnreachable as exc:
-        print(f"runplan: {exc}\nrunplan: listing local copies only", file=sys.stderr)
-        return None
-
-
 def _cmd_resume(args: argparse.Namespace) -> int:
+    from runner import engine
+
     options = engine.RunOptions(
         kubeconfig=args.kubeconfig, context=args.context, namespace=_namespace(args),
         max_parallel=args.max_parallel, output=args.output, junit=args.junit,
@@ -341,52 +328,28 @@ def _cmd_approve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_rbac(args: argparse.Namespace) -> int:
-    from runner.engine import rbac
-
-    print(rbac.render(_compile(args, args.plan), _namespace(args)), end="")
-    return 0
-
-
-def _cmd_policy(args: argparse.Namespace) -> int:
-    from runner.engine import approval_policy
-
-    print(approval_policy.render(), end="")
-    return 0
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.offline and not args.dry_run:
         raise UsageError("--offline only goes with --dry-run (a run needs a cluster)")
     if args.output == "markdown" and not args.dry_run:
         raise UsageError("--output markdown is a review: it goes with --dry-run")
+    from runner.plan.selection import check_approvals, selection
+
     plan = _compile(args, args.plan)
     selected = selection(plan, args.only, args.start_from)
     approve = tuple(i for group in args.approve for i in group)
     check_approvals(plan, approve)
     if not (args.dry_run and args.offline):
+        from runner import engine
+
         return engine.run(plan, _options(args, approve))
-    from runner.review import approved
-
-    if args.approved:
-        approved.check_plan(plan, args.approved)
-    if args.save_review:
-        approved.save(plan, args.save_review)
-    if args.junit:
-        print("runplan: --junit has no effect with --offline (nothing runs)", file=sys.stderr)
-    if args.output == "json":
-        print(json.dumps(review.as_json(plan, selected), indent=2, default=str))
-    elif args.output == "markdown":
-        from runner.report import markdown
-
-        print(markdown.offline(plan, selected), end="")
-    else:
-        print(review.text(plan, selected))
-    return 0
+    return commands.offline_review(args, plan, selected)
 
 
-def _options(args: argparse.Namespace, approve: tuple[str, ...]) -> engine.RunOptions:
-    return engine.RunOptions(
+def _options(args: argparse.Namespace, approve: tuple[str, ...]) -> RunOptions:
+    from runner.engine import RunOptions
+
+    return RunOptions(
         dry_run=args.dry_run, kubeconfig=args.kubeconfig, context=args.context,
         namespace=args.namespace, max_parallel=args.max_parallel, only=args.only,
         start_from=args.start_from, approve=approve, approved=args.approved,
@@ -410,7 +373,8 @@ COMMANDS: dict[str, Command] = {
     "steps": Command("[KIND]", "step kinds, their params and an example",
                      _steps_args, _cmd_steps),
     "schema": Command("", "the plan JSON Schema (for editors)", lambda p: None, _cmd_schema),
-    "runs": Command("[PLAN] [-n NS]", "recorded runs, newest first", _runs_args, _cmd_runs),
+    "runs": Command("[PLAN] [-n NS]", "recorded runs, newest first", _runs_args,
+                    lambda a: commands.runs(a, _namespace)),
     "runs show": Command("RUN_ID [--format F] [-n NS]",
                          "a run's timeline (text, json, mermaid): steps, approvals, rollback",
                          _runs_show_args, lambda a: commands.runs_show(a, _namespace(a))),
@@ -423,7 +387,7 @@ COMMANDS: dict[str, Command] = {
     "completion": Command("bash|zsh|fish", "a shell completion script (from this parser)",
                           _completion_args, lambda a: commands.completion(a.shell, RUN, COMMANDS)),
     "rbac": Command("PLAN [-n NS]", "the Role (and ClusterRole) a run of the plan needs",
-                    _plan_args, _cmd_rbac),
+                    _plan_args, lambda a: commands.rbac(_compile(a, a.plan), _namespace(a))),
     "policy": Command("approvals", "the admission policy that makes approvals unforgeable",
-                      _policy_args, _cmd_policy),
+                      _policy_args, lambda a: commands.policy()),
 }

@@ -8,15 +8,23 @@ and verify_metrics decides what it costs (its `error_limit`).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import urllib3
+if TYPE_CHECKING:
+    import urllib3
 
-_POOL = urllib3.PoolManager(num_pools=4, maxsize=4, retries=False)
+
+@functools.cache
+def _pool() -> urllib3.PoolManager:
+    """One pool per process, made on first use: urllib3 loads only for runs that ask."""
+    import urllib3
+
+    return urllib3.PoolManager(num_pools=4, maxsize=4, retries=False)
 
 
 class QueryError(Exception):
@@ -74,11 +82,13 @@ class Prometheus:
         return parse_result(data)
 
     def _post(self, path: str, fields: dict[str, str]) -> dict[str, Any]:
+        import urllib3
+
         url = self.base_url + path
         try:
-            resp = _POOL.request("POST", url, fields=fields, encode_multipart=False,
-                                 timeout=urllib3.Timeout(connect=min(2.0, self.timeout),
-                                                         read=self.timeout))
+            resp = _pool().request("POST", url, fields=fields, encode_multipart=False,
+                                   timeout=urllib3.Timeout(connect=min(2.0, self.timeout),
+                                                           read=self.timeout))
         except urllib3.exceptions.HTTPError as exc:
             raise QueryError(f"Prometheus at {self.base_url} did not answer: "
                              f"{_reason(exc)}") from None

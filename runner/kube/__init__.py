@@ -2,26 +2,61 @@
 
 Everything it returns is plain JSON dicts (as the API sends them) or its own
 frozen dataclasses; every failure is a runner.errors class.
+
+The names below load on first use (PEP 562): `runner.kube.resources` and
+`runner.kube.pods` are plain Python that offline commands (validate, graph,
+--dry-run --offline) need, and importing this package must not cost them the
+kubernetes client (about 0.3 s of start-up).
 """
 
 from __future__ import annotations
 
-from runner.kube.client import Kube, connect
-from runner.kube.errors import retry_conflicts
-from runner.kube.events import last_events
-from runner.kube.history import (
-    Revision,
-    Undo,
-    deployment_revisions,
-    statefulset_revisions,
-    undo_deployment,
-    undo_statefulset,
-)
-from runner.kube.kubeconfig import Identity
-from runner.kube.resources import Resource, resource_for, selector_string
-from runner.kube.rollout import RolloutState, ordinal, pod_ready, pod_revision, rollout_state
-from runner.kube.waits import wait_rollout
-from runner.kube.watch import Cache, Source, Watcher, of_kind, wait_for
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.kube.client import Kube, connect
+    from runner.kube.errors import retry_conflicts
+    from runner.kube.events import last_events
+    from runner.kube.history import (
+        Revision,
+        Undo,
+        deployment_revisions,
+        statefulset_revisions,
+        undo_deployment,
+        undo_statefulset,
+    )
+    from runner.kube.kubeconfig import Identity
+    from runner.kube.resources import Resource, resource_for, selector_string
+    from runner.kube.rollout import (
+        RolloutState,
+        ordinal,
+        pod_ready,
+        pod_revision,
+        rollout_state,
+    )
+    from runner.kube.waits import wait_rollout
+    from runner.kube.watch import Cache, Source, Watcher, of_kind, wait_for
+
+_HOMES = {
+    "client": ("Kube", "connect"), "errors": ("retry_conflicts",), "events": ("last_events",),
+    "history": ("Revision", "Undo", "deployment_revisions", "statefulset_revisions",
+                "undo_deployment", "undo_statefulset"),
+    "kubeconfig": ("Identity",), "resources": ("Resource", "resource_for", "selector_string"),
+    "rollout": ("RolloutState", "ordinal", "pod_ready", "pod_revision", "rollout_state"),
+    "waits": ("wait_rollout",), "watch": ("Cache", "Source", "Watcher", "of_kind", "wait_for"),
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # once: later lookups are plain module attributes
+    return value
+
 
 __all__ = [
     "Cache", "Identity", "Kube", "Resource", "Revision", "RolloutState", "Source", "Undo",

@@ -3,14 +3,37 @@
 Stages (each a plain function of the previous one's output): loader (YAML with
 marks) -> schema (JSON Schema) -> variables/render (Jinja sandbox) -> expand
 (groups, loops) -> graph (DAG) -> build (Steps) -> model (Plan).
+
+The names below load on first use (PEP 562), so importing one stage's module
+(runner.plan.limits, runner.plan.render) does not load the whole compiler.
 """
 
 from __future__ import annotations
 
-from runner.plan.compiler import compile_plan
-from runner.plan.model import Plan, Step, Target
-from runner.plan.runtime import evaluate_when, render_deferred
-from runner.plan.values import parse_duration, parse_target
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.plan.compiler import compile_plan
+    from runner.plan.model import Plan, Step, Target
+    from runner.plan.runtime import evaluate_when, render_deferred
+    from runner.plan.values import parse_duration, parse_target
+
+_MODULE_OF = {
+    "compile_plan": "compiler", "Plan": "model", "Step": "model", "Target": "model",
+    "evaluate_when": "runtime", "render_deferred": "runtime",
+    "parse_duration": "values", "parse_target": "values",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # once: later lookups are plain module attributes
+    return value
+
 
 __all__ = [
     "Plan",

@@ -16,9 +16,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import networkx
-
 from runner.errors import Problem, did_you_mean
+from runner.plan import dag
 from runner.plan.expand import Container, Group, Leaf, Tree
 from runner.plan.loader import Document
 from runner.steps import REGISTRY
@@ -26,7 +25,7 @@ from runner.steps import REGISTRY
 UNTIL = "until"
 
 
-def rewire(doc: Document, tree: Tree, graph: networkx.DiGraph) -> list[Problem]:
+def rewire(doc: Document, tree: Tree, graph: dag.DiGraph) -> list[Problem]:
     """Rewire `graph` (leaf ids) in place; set node attribute `until`; the problems."""
     problems: list[Problem] = []
     for leaf in tree.leaves:
@@ -41,7 +40,7 @@ def rewire(doc: Document, tree: Tree, graph: networkx.DiGraph) -> list[Problem]:
             continue
         _rewire_one(graph, leaf.id, ids)
         graph.nodes[leaf.id]["until"] = tuple(ids)
-        if not networkx.is_directed_acyclic_graph(graph):
+        if not dag.is_acyclic(graph):
             problems.append(leaf.container.source.problem(
                 path, f"until '{name}': its steps depend on this one"))
             break
@@ -72,12 +71,12 @@ def _resolve(tree: Tree, leaf: Leaf, name: str) -> list[str]:
     return []
 
 
-def _problem(graph: networkx.DiGraph, step: str, name: str, ids: list[str]) -> str:
+def _problem(graph: dag.DiGraph, step: str, name: str, ids: list[str]) -> str:
     if not ids:
         return f"until '{name}': no step or group with this id{did_you_mean(name, graph)}"
     if step in ids:
         return f"until '{name}': a background step cannot wait for itself"
-    before = networkx.ancestors(graph, step)
+    before = dag.ancestors(graph, step)
     early = [i for i in ids if i in before]
     if early:
         return (f"until '{name}': {early[0]} runs before this step, so the analysis would "
@@ -85,12 +84,12 @@ def _problem(graph: networkx.DiGraph, step: str, name: str, ids: list[str]) -> s
     return ""
 
 
-def _rewire_one(graph: networkx.DiGraph, step: str, ids: list[str]) -> None:
+def _rewire_one(graph: dag.DiGraph, step: str, ids: list[str]) -> None:
     preds = list(graph.predecessors(step))
     guarded = set(ids)
     for succ in list(graph.successors(step)):
         # A follower that U needs (U itself, or on the way to it) must not wait for B.
-        if succ in guarded or guarded & networkx.descendants(graph, succ):
+        if succ in guarded or guarded & dag.descendants(graph, succ):
             graph.remove_edge(step, succ)
             graph.add_edges_from((p, succ) for p in preds)
     for guarded_id in ids:
@@ -99,5 +98,5 @@ def _rewire_one(graph: networkx.DiGraph, step: str, ids: list[str]) -> None:
                 graph.add_edge(step, after)
 
 
-def until_of(graph: networkx.DiGraph, step_id: str) -> tuple[Any, ...]:
+def until_of(graph: dag.DiGraph, step_id: str) -> tuple[Any, ...]:
     return tuple(graph.nodes[step_id].get("until", ())) if step_id in graph else ()

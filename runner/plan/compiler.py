@@ -18,10 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import networkx
-
 from runner.errors import Location, PlanError, Problem, did_you_mean
-from runner.plan import variables
+from runner.plan import dag, variables
 from runner.plan.background import until_of
 from runner.plan.build import StepBuilder
 from runner.plan.expand import Leaf, expand, source_of
@@ -165,7 +163,7 @@ class _Steps:
         self.problems: list[Problem] = []
         self.ids: dict[str, Leaf] = {}  # across both lists: run records key on ids
 
-    def compile(self, path: PathT) -> tuple[tuple[Step, ...], networkx.DiGraph]:
+    def compile(self, path: PathT) -> tuple[tuple[Step, ...], dag.DiGraph]:
         tree = expand(self.doc, path, self.renderer, self.scope, self.includes, self.bad)
         self.problems += tree.problems + self._clashes(tree.leaves)
         graph, problems = build_graph(self.doc, tree)
@@ -181,16 +179,16 @@ class _Steps:
         return tuple(step for step in steps if step is not None), graph
 
     @staticmethod
-    def _order(graph: networkx.DiGraph, leaves: list[Leaf], broken: bool) -> list[str]:
+    def _order(graph: dag.DiGraph, leaves: list[Leaf], broken: bool) -> list[str]:
         file_order = list(dict.fromkeys(leaf.id for leaf in leaves))
         if broken:
             return file_order
         try:
             return execution_order(graph)
-        except networkx.NetworkXUnfeasible:  # a duplicate id (reported) merged two steps
+        except dag.Unfeasible:  # a duplicate id (reported) merged two steps
             return file_order
 
-    def _build(self, leaf: Leaf, graph: networkx.DiGraph) -> Step | None:
+    def _build(self, leaf: Leaf, graph: dag.DiGraph) -> Step | None:
         preds = graph.predecessors(leaf.id) if leaf.id in graph else []
         needs = sorted(preds, key=lambda n: graph.nodes[n]["position"])
         step = self.builder.build(leaf, tuple(needs))
@@ -212,7 +210,7 @@ class _Steps:
         return problems
 
     def _check_refs(
-        self, graph: networkx.DiGraph, leaves: dict[str, Leaf], order: list[str]
+        self, graph: dag.DiGraph, leaves: dict[str, Leaf], order: list[str]
     ) -> list[Problem]:
         """`steps['x']` must name a step that runs before the reader (its outputs exist)."""
         problems = []
@@ -230,7 +228,7 @@ class _Steps:
         return problems
 
 
-def _runs_before(graph: networkx.DiGraph, index: dict[str, int], first: str, then: str) -> bool:
+def _runs_before(graph: dag.DiGraph, index: dict[str, int], first: str, then: str) -> bool:
     """Is `first` an ancestor of `then`? A path between them only crosses steps
     ordered between them, so the backward search stops at `first`'s position."""
     stack, seen = [then], {then}
@@ -253,7 +251,7 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
 
 
 def _plan(doc: Document, namespace: str | None, plan_vars: dict[str, Any],
-          steps: tuple[Step, ...], graph: networkx.DiGraph,
+          steps: tuple[Step, ...], graph: dag.DiGraph,
           on_failure: str | tuple[Step, ...] | None) -> Plan:
     metadata = doc.data["metadata"]
     name, description = metadata["name"], metadata.get("description", "")

@@ -17,40 +17,38 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import networkx
-
 from runner.errors import Problem, did_you_mean
-from runner.plan import background
+from runner.plan import background, dag
 from runner.plan.expand import Container, Group, Leaf, Marker, Node, Tree, source_of
 from runner.plan.loader import Document
 
 Vertex = Leaf | Marker
 
 
-def build_graph(doc: Document, tree: Tree) -> tuple[networkx.DiGraph, list[Problem]]:
+def build_graph(doc: Document, tree: Tree) -> tuple[dag.DiGraph, list[Problem]]:
     """The leaf DAG (edge a -> b: b needs a), or an empty graph and the problems."""
     wiring = _Wiring(doc, tree)
     wiring.container(tree.root)
     wiring.close_ends()
     try:
         leaves = _contract(wiring.graph)
-    except networkx.NetworkXUnfeasible:  # not a DAG
-        return networkx.DiGraph(), wiring.problems + _cycles(wiring.graph)
+    except dag.Unfeasible:  # not a DAG
+        return dag.DiGraph(), wiring.problems + _cycles(wiring.graph)
     problems = wiring.problems + background.rewire(doc, tree, leaves)  # `until` branches
-    return (networkx.DiGraph(), problems) if problems else (leaves, [])
+    return (dag.DiGraph(), problems) if problems else (leaves, [])
 
 
-def execution_order(graph: networkx.DiGraph) -> list[str]:
+def execution_order(graph: dag.DiGraph) -> list[str]:
     """Topological order, ties broken by file position (deterministic)."""
-    position = networkx.get_node_attributes(graph, "position")
-    return list(networkx.lexicographical_topological_sort(graph, key=position.__getitem__))
+    position = {node: attrs["position"] for node, attrs in graph.nodes.items()}
+    return list(dag.lexicographical_topological_sort(graph, key=position.__getitem__))
 
 
 class _Wiring:
     def __init__(self, doc: Document, tree: Tree) -> None:
         self.doc = doc
         self.table = tree.table
-        self.graph = networkx.DiGraph()
+        self.graph = dag.DiGraph()
         self.problems: list[Problem] = []
         self.iterations: list[Container] = []
 
@@ -147,11 +145,11 @@ def _inside(vertex: Vertex, run: Container) -> bool:
     return False
 
 
-def _contract(graph: networkx.DiGraph) -> networkx.DiGraph:
+def _contract(graph: dag.DiGraph) -> dag.DiGraph:
     """Leaf-to-leaf edges: each marker passes on the leaves that precede it."""
-    leaves = networkx.DiGraph()
+    leaves = dag.DiGraph()
     carried: dict[Marker, set[Leaf]] = {}
-    for vertex in networkx.topological_sort(graph):
+    for vertex in dag.topological_sort(graph):
         before: set[Leaf] = set()
         for pred in graph.predecessors(vertex):
             before |= {pred} if isinstance(pred, Leaf) else carried[pred]
@@ -163,12 +161,12 @@ def _contract(graph: networkx.DiGraph) -> networkx.DiGraph:
     return leaves
 
 
-def _cycles(graph: networkx.DiGraph) -> list[Problem]:
+def _cycles(graph: dag.DiGraph) -> list[Problem]:
     problems = []
-    for component in networkx.strongly_connected_components(graph):
+    for component in dag.strongly_connected_components(graph):
         sub = graph.subgraph(component)
         if len(component) > 1 or sub.has_edge(*(2 * list(component))):
-            problems.append(_cycle_problem(networkx.find_cycle(sub)))
+            problems.append(_cycle_problem(dag.find_cycle(sub)))
     return problems
 
 

@@ -7,11 +7,12 @@ approval refers to), and later stages never patch it in place.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-import networkx
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import Location
+
+if TYPE_CHECKING:
+    from runner.plan.dag import DiGraph
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class Plan:
     namespace: str | None
     vars: dict[str, Any]
     steps: tuple[Step, ...]
-    graph: networkx.DiGraph = field(repr=False)
+    graph: DiGraph = field(repr=False)
     on_failure: str | tuple[Step, ...] | None
     digest: str
     # Included plan files and the sha256 of each one's text (approvals pin them).

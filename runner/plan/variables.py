@@ -7,9 +7,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import networkx
-
 from runner.errors import Location, PlanError, Problem
+from runner.plan import dag
 from runner.plan.loader import Document, load_file
 from runner.plan.render import Collector, Renderer, RenderError, is_template
 
@@ -96,7 +95,7 @@ def render_vars(renderer: Renderer, sources: Sources,
 
 
 def _order(renderer: Renderer, sources: dict[str, VarSource]) -> tuple[list[str], list[Problem]]:
-    graph = networkx.DiGraph()
+    graph = dag.DiGraph()
     graph.add_nodes_from(sources)
     problems: list[Problem] = []
     for name, source in sources.items():
@@ -107,12 +106,12 @@ def _order(renderer: Renderer, sources: dict[str, VarSource]) -> tuple[list[str]
             uses = set()
         graph.add_edges_from((used, name) for used in uses if used in sources)
     index = {name: i for i, name in enumerate(sources)}
-    for component in list(networkx.strongly_connected_components(graph)):
+    for component in list(dag.strongly_connected_components(graph)):
         sub = graph.subgraph(component)
         if len(component) > 1 or sub.has_edge(*(2 * list(component))):
-            problems.append(_cycle_problem(sources, networkx.find_cycle(sub), index))
+            problems.append(_cycle_problem(sources, dag.find_cycle(sub), index))
             graph.remove_nodes_from(component)
-    return list(networkx.lexicographical_topological_sort(graph, key=index.__getitem__)), problems
+    return list(dag.lexicographical_topological_sort(graph, key=index.__getitem__)), problems
 
 
 def _cycle_problem(sources: Sources, edges: list[Any], index: dict[str, int]) -> Problem:

@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import NotFound, StepFailure, WaitFailed, WaitTimedOut
-from runner.kube import Cache, Source, of_kind, wait_for
 from runner.kube.pods import conditions, name, terminating
 from runner.steps import podsel
 from runner.steps.base import Need, StepKind, at_most_one_of, needs_on, one_of, rollout_needs
@@ -17,6 +16,7 @@ from runner.targets import WORKLOADS, target_text
 
 if TYPE_CHECKING:
     from runner.engine.context import StepContext
+    from runner.kube import Cache, Source
     from runner.plan.model import Target
 
 Obj = dict[str, Any]
@@ -127,6 +127,10 @@ class _Job:
         return f"{self.revision.title} of {self.scope.title}"
 
     def sources(self) -> list[Source]:
+        from runner.kube.watch import (
+            Source,  # the kubernetes client: loaded by runs, not by validate
+        )
+
         if self.scope is None:
             return [Source("pod", self.namespace, self.selector)]
         return podsel.sources(self.scope)
@@ -167,6 +171,8 @@ def _waiting(reason: str, *more: str) -> _Verdict:
 
 def _next(ctx: StepContext, job: _Job, deadline: float) -> _Verdict:
     """Watch until there are pods to approve now, or the goal is met."""
+    from runner.kube.watch import wait_for  # the kubernetes client: loaded by runs, not by validate
+
     timeout = max(0.0, deadline - time.monotonic())
 
     def report(verdict: _Verdict) -> None:
@@ -208,6 +214,8 @@ def _evaluate(job: _Job, cache: Cache) -> _Verdict:
 
 def _candidates(job: _Job, cache: Cache) -> list[Obj] | _Verdict:
     """Live pods the step may approve: the selector's, or the chosen revision's."""
+    from runner.kube.watch import of_kind  # the kubernetes client: loaded by runs, not by validate
+
     if job.scope is None:
         return podsel.by_age([p for p in of_kind(cache, "pod") if not terminating(p)])
     view = podsel.view(job.scope, cache)

@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jsonpath_ng.ext import parse as parse_jsonpath
-
 from runner.plan.render import Compiled, Renderer, RenderError, evaluate
 
 Obj = dict[str, Any]
@@ -58,6 +56,8 @@ class JsonPath:
     @classmethod
     def parse(cls, source: str, equals: Any = None) -> JsonPath:
         """ValueError with the parser's words when `source` is no JSONPath."""
+        from jsonpath_ng.ext import parse as parse_jsonpath  # only plans that use one pay for it
+
         try:
             expression = parse_jsonpath(kubectl_to_jsonpath(source))
         except Exception as exc:  # noqa: BLE001 -- the parser raises bare Exception subclasses

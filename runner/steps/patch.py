@@ -5,8 +5,6 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any
 
-import jsonpatch
-
 from runner.errors import StepFailure
 from runner.steps.base import Change, Need, StepKind, is_template
 from runner.steps.objects import custom_kind, needs_of, resolve
@@ -95,6 +93,8 @@ def json_patch_problems(body: Any) -> list[str]:
     if not isinstance(body, list):
         return ["a json patch is a list of operations like "
                 "{op: replace, path: /spec/replicas, value: 3}"]
+    import jsonpatch  # only plans with a json patch pay for it
+
     try:
         jsonpatch.JsonPatch(body)
     except (jsonpatch.InvalidJsonPatch, jsonpatch.JsonPointerException, TypeError) as exc:

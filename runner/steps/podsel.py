@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import StepFailure
-from runner.kube import Cache, Source, of_kind, resource_for, selector_string
 from runner.kube.pods import controlled_by, labels, name, ordinal, terminating
+from runner.kube.resources import resource_for, selector_string
 from runner.kube.rollout import cloneset_partition, new_replicaset, not_observed
 from runner.workloads import StatefulSetLayout
 
 if TYPE_CHECKING:
-    from runner.kube import Kube
+    from runner.kube import Cache, Kube, Source
     from runner.plan.model import Target
 
 Obj = dict[str, Any]
@@ -54,6 +54,8 @@ def workload_scope(kube: Kube, target: Target, step_id: str) -> Scope:
 
 def sources(scope: Scope) -> list[Source]:
     """The workload itself, its pods and, for a Deployment, its ReplicaSets."""
+    from runner.kube.watch import Source  # the kubernetes client: loaded by runs, not by validate
+
     found = [Source(scope.kind, scope.namespace, field_selector=f"metadata.name={scope.name}"),
              Source("pod", scope.namespace, scope.selector)]
     if scope.kind == "deployment":
@@ -72,6 +74,8 @@ class View:
 
 def view(scope: Scope, cache: Cache) -> View:
     """The workload's own pods, not terminating (those are on their way out)."""
+    from runner.kube.watch import of_kind  # the kubernetes client: loaded by runs, not by validate
+
     workload = cache.get((scope.kind, scope.name))
     if workload is None:
         return View(None, [], [])

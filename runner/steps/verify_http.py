@@ -8,13 +8,12 @@ from the environment at run time (`{env: NAME}`), so it is not in the plan at al
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-import urllib3
 
 from runner.errors import StepFailure
 from runner.plan.render import RenderError, evaluate
@@ -24,12 +23,21 @@ from runner.steps.expressions import RENDERER as _RENDERER
 from runner.steps.expressions import expression_problems
 
 if TYPE_CHECKING:
+    import urllib3
+
     from runner.engine.context import StepContext
     from runner.plan.model import Target
 
 HIDDEN = "<hidden>"
 JSON_NAMES = frozenset({"json", "status", "body", "headers"})
-_POOL = urllib3.PoolManager(num_pools=4, maxsize=4, retries=False)
+
+
+@functools.cache
+def _pool() -> urllib3.PoolManager:
+    """One pool per process, made on first use: urllib3 loads only for runs that ask."""
+    import urllib3
+
+    return urllib3.PoolManager(num_pools=4, maxsize=4, retries=False)
 
 
 @dataclass(frozen=True)
@@ -49,11 +57,13 @@ class Request:
 
     def send(self) -> Answer:
         """One request; urllib3's errors become a one-line reason (OSError)."""
+        import urllib3
+
         try:
-            resp = _POOL.request(self.method, self.url, headers=self.headers, body=self.body,
-                                 timeout=urllib3.Timeout(connect=min(2.0, self.timeout),
-                                                         read=self.timeout),
-                                 redirect=False)
+            resp = _pool().request(self.method, self.url, headers=self.headers, body=self.body,
+                                   timeout=urllib3.Timeout(connect=min(2.0, self.timeout),
+                                                           read=self.timeout),
+                                   redirect=False)
         except urllib3.exceptions.HTTPError as exc:
             raise OSError(f"no answer: {getattr(exc, 'reason', None) or exc}") from None
         return Answer(resp.status, resp.data.decode("utf-8", errors="replace"),

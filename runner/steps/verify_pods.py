@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import StepFailure, WaitFailed, WaitTimedOut
-from runner.kube import Cache, pod_ready, pod_revision, wait_for
-from runner.kube.pods import describe_not_ready, name
+from runner.kube.pods import describe_not_ready, name, pod_ready, pod_revision
 from runner.kube.pods import ordinal as pod_ordinal
 from runner.steps import podsel
 from runner.steps.base import Need, StepKind, at_most_one_of, needs_on, rollout_needs, truthy
@@ -17,6 +16,7 @@ from runner.workloads import StatefulSetLayout
 
 if TYPE_CHECKING:
     from runner.engine.context import StepContext
+    from runner.kube import Cache
     from runner.plan.model import Target
 
 Obj = dict[str, Any]
@@ -72,6 +72,10 @@ class VerifyPods(StepKind):
         return f"check the pods of {target}{ready or ' exist'}"
 
     def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
+        from runner.kube.watch import (
+            wait_for,  # the kubernetes client: loaded by runs, not by validate
+        )
+
         target = ctx.target(params)
         scope = podsel.workload_scope(ctx.kube, target, ctx.step.id)
         expect = _Expectation.of(params)
