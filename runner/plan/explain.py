@@ -9,13 +9,14 @@ the key's) and a message naming what was found and what is expected.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
-
-from jsonschema.exceptions import ValidationError, best_match
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from runner.errors import did_you_mean
 from runner.plan.values import parse_duration
 from runner.targets import normalize_kind, split_target
+
+if TYPE_CHECKING:  # errors come from jsonschema, which only a refused value loads
+    from jsonschema.exceptions import ValidationError
 
 PathT = tuple[str | int, ...]
 _TYPES = {
@@ -122,6 +123,8 @@ def _additional(error: ValidationError, path: PathT, root: dict[str, Any]) -> li
 
 
 def _property_names(error: ValidationError, path: PathT, root: dict[str, Any]) -> list[Finding]:
+    from jsonschema.exceptions import best_match
+
     # The failing instance is the key itself; point at it, not at the mapping.
     key = error.instance
     return [Finding((*path, key), _message(best_match(error.context), root), True)]
@@ -129,6 +132,8 @@ def _property_names(error: ValidationError, path: PathT, root: dict[str, Any]) -
 
 def _choice(error: ValidationError, path: PathT, root: dict[str, Any]) -> list[Finding]:
     """anyOf/oneOf: explain within the one branch the value's type fits, if one does."""
+    from jsonschema.exceptions import best_match
+
     branches = [_resolve(b, root) for b in error.validator_value]
     fits = [i for i, b in enumerate(branches) if _fits(b, error.instance, root)]
     if len(fits) == 1 and not _is_template(error.validator_value[fits[0]]):

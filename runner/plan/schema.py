@@ -18,7 +18,7 @@ import yaml
 from runner.errors import Problem, did_you_mean
 from runner.plan.explain import Finding, show
 from runner.plan.loader import Document, PathT
-from runner.plan.validators import findings, header_validator, plan_schema, step_checker
+from runner.plan.validators import header_findings, plan_schema, step_checker
 from runner.steps import REGISTRY
 
 
@@ -30,7 +30,7 @@ def control_keys() -> list[str]:
 
 def validate_plan(doc: Document) -> tuple[list[Problem], set[PathT]]:
     """All schema problems, and the paths of the steps that have any."""
-    problems = to_problems(doc, (), findings(header_validator(), doc.data))
+    problems = to_problems(doc, (), header_findings(doc.data))
     bad: set[PathT] = set()
     for path, step in iter_steps(doc.data):
         found = _validate_step(doc, path, step)

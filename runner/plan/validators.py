@@ -1,4 +1,4 @@
-"""jsonschema validators built from plan.schema.json, fast enough for big plans.
+"""Validators built from plan.schema.json, fast enough for big plans.
 
 jsonschema spends most of its time per node visited (a new validator object
 and a reference lookup each time), so:
@@ -6,9 +6,11 @@ and a reference lookup each time), so:
 - a mapping is checked property by property, and each (property, value)
   verdict is remembered: plans repeat values (targets, images, durations)
   and loops repeat whole steps, so most verdicts are looked up, not computed;
-- a value every step has its own of (an id) meets a plain scalar schema, which
-  a few Python checks accept at once; only a value they refuse goes to
-  jsonschema (which also explains why).
+- a value is first offered to a sound acceptor (accept.py: plain Python checks
+  compiled from the same schema) which says yes to what jsonschema accepts;
+  only a value it does not accept goes to jsonschema (which also explains
+  why), and jsonschema itself is imported then, not before: valid plans never
+  load it.
 Verdicts are kept as Findings (explained errors), which depend only on the
 schema and the value.
 """
@@ -17,14 +19,14 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
+from runner.plan.accept import Accept, acceptor
+from runner.plan.explain import Finding
 
-from runner.plan.explain import Finding, explain
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schemas" / "plan.schema.json"
 STEP_REF = "#/$defs/step"
@@ -62,9 +64,17 @@ def _pointer(ref: str) -> Any:
     return node
 
 
-def findings(validator: Draft202012Validator, instance: Any) -> list[Finding]:
+def validator(schema: dict[str, Any]) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator  # only for values the acceptor refused
+
+    return Draft202012Validator(schema)
+
+
+def findings(checker: Draft202012Validator, instance: Any) -> list[Finding]:
+    from runner.plan.explain import explain
+
     root = plan_schema()
-    return [f for error in validator.iter_errors(instance) for f in explain(error, root)]
+    return [f for error in checker.iter_errors(instance) for f in explain(error, root)]
 
 
 class Checker:
@@ -77,13 +87,13 @@ class Checker:
     def __init__(self, schema: dict[str, Any], depth: int = 0) -> None:
         properties = schema.get("properties", {})
         # `True` keeps additionalProperties aware of the known names at no cost.
-        self.shell = Draft202012Validator({**schema, "properties": dict.fromkeys(properties, True)})
-        self.properties: dict[str, Checker | Draft202012Validator] = {
-            name: Checker(sub, depth - 1) if depth and "properties" in sub
-            else Draft202012Validator(sub)
-            for name, sub in properties.items()
-        }
-        self.quick = {name: quick_accept(sub) for name, sub in properties.items()}
+        self.shell = {**schema, "properties": dict.fromkeys(properties, True)}
+        self.shell_accept = acceptor(self.shell)
+        self.checkers = {name: Checker(sub, depth - 1) for name, sub in properties.items()
+                         if depth and "properties" in sub}
+        self.schemas = {name: sub for name, sub in properties.items()
+                        if name not in self.checkers}
+        self.quick = {name: acceptor(sub) for name, sub in self.schemas.items()}
         self.memo: dict[tuple[str, Any], list[Finding]] = {}
         # With every property schema `True` and no other rule on values, the
         # shell's verdict depends only on which keys there are: memoize by them.
@@ -92,6 +102,7 @@ class Checker:
             rule in schema for rule in value_rules
         )
         self.shell_memo: dict[Any, list[Finding]] = {}
+        self.validators: dict[str, Draft202012Validator] = {}
 
     def check(self, instance: Any) -> list[Finding]:
         found = list(self._shell(instance))
@@ -103,66 +114,32 @@ class Checker:
 
     def _shell(self, instance: Any) -> list[Finding]:
         if not (self.by_keys and isinstance(instance, dict)):
-            return findings(self.shell, instance)
+            return self._shell_findings(instance)
         keys = tuple(instance)
         if keys not in self.shell_memo:
-            self.shell_memo[keys] = findings(self.shell, dict.fromkeys(keys))
+            self.shell_memo[keys] = self._shell_findings(dict.fromkeys(keys))
         return self.shell_memo[keys]
 
+    def _shell_findings(self, instance: Any) -> list[Finding]:
+        return [] if self.shell_accept(instance) else findings(self._validator(""), instance)
+
+    def _validator(self, key: str) -> Draft202012Validator:
+        """jsonschema's validator of a property ("" for the shell), made when first needed."""
+        if key not in self.validators:
+            self.validators[key] = validator(self.schemas[key] if key else self.shell)
+        return self.validators[key]
+
     def check_property(self, key: str, value: Any) -> list[Finding]:
-        checker = self.properties.get(key)
-        if checker is None:
-            return []
-        if isinstance(checker, Checker):
+        checker = self.checkers.get(key)
+        if checker is not None:
             return checker.check(value)  # memoized one level down, value by value
-        quick = self.quick[key]
-        if quick is not None and quick(value):
-            return []
+        quick = self.quick.get(key)
+        if quick is None or quick(value):
+            return []  # not a property of the schema (the shell judged), or accepted
         memo_key = (key, _freeze(value))
         if memo_key not in self.memo:
-            self.memo[memo_key] = findings(checker, value)
+            self.memo[memo_key] = findings(self._validator(key), value)
         return self.memo[memo_key]
-
-
-_PY_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": (int, float),
-                             "boolean": bool}
-_ANNOTATIONS = {"title", "description", "default", "examples", "format", "x-ref",
-                "patternErrorMessage"}
-Accept = Callable[[Any], bool]
-
-
-def quick_accept(schema: Any) -> Accept | None:
-    """A fast yes for values a plain scalar schema (or an anyOf of them) accepts.
-
-    None when the schema is not that plain. A `False` is not a verdict: the
-    value then goes to jsonschema. So this may refuse too much, never accept.
-    """
-    if not isinstance(schema, dict):
-        return None
-    if "anyOf" in schema and not set(schema) - _ANNOTATIONS - {"anyOf"}:
-        # One branch accepting is enough for anyOf, so the plain branches alone can
-        # say yes (a target: a "kind/name" string, or a mapping left to jsonschema).
-        plain = [accept for accept in map(quick_accept, schema["anyOf"]) if accept]
-        if plain:
-            return lambda value: any(accept(value) for accept in plain)
-        return None
-    if set(schema) - _ANNOTATIONS - {"type", "pattern", "maxLength", "minLength", "minimum",
-                                     "maximum"}:
-        return None
-    if schema.get("type") not in _PY_TYPES:
-        return None
-    return functools.partial(_plain_accept, schema, _PY_TYPES[schema["type"]],
-                             re.compile(schema.get("pattern", "")))
-
-
-def _plain_accept(schema: dict[str, Any], kind: Any, pattern: re.Pattern[str], value: Any) -> bool:
-    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
-        return False
-    if isinstance(value, str):
-        size = len(value)
-        return (bool(pattern.search(value)) and size <= schema.get("maxLength", size)
-                and size >= schema.get("minLength", 0))
-    return schema.get("minimum", value) <= value <= schema.get("maximum", value)
 
 
 def _freeze(value: Any) -> Any:
@@ -183,14 +160,17 @@ def step_checker() -> Checker:
 
 
 @functools.cache
-def header_validator() -> Draft202012Validator:
+def _header() -> tuple[dict[str, Any], Accept]:
     """The plan's own fields; the steps of `steps`/`on_failure` are walked one by one."""
-    root = {k: v for k, v in plan_schema().items() if k != "$defs"}
-    return Draft202012Validator(inline(root, (STEP_REF,)))
+    root = inline({k: v for k, v in plan_schema().items() if k != "$defs"}, (STEP_REF,))
+    return root, acceptor(root)
+
+
+def header_findings(data: Any) -> list[Finding]:
+    schema, accept = _header()
+    return [] if accept(data) else findings(validator(schema), data)
 
 
 def param_findings(kind: str, param: str, value: Any) -> list[Finding]:
     """Findings for one (rendered) param value of a step kind."""
-    params = step_checker().properties[kind]
-    assert isinstance(params, Checker)
-    return params.check_property(param, value)
+    return step_checker().checkers[kind].check_property(param, value)

@@ -1,0 +1,108 @@
+"""Start-up, side by side: runplan's commands that need no cluster vs kubectl and Python.
+
+Each round runs every command once, the order rotating per round (a slow patch of
+the shared machine hits them alike); the figure is each command's median wall time
+(process start to exit, output discarded). The commands:
+- `python -c pass`: the interpreter runplan runs on, starting and doing nothing;
+- `kubectl version --client`: the locally built kubectl, its twin of `--version`;
+- `runplan --version`; `runplan validate`, `graph`, `steps`, `schema` and
+  `PLAN --dry-run --offline` of the seed canary playbook.
+runplan runs as installed (bytecode compiled first, as a wheel install does: with
+PYTHONDONTWRITEBYTECODE an editable install would otherwise compile on every start).
+Apart from the timed runs, each runplan command runs once under a wrapper that
+lists the heavy libraries it imported (none may be the kubernetes client).
+
+    python -m bench.startup [--runs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from bench.common import CANARY_PLAN, KUBECTL, PYTHON, REPO, RUNPLAN, log, median, run_timed
+
+RUNS = 15
+PLAN = str(CANARY_PLAN.relative_to(REPO))
+RUNPLAN_COMMANDS: dict[str, list[str]] = {
+    "runplan --version": ["--version"],
+    "runplan validate": ["validate", PLAN],
+    "runplan graph": ["graph", PLAN],
+    "runplan steps": ["steps"],
+    "runplan schema": ["schema"],
+    "runplan --dry-run --offline": [PLAN, "--dry-run", "--offline"],
+}
+BASELINES: dict[str, list[str]] = {
+    "python -c pass": [str(PYTHON), "-c", "pass"],
+    "kubectl version --client": [str(KUBECTL), "version", "--client"],
+}
+GOALS = {"runplan --version": 0.1}  # seconds; every other runplan command: 0.3
+OTHER_GOAL = 0.3
+HEAVY = ("kubernetes", "networkx", "jsonschema", "jinja2", "yaml", "urllib3", "jsonpath_ng",
+         "jsonpatch", "dns", "rich")
+_PROBE = """\
+import contextlib, io, json, sys
+from runner.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    rc = main(sys.argv[1:])
+print(json.dumps([rc, [m for m in HEAVY if m in sys.modules]]))
+"""
+
+
+def goal(name: str) -> float:
+    return GOALS.get(name, OTHER_GOAL)
+
+
+def commands() -> dict[str, list[str]]:
+    return {**BASELINES, **{name: [str(RUNPLAN), *args] for name, args in
+                            RUNPLAN_COMMANDS.items()}}
+
+
+def imported(args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Which heavy libraries one runplan command loads (and its exit code)."""
+    code = f"HEAVY = {list(HEAVY)!r}\n{_PROBE}"
+    done = subprocess.run([str(PYTHON), "-c", code, *args], env=env, cwd=REPO,
+                          capture_output=True, text=True, check=False)
+    rc, heavy = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"returncode": rc, "imports": heavy}
+
+
+def run(runs: int = RUNS) -> dict[str, Any]:
+    compileall.compile_dir(str(REPO / "runner"), quiet=1)
+    env = {**os.environ, "KUBECONFIG": os.devnull}  # no cluster: none is needed
+    table = commands()
+    walls: dict[str, list[float]] = {name: [] for name in table}
+    names = list(table)
+    for round_ in range(runs):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+            done = run_timed(table[name], env)
+            if done.returncode != 0:
+                raise RuntimeError(f"{name} exited {done.returncode}: {done.output[-400:]}")
+            walls[name].append(done.wall)
+    rows = {name: {"median": median(w), "min": min(w), "max": max(w), "runs": len(w)}
+            for name, w in walls.items()}
+    for name, args in RUNPLAN_COMMANDS.items():
+        rows[name].update(imported(args, env), goal=goal(name))
+    return {"runs": runs, "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=RUNS)
+    result = run(parser.parse_args().runs)
+    log(f"start-up, medians of {result['runs']} runs")
+    for name, row in result["rows"].items():
+        extra = (f"  goal <= {row['goal']:.1f} s; imports {', '.join(row['imports']) or '-'}"
+                 if "goal" in row else "")
+        print(f"{name:<30} {row['median']:6.3f} s{extra}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
