@@ -136,8 +136,8 @@ def _startup_text(startup: dict[str, float]) -> str:
         "\n\n*In-process* is runplan's own `run_finished.duration` (lock taken to run end: "
         "every step, the lock and the journal, but not the interpreter's start-up, the "
         "imports or the compile); for the limit it is its wall time. Start-up alone, median "
-        f"of {runs} runs: `runplan --version` (Python, the kubernetes client, jsonschema, "
-        f"Jinja2, networkx) {runplan} s; `kubectl version --client` {kubectl} s. The "
+        f"of {runs} runs: `runplan --version` {runplan} s; `kubectl version --client` "
+        f"{kubectl} s (every offline command: the Start-up section). The "
         "kubectl script starts kubectl 7 times, runplan starts once.")
 
 
@@ -210,6 +210,50 @@ def fanout_section(fan: dict[str, Any]) -> str:
     return text
 
 
+def startup_section(startup: dict[str, Any]) -> str:
+    rows = startup.get("rows") or {}
+    if not rows:
+        return "Not measured in this run (see Failures)."
+    table = _table(
+        ["command", "median wall s", "min s", "max s", "median CPU s", "goal (issue 16)", "",
+         "libraries it loads"],
+        [[f"`{name}`", _f(r["median"], 3), _f(r["min"], 3), _f(r["max"], 3),
+          _f(r.get("cpu"), 3),
+          f"≤ {r['goal']:.1f} s" if "goal" in r else "—",
+          _goal(r["median"] <= r["goal"]) if "goal" in r else "",
+          (", ".join(r["imports"]) or "none of the heavy ones") if "goal" in r else "—"]
+         for name, r in rows.items()])
+    loaded = [name for name, r in rows.items() if "kubernetes" in r.get("imports", ())]
+    client = _table(["goal (issue 16)", "measured", ""], [[
+        "none of these commands imports the kubernetes client",
+        ", ".join(f"`{n}`" for n in loaded) + " import it" if loaded else "none imports it",
+        _goal(not loaded)]])
+    return (f"Medians of {startup.get('runs')} runs each, the commands taking turns "
+            f"(`bench/startup.py`, load average {startup.get('load', 'n/a')} at its end; CPU "
+            "time is user + system of the process); the plan is the seed canary playbook; "
+            "the goals judge the wall time; the heavy "
+            "libraries are those a run may need (kubernetes, networkx, jsonschema, Jinja2, "
+            "PyYAML, urllib3, jsonpath-ng, jsonpatch, dnspython, rich).\n\n"
+            + table + "\n\n" + client)
+
+
+def compile_goals(rows: list[dict[str, Any]]) -> str:
+    """Issue 16: 5,000 steps <= 0.5 s and 10,000 <= 1.0 s in-process, memory linear."""
+    from bench.compile_bench import GOALS
+
+    by_size = {r["steps"]: r for r in rows}
+    goals = [[f"compile {size:,} steps ≤ {limit:.1f} s in-process",
+              f"{_f(by_size[size]['wall'], 3)} s wall, {_f(by_size[size]['cpu'], 3)} s CPU",
+              _goal(by_size[size]["wall"] <= limit)]
+             for size, limit in GOALS.items() if size in by_size]
+    if len(rows) >= 2:
+        first, last = rows[1] if len(rows) > 2 else rows[0], rows[-1]
+        growth = (last["peak_mib"] / last["steps"]) / (first["peak_mib"] / first["steps"])
+        goals.append([f"memory linear: peak per step at {last['steps']:,} ≤ 1.25× that at "
+                      f"{first['steps']:,}", f"{_f(growth)}×", _goal(growth <= 1.25)])
+    return _table(["goal (issue 16)", "measured", ""], goals)
+
+
 def compile_section(rows: list[dict[str, Any]]) -> str:
     table = _table(
         ["steps", "plan YAML", "wall s", "CPU s", "CPU µs / step", "× µs/step of 100",
@@ -221,7 +265,7 @@ def compile_section(rows: list[dict[str, Any]]) -> str:
         "× column stays ≤ 1; at 100 steps fixed costs weigh most); "
         "peak memory per step: "
         + ", ".join(f"{r['peak_mib'] * 1024 / r['steps']:.1f} KiB at {r['steps']:,}" for r in rows)
-        + ".")
+        + ".\n\n" + compile_goals(rows))
 
 
 def facts_section(facts: dict[str, Any]) -> str:
@@ -317,7 +361,14 @@ METHOD = """\
   `failure_limit=0`, `interval` 1 s and a 120 s soak against a loopback exporter
   (`localcluster/exporter.py`) that switches to a 50 % error ratio at the analysis' first
   measurement; the time to the `rollback_started` event is taken from `--output json`.
-- **Compile scaling.** `bench/compile_bench.py`: generated plans of 100, 1,000 and 10,000
+- **Start-up.** `bench/startup.py`, no cluster needed: `python -c pass` (the interpreter
+  runplan runs on), `kubectl version --client` (the locally built kubectl) and runplan's
+  `--version`, `validate`, `graph`, `steps`, `schema` and `PLAN --dry-run --offline` of
+  the seed canary playbook, each run in turn (the order rotating per round), wall time
+  from process start to exit, medians. runplan runs as installed, with its bytecode
+  compiled first (`compileall`, as a wheel install does). Each runplan command also runs
+  once under a wrapper that lists the heavy libraries it imported.
+- **Compile scaling.** `bench/compile_bench.py`: generated plans of 100, 1,000, 5,000 and 10,000
   leaf steps made of 10-step blocks (set_image, wait_ready, two verifications fanning out
   and joining in a templated scale, a 2-iteration loop group, a conditional step reading an
   earlier step's output); `compile_plan` (load, schema, render, graph) cold in a fresh
@@ -352,6 +403,8 @@ def render(results: dict[str, Any]) -> str:
         fanout_section(results["fanout"]),
         "\n## Background analysis: breach to rollback\n",
         reaction_section(results.get("reaction") or {}),
+        "\n## Start-up: the commands that need no cluster\n",
+        startup_section(results.get("startup") or {}),
         "\n## Compile scaling\n",
         compile_section(results["compile"]),
         "\n## Machine and versions\n",

@@ -21,7 +21,17 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import compile_bench, e2e, facts, failure_race, fanout, reaction, report, wait_latency
+from bench import (
+    compile_bench,
+    e2e,
+    facts,
+    failure_race,
+    fanout,
+    reaction,
+    report,
+    startup,
+    wait_latency,
+)
 from bench.common import REPO, STATE_DIR, bench_cluster, log
 
 SLOW_START = "1s"  # --pod-start-delay of the second end-to-end cluster
@@ -59,7 +69,7 @@ def main() -> int:
         "crashed": [], "e2e": _empty_e2e(), "latency": {},
         "fanout": {"1": {}, "50": {}, "wall_ratio": nan, "run_ratio": nan, "runs": 0,
                    "failures": []},
-        "compile": [], "facts": {}, "race": {}, "e2e_slow": _empty_e2e(),
+        "compile": [], "startup": {}, "facts": {}, "race": {}, "e2e_slow": _empty_e2e(),
     }
 
     def stage(name: str, call: Any) -> Any:
@@ -73,6 +83,7 @@ def main() -> int:
 
     load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     results["compile"] = stage("compile scaling", compile_bench.run) or []
+    results["startup"] = stage("start-up", startup.run) or {}
     with bench_cluster() as bench:
         results["facts"] = stage("machine facts", lambda: facts.collect(bench)) or {}
         raw = stage("end to end", lambda: e2e.run(bench, args.e2e_runs))

@@ -2,7 +2,8 @@
 
 Each round runs every command once, the order rotating per round (a slow patch of
 the shared machine hits them alike); the figure is each command's median wall time
-(process start to exit, output discarded). The commands:
+(process start to exit, output discarded), and its median CPU time (user + system,
+from the child's rusage), which a busy shared machine inflates less. The commands:
 - `python -c pass`: the interpreter runplan runs on, starting and doing nothing;
 - `kubectl version --client`: the locally built kubectl, its twin of `--version`;
 - `runplan --version`; `runplan validate`, `graph`, `steps`, `schema` and
@@ -22,10 +23,10 @@ import compileall
 import json
 import os
 import subprocess
-import sys
+import time
 from typing import Any
 
-from bench.common import CANARY_PLAN, KUBECTL, PYTHON, REPO, RUNPLAN, log, median, run_timed
+from bench.common import CANARY_PLAN, KUBECTL, PYTHON, REPO, RUNPLAN, log, median
 
 RUNS = 15
 PLAN = str(CANARY_PLAN.relative_to(REPO))
@@ -72,23 +73,37 @@ def imported(args: list[str], env: dict[str, str]) -> dict[str, Any]:
     return {"returncode": rc, "imports": heavy}
 
 
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one run; RuntimeError when it fails."""
+    start = time.perf_counter()
+    child = subprocess.Popen(argv, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    errors = child.stderr.read() if child.stderr else b""
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {child.returncode}: {errors[-400:]!r}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
 def run(runs: int = RUNS) -> dict[str, Any]:
     compileall.compile_dir(str(REPO / "runner"), quiet=1)
     env = {**os.environ, "KUBECONFIG": os.devnull}  # no cluster: none is needed
     table = commands()
-    walls: dict[str, list[float]] = {name: [] for name in table}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in table}
     names = list(table)
     for round_ in range(runs):
         for name in names[round_ % len(names):] + names[:round_ % len(names)]:
-            done = run_timed(table[name], env)
-            if done.returncode != 0:
-                raise RuntimeError(f"{name} exited {done.returncode}: {done.output[-400:]}")
-            walls[name].append(done.wall)
-    rows = {name: {"median": median(w), "min": min(w), "max": max(w), "runs": len(w)}
-            for name, w in walls.items()}
+            samples[name].append(timed(table[name], env))
+    rows: dict[str, dict[str, Any]] = {}
+    for name, pairs in samples.items():
+        walls = [wall for wall, _ in pairs]
+        rows[name] = {"median": median(walls), "min": min(walls), "max": max(walls),
+                      "cpu": median([cpu for _, cpu in pairs]), "runs": len(pairs)}
     for name, args in RUNPLAN_COMMANDS.items():
         rows[name].update(imported(args, env), goal=goal(name))
-    return {"runs": runs, "rows": rows}
+    return {"runs": runs, "rows": rows, "load": " ".join(f"{x:.2f}" for x in os.getloadavg())}
 
 
 def main() -> None:
@@ -96,12 +111,12 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=RUNS)
     result = run(parser.parse_args().runs)
-    log(f"start-up, medians of {result['runs']} runs")
+    log(f"start-up, medians of {result['runs']} runs (load average {result['load']})")
     for name, row in result["rows"].items():
         extra = (f"  goal <= {row['goal']:.1f} s; imports {', '.join(row['imports']) or '-'}"
                  if "goal" in row else "")
-        print(f"{name:<30} {row['median']:6.3f} s{extra}")
-    sys.stdout.flush()
+        print(f"{name:<30} {row['median']:6.3f} s wall {row['cpu']:6.3f} s CPU{extra}",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,12 @@ def param_defaults(kind: str) -> dict[str, Any]:
     return {name: spec["default"] for name, spec in properties.items() if "default" in spec}
 
 
+@functools.lru_cache(maxsize=64)
+def _folder(file: str) -> Path:
+    """The folder of a plan file (once per file, not per step)."""
+    return Path(file).parent
+
+
 def _missing(defaults: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in defaults.items() if name not in params}
 
@@ -139,7 +145,7 @@ class StepBuilder:
         return leaf.container.inherited[key]
 
     def _dir(self, leaf: Leaf) -> Path:
-        return Path(leaf.container.source.doc.file).parent
+        return _folder(leaf.container.source.doc.file)
 
     def _control(self, leaf: Leaf, key: str) -> Any:
         """The step's own value, else its groups', else the plan's defaults; parsed."""

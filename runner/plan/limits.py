@@ -161,5 +161,25 @@ def check_text(text: str) -> str:
 
 def check_yaml(node: yaml.Node) -> None:
     """Raise YamlLimit if the node graph nests too deep or its aliases expand too far."""
-    _Measure().visit(node, 0, node)
+    if not _plainly_within(node):
+        _Measure().visit(node, 0, node)  # the exact walk, which names the place
+
+
+def _plainly_within(root: yaml.Node) -> bool:
+    """True for a graph with no alias to a collection, within the depth and node limits:
+    most files, checked by one flat walk. Anything else goes to _Measure."""
+    seen: set[int] = set()
+    total = 1
+    stack = [(root, 0)] if type(root) is not yaml.ScalarNode else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH or id(node) in seen:
+            return False
+        seen.add(id(node))
+        mapping = type(node) is yaml.MappingNode
+        for child in (c for pair in node.value for c in pair) if mapping else node.value:
+            total += 1
+            if type(child) is not yaml.ScalarNode:
+                stack.append((child, depth + 1))
+    return total <= MAX_NODES
 

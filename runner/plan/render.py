@@ -51,6 +51,12 @@ _REFERENCE = re.compile(
     r"""\s*(?P<root>[A-Za-z_]\w*)(?P<path>(?:\.[A-Za-z_]\w*|\['[^']*'\]|\["[^"]*"\]|\[\d+\])*)\s*"""
 )
 PathT = tuple[str | int, ...]
+# Nodes whose value depends on nothing but the names read: no filter, call or test
+# (`random`, `lipsum()`), and no attribute access (a method's repr names an address).
+_PURE_NODES = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Const,
+               nodes.BinExpr, nodes.UnaryExpr, nodes.Compare, nodes.Operand, nodes.CondExpr,
+               nodes.Concat, nodes.List, nodes.Tuple)
+_SCALARS = (str, int, float, bool, type(None))
 
 
 class RenderError(Exception):
@@ -70,6 +76,9 @@ class Compiled:
     step_refs: frozenset[str]
     build: Callable[[], Callable[..., Any]] = field(repr=False)
     _run: Callable[..., Any] | None = field(default=None, repr=False)
+    # Its value depends only on the values of `names` (no filter, call or test):
+    # one result per distinct scalar values is enough (Renderer._evaluate).
+    pure: bool = False
 
     @property
     def deferred(self) -> bool:
@@ -101,6 +110,9 @@ class Renderer:
     def __init__(self, deadline: Deadline | None = None) -> None:
         self.env = BoundedSandbox(undefined=StrictUndefined, keep_trailing_newline=True)
         self._cache: dict[str, Compiled] = {}
+        # (template, its names' scalar values) -> scalar result: a plan's templates repeat
+        # with the same values (`{{ image }}` in every step, `{{ item }}` per iteration).
+        self._results: dict[tuple[Any, ...], Any] = {}
         self.deadline = deadline
         self.site: Callable[[str], Problem] | None = None
 
@@ -125,10 +137,19 @@ class Renderer:
                 self.check_names(compiled, ctx)
                 out.deferred.append((path, compiled))
                 return source
-            return evaluate(compiled, ctx, self.deadline)
+            return self._evaluate(compiled, ctx)
         except RenderError as exc:
             out.errors.append((path, str(exc)))
             return source
+
+    def _evaluate(self, compiled: Compiled, ctx: dict[str, Any]) -> Any:
+        key = _result_key(compiled, ctx)
+        if key is not None and key in self._results:
+            return self._results[key]
+        result = evaluate(compiled, ctx, self.deadline)
+        if key is not None and isinstance(result, _SCALARS):
+            self._results[key] = result
+        return result
 
     def compile(self, source: str, expression: bool = False) -> Compiled:
         """Compile a template (or, with `expression`, a bare `when` expression)."""
@@ -149,7 +170,8 @@ class Renderer:
         self.check_deadline()
         try:
             node = self.env.parse(source) if inner is None else self._expression(inner)
-            names = _free_names(node) - set(self.env.globals)
+            free = _free_names(node)
+            names = free - set(self.env.globals)
             refs = frozenset(_step_refs(node))
         except TemplateSyntaxError as exc:
             reason = re.sub(r"'end of (print statement|template)'", "end of expression",
@@ -157,7 +179,8 @@ class Renderer:
             raise RenderError(f"template syntax error in {_shown(source)}: {reason}") from None
         except RecursionError:
             raise RenderError(f"{_shown(source)}: the template nests too deep") from None
-        return Compiled(source, names, refs, self._builder(node))
+        pure = names == free and all(isinstance(n, _PURE_NODES) for n in _walk(node, nodes.Node))
+        return Compiled(source, names, refs, self._builder(node), pure=pure)
 
     def _reference(self, source: str, inner: str) -> Compiled | None:
         """`{{ steps['canary'].outputs.previous }}`: valid by construction, parsed later."""
@@ -167,7 +190,8 @@ class Renderer:
         keys = _KEY.findall(match["path"])[:1] if match["root"] == "steps" else []
         names = frozenset({match["root"]}) - set(self.env.globals)
         refs = frozenset(a or b or c for a, b, c in keys)
-        return Compiled(source, names, refs, functools.partial(self._parse_and_build, inner))
+        return Compiled(source, names, refs, functools.partial(self._parse_and_build, inner),
+                        pure=not match["path"] and match["root"] not in self.env.globals)
 
     def _parse_and_build(self, inner: str) -> Callable[..., Any]:
         return self._builder(self._expression(inner))()
@@ -222,6 +246,16 @@ def evaluate(compiled: Compiled, ctx: dict[str, Any], deadline: Deadline | None 
         raise RenderError(f"{compiled.source!r}: {exc} ({sandbox})") from None
     except Exception as exc:  # noqa: BLE001 - any Python error inside a template is the plan's
         raise RenderError(f"{compiled.source!r} failed: {type(exc).__name__}: {exc}") from None
+
+
+def _result_key(compiled: Compiled, ctx: dict[str, Any]) -> tuple[Any, ...] | None:
+    """What a pure template's result depends on, when all of it is scalar; else None."""
+    if not compiled.pure or not compiled.names <= ctx.keys():
+        return None
+    values = tuple((name, type(ctx[name]), ctx[name]) for name in sorted(compiled.names))
+    if not all(isinstance(value, _SCALARS) for _, _, value in values):
+        return None
+    return (compiled.source, values)
 
 
 def _shown(source: str) -> str:

@@ -108,8 +108,9 @@ class Checker:
         found = list(self._shell(instance))
         if isinstance(instance, dict):
             for key, value in instance.items():
-                found += [Finding((key, *f.path), f.message, f.at_key)
-                          for f in self.check_property(key, value)]
+                inner = self.check_property(key, value)
+                if inner:
+                    found += [Finding((key, *f.path), f.message, f.at_key) for f in inner]
         return found
 
     def _shell(self, instance: Any) -> list[Finding]:
@@ -134,9 +135,16 @@ class Checker:
         if checker is not None:
             return checker.check(value)  # memoized one level down, value by value
         quick = self.quick.get(key)
-        if quick is None or quick(value):
-            return []  # not a property of the schema (the shell judged), or accepted
-        memo_key = (key, _freeze(value))
+        if quick is None:
+            return []  # not a property of the schema: the shell judged it
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            memo_key = (key, (type(value), value))  # verdicts of repeated values: looked up
+            if memo_key not in self.memo and quick(value):
+                self.memo[memo_key] = []
+        elif quick(value):  # cheaper than a key for it (json.dumps)
+            return []
+        else:
+            memo_key = (key, _freeze(value))
         if memo_key not in self.memo:
             self.memo[memo_key] = findings(self._validator(key), value)
         return self.memo[memo_key]

@@ -1,0 +1,76 @@
+"""Start-up is part of the interface: the commands that need no cluster never load
+the kubernetes client (about 0.3 s), and `--version` loads nothing but the CLI.
+
+Each command runs in a fresh interpreter, which then lists what it imported.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CANARY = "playbooks/statefulset-partition-canary.yaml"
+PLAYBOOKS = sorted(str(p.relative_to(REPO)) for p in (REPO / "playbooks").glob("*.yaml"))
+PROBE = """\
+import contextlib, io, json, sys
+from runner.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    rc = main(sys.argv[1:])
+print(json.dumps([rc, sorted(sys.modules)]))
+"""
+OFFLINE = {
+    "validate": ["validate", *PLAYBOOKS],
+    "graph": ["graph", CANARY],
+    "graph dot": ["graph", CANARY, "--format", "dot"],
+    "steps": ["steps"],
+    "steps kind": ["steps", "verify_pods"],
+    "schema": ["schema"],
+    "dry-run offline": [CANARY, "--dry-run", "--offline"],
+    "dry-run offline json": [CANARY, "--dry-run", "--offline", "--output", "json"],
+    "dry-run offline markdown": [CANARY, "--dry-run", "--offline", "--output", "markdown"],
+}
+
+
+def imported(args: list[str]) -> tuple[int, set[str]]:
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=REPO, capture_output=True,
+                          text=True, check=False)
+    rc, modules = json.loads(done.stdout.strip().splitlines()[-1])
+    return rc, {m.split(".")[0] for m in modules} | set(modules)
+
+
+@pytest.mark.parametrize("args", OFFLINE.values(), ids=OFFLINE.keys())
+def test_offline_commands_do_not_import_the_kubernetes_client(args: list[str]) -> None:
+    rc, modules = imported(args)
+    assert rc == 0
+    assert "kubernetes" not in modules
+    assert "networkx" not in modules
+    assert "runner.kube.client" not in modules
+
+
+def test_validating_a_valid_plan_does_not_load_jsonschema() -> None:
+    rc, modules = imported(["validate", *PLAYBOOKS])
+    assert rc == 0
+    assert "jsonschema" not in modules
+
+
+def test_an_invalid_plan_is_still_explained_by_jsonschema(tmp_path: Path) -> None:
+    plan = tmp_path / "bad.yaml"
+    plan.write_text("apiVersion: runplan/v1\nkind: Plan\nmetadata: {name: bad}\n"
+                    "steps:\n- id: a\n  wait: {duration: 5 minutes}\n")
+    done = subprocess.run([sys.executable, "-m", "runner", "validate", str(plan)], cwd=REPO,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert f"{plan}:6:" in done.stderr and "wait.duration" in done.stderr
+
+
+def test_version_loads_only_the_cli() -> None:
+    rc, modules = imported(["--version"])
+    assert rc == 0
+    heavy = {"yaml", "jinja2", "jsonschema", "networkx", "kubernetes", "runner.plan",
+             "runner.steps", "runner.engine", "runner.kube"}
+    assert not heavy & modules
