@@ -63,9 +63,17 @@ def acceptor(schema: Any) -> Accept:
         return _never
     if not checks:
         return _always
-    if len(checks) == 1:
-        return checks[0]
-    return lambda value: all(check(value) for check in checks)
+    return checks[0] if len(checks) == 1 else _every(checks)
+
+
+def _every(checks: list[Accept]) -> Accept:
+    def test(value: Any) -> bool:
+        for check in checks:  # noqa: SIM110 -- a loop is faster than all(genexpr), per value
+            if not check(value):
+                return False
+        return True
+
+    return test
 
 
 def _type(names: Any) -> Accept:
@@ -73,7 +81,17 @@ def _type(names: Any) -> Accept:
     if not all(name in _TYPES for name in listed):
         return _never
     tests = [_TYPES[name] for name in listed]
-    return tests[0] if len(tests) == 1 else lambda v: any(test(v) for test in tests)
+    return tests[0] if len(tests) == 1 else _some(tests)
+
+
+def _some(tests: list[Accept]) -> Accept:
+    def test(value: Any) -> bool:
+        for each in tests:  # noqa: SIM110 -- as in _every
+            if each(value):
+                return True
+        return False
+
+    return test
 
 
 def _equal_to(options: list[Any]) -> Accept:
@@ -107,21 +125,24 @@ def _items(schema: Any) -> Accept:
     each = acceptor(schema)
     if each is _never:
         return _never
-    return _on(list, lambda v: all(each(item) for item in v))
+    def test(value: Any) -> bool:
+        if isinstance(value, list):
+            for item in value:
+                if not each(item):
+                    return False
+        return True
+
+    return test
 
 
 def _any_of(branches: list[Any]) -> Accept:
     tests = [test for test in map(acceptor, branches) if test is not _never]
-    if not tests:
-        return _never
-    return lambda v: any(test(v) for test in tests)
+    return _some(tests) if tests else _never
 
 
 def _all_of(branches: list[Any]) -> Accept:
     tests = [acceptor(branch) for branch in branches]
-    if _never in tests:
-        return _never
-    return lambda v: all(test(v) for test in tests)
+    return _never if _never in tests else _every(tests)
 
 
 def _property_names(schema: Any) -> Accept:

@@ -137,8 +137,9 @@ class Checker:
         quick = self.quick.get(key)
         if quick is None:
             return []  # not a property of the schema: the shell judged it
-        if isinstance(value, (str, int, float, bool)) or value is None:
-            memo_key = (key, (type(value), value))  # verdicts of repeated values: looked up
+        cheap = _cheap_key(value)
+        if cheap is not None:
+            memo_key = (key, cheap)  # verdicts of repeated values: looked up
             if memo_key not in self.memo and quick(value):
                 self.memo[memo_key] = []
         elif quick(value):  # cheaper than a key for it (json.dumps)
@@ -148,6 +149,22 @@ class Checker:
         if memo_key not in self.memo:
             self.memo[memo_key] = findings(self._validator(key), value)
         return self.memo[memo_key]
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _cheap_key(value: Any) -> Any:
+    """A key for a scalar or a flat list or mapping of scalars (needs, images), else None.
+    Types are part of it: True and 1 get different verdicts."""
+    if isinstance(value, _SCALARS):
+        return type(value), value
+    if isinstance(value, list) and len(value) <= 8 and all(isinstance(v, _SCALARS) for v in value):
+        return list, tuple((type(v), v) for v in value)
+    if isinstance(value, dict) and len(value) <= 8 and all(
+            isinstance(v, _SCALARS) for v in value.values()):
+        return dict, tuple((k, type(v), v) for k, v in value.items())
+    return None
 
 
 def _freeze(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -21,7 +22,14 @@ def parse_duration(value: Any) -> float:
         if value < 0:
             raise ValueError(f"bad duration {value}: a duration cannot be negative")
         return float(value)
-    text = str(value).strip()
+    if isinstance(value, str):
+        return _text_duration(value)  # plans repeat theirs (`timeout: 5m` on every step)
+    return _text_duration.__wrapped__(str(value))
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_duration(value: str) -> float:
+    text = value.strip()
     parts = _DURATION_PART.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
         raise ValueError(f"bad duration '{value}': expected {DURATION_HELP}")
