@@ -20,6 +20,13 @@ from runner.plan.limits import MAX_FILE_BYTES, MIB, YamlLimit, check_text, check
 
 # libyaml's parser is ~10x faster and keeps marks; the constructors stay Python.
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR = "tag:yaml.org,2002:str"
+
+
+# The first characters some implicit resolver (int, bool, null, ...) may claim: a
+# plain scalar starting with any other one is a string, as is every quoted one.
+_CLAIMED = frozenset(first for first in _Base.yaml_implicit_resolvers if first)
+_PLAIN = None not in _Base.yaml_implicit_resolvers and not _Base.yaml_path_resolvers
 
 
 class _Loader(_Base):  # type: ignore[misc]
@@ -29,6 +36,9 @@ class _Loader(_Base):  # type: ignore[misc]
     _resolved: dict[tuple[Any, ...], str] = {}
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is yaml.ScalarNode and _PLAIN and (
+                not implicit[0] or (value and value[0] not in _CLAIMED)):
+            return _STR  # what the resolvers would say, without asking them
         key = (kind, value, implicit)
         tag = self._resolved.get(key)
         if tag is None:
@@ -40,7 +50,6 @@ PathT = tuple[str | int, ...]
 
 # Tags whose Python value would not survive JSON Schema or json.dumps: keep the text.
 _KEEP_TEXT = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"}
-_STR = "tag:yaml.org,2002:str"
 
 
 @dataclass
