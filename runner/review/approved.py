@@ -19,8 +19,8 @@ from runner.report import review as offline
 from runner.steps.apply import Apply
 
 if TYPE_CHECKING:
-    from runner.engine import RunOptions
     from runner.kube import Identity, Kube
+    from runner.options import RunOptions
 
 FORMAT = "runplan-review/v1"
 

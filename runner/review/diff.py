@@ -10,36 +10,18 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from runner.engine.journal import REDACTED, secret_key, secret_value
+from runner.fieldpaths import FieldChange, value_text
 from runner.review.patching import MERGE_KEYS
+
+__all__ = ["FieldChange", "diff", "flatten", "redacted", "status_diff", "value_text"]
 
 Obj = dict[str, Any]
 # Annotations tools keep for themselves: a copy of the object, not a change to review.
 NOISY_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
 _ABSENT = object()
-
-
-@dataclass(frozen=True)
-class FieldChange:
-    """One changed leaf: `op` is "+" (added), "-" (removed) or "~" (changed)."""
-
-    op: str
-    path: str
-    before: Any = None
-    after: Any = None
-
-    def text(self) -> str:
-        if self.op == "+":
-            return f"+ {self.path}: {value_text(self.after)}"
-        if self.op == "-":
-            return f"- {self.path}: {value_text(self.before)}"
-        return f"~ {self.path}: {value_text(self.before)} -> {value_text(self.after)}"
-
-    def as_json(self) -> Obj:
-        return {"op": self.op, "path": self.path, "before": self.before, "after": self.after}
 
 
 SECRET_KINDS = frozenset({"secret"})
@@ -68,12 +50,6 @@ def _hidden(value: Any) -> Any:
 
 def _secret_text(value: Any) -> bool:
     return isinstance(value, str) and secret_value(value)
-
-
-def value_text(value: Any) -> str:
-    if isinstance(value, str) and value and value.strip() == value and "\n" not in value:
-        return value
-    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def meaningful(obj: Obj | None) -> Obj:

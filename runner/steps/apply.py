@@ -19,8 +19,8 @@ from runner.steps.base import Need, StepKind, is_template
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 
 class Apply(StepKind):

@@ -8,8 +8,8 @@ from runner.steps.base import Change, Need, StepKind, needs_on
 from runner.targets import target_text
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 DEPLOYMENTS = frozenset({"deployment"})
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 from typing import Any
 

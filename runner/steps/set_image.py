@@ -9,8 +9,8 @@ from runner.steps.workload import images, pick_container
 from runner.targets import WORKLOADS, target_text
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 
 CHANGE_CAUSE = "kubernetes.io/change-cause"  # what `kubectl rollout history` shows

@@ -9,8 +9,8 @@ from runner.steps.base import Change, Need, StepKind, is_template, needs_on
 from runner.targets import target_text
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 DEPLOYMENT = (
     "target: partition is not valid on a Deployment: use pause/resume for a Deployment "

@@ -10,8 +10,8 @@ from runner.steps.base import Change, Need, StepKind
 from runner.targets import target_text
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 Obj = dict[str, Any]
 GATEWAY_API = "gateway.networking.k8s.io/v1"

@@ -16,9 +16,9 @@ from runner.targets import target_text
 if TYPE_CHECKING:
     import dns.resolver
 
-    from runner.engine.context import StepContext
     from runner.kube import Kube
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 SERVICES = frozenset({"service"})
 Obj = dict[str, Any]
