@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import Invalid, RunplanError, StepFailure
-from runner.plan.values import parse_target
 from runner.report.review import safe, shown
 from runner.review import expect
 from runner.review.diff import FieldChange, diff, redacted, status_diff
@@ -29,8 +28,6 @@ Obj = dict[str, Any]
 _REFS = re.compile(r"steps\[\s*['\"]([^'\"]+)['\"]\s*\]|steps\.([A-Za-z_][\w]*)")
 PATCH_NAMES = {"merge": "merge patch", "strategic": "strategic merge patch",
                "json": "JSON patch"}
-PROJECTED_KINDS = frozenset({"set_image", "set_partition", "scale", "pause", "resume",
-                             "rollback", "patch", "set_weights"})
 
 
 @dataclass(frozen=True)
@@ -94,12 +91,9 @@ def review_step(step: Step, projection: Projection, plan_dir: Path,
             return replace(review, expect=(_deferred_text(depends),))
         if isinstance(kind, Apply):
             return replace(review, objects=_apply(kind, step, projection, plan_dir))
-        if step.kind in PROJECTED_KINDS:
+        if kind.projects():  # it has a change(): projected and dry-run
             return replace(review, objects=(_mutate(step, projection),))
-        if hasattr(kind, "review_lines"):  # a kind that says itself what it waits for
-            return replace(review, expect=kind.review_lines(step, projection,
-                                                            namespace(step, projection)))
-        return replace(review, expect=expect.lines(step, projection, namespace(step, projection)))
+        return replace(review, expect=expect.lines(kind, step, projection))
     except RunplanError as exc:
         return replace(review, error=error_text(step, exc))
 
@@ -131,21 +125,16 @@ def _deferred_text(depends: tuple[str, ...]) -> str:
             "(the objects it targets are projected unchanged)")
 
 
-def namespace(step: Step, projection: Projection) -> str:
-    """The step's namespace, as the executor resolves it (StepContext.namespace)."""
-    own = step.target.namespace if step.target else None
-    return str(own or step.scope.get("namespace") or projection.kube.namespace)
-
-
 def target_of(step: Step, projection: Projection, param: str = "target",
               default_kind: str = "") -> Target:
-    any_kind = REGISTRY[step.kind].any_target
-    return parse_target(step.params[param], namespace(step, projection), default_kind, any_kind)
+    """The object a step's `param` names (Projection.target_of; kept for the kinds that
+    import it from here)."""
+    return projection.target_of(step, param, default_kind)
 
 
 def _mutate(step: Step, projection: Projection) -> ObjectChange:
     kind = REGISTRY[step.kind]()
-    target = target_of(step, projection, kind.target_param)
+    target = projection.target_of(step, kind.target_param)
     res = (projection.kube.resolve(target.kind, target.api_version) if kind.any_target
            else target.kind)  # any kind: the table, else the API's discovery
     entry = projection.read(res, target.name, target.namespace)
@@ -181,7 +170,7 @@ def _apply(kind: Apply, step: Step, projection: Projection,
     how = "server-side apply" if server_side else "create or merge patch"
     done = []
     for manifest in kind.objects(plan_dir, step.id, step.params):
-        ns = namespace(step, projection)
+        ns = projection.namespace_of(step)
         meta = manifest.get("metadata") or {}
         entry = projection.read(projection.kube.resource_of(manifest), str(meta.get("name")),
                                 meta.get("namespace") or ns)

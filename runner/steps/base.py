@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from runner.plan.model import Target
+    from runner.plan.model import Step, Target
+    from runner.review.project import Projection
+    from runner.steps.context import StepContext
 
 
 @dataclass(frozen=True, order=True)
@@ -157,12 +159,44 @@ class StepKind:
     def change(self, step_id: str, target: Target, obj: dict[str, Any], params: dict[str, Any],
                history: list[dict[str, Any]] | None = None) -> Change:
         """A mutating kind's change to `obj` (the target as it is, or as the review
-        projects it); `history` is the rollout history a rollback picks from."""
+        projects it); `history` is the rollout history a rollback picks from.
+
+        The one projection a run and a review share: a kind that defines it is
+        reviewed by applying it to the projected object (runner/review/preview.py),
+        and, when it is one patch of one object, run by the default `apply()`.
+        """
         raise NotImplementedError(f"step kind {self.kind} changes no single object")
 
-    def apply(self, ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
-        """Do it; returns the step's outputs. Implemented with the executor."""
-        raise NotImplementedError(f"step kind {self.kind}: apply is not implemented yet")
+    @classmethod
+    def projects(cls) -> bool:
+        """Whether the review projects this kind's `change()` (it defines one)."""
+        return cls.change is not StepKind.change
+
+    def expect(self, step: Step, projection: Projection, namespace: str) -> tuple[str, ...]:
+        """`--dry-run` lines of a step that changes nothing: what it waits for or checks,
+        and the end state the projection (runner/review/project.py) expects.
+
+        By default the kind's `live_review()` lines; a step whose params read other
+        steps' outputs says nothing here (its dependency is shown instead).
+        """
+        return () if step.deferred else tuple(self.live_review(step.params))
+
+    def read(self, ctx: StepContext, target: Target) -> dict[str, Any]:
+        """What the default `apply()` hands to `change()`: the target as it is now."""
+        return ctx.kube.get(target.kind, target.name, target.namespace)
+
+    def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
+        """Do it; returns the step's outputs.
+
+        The default is a kind that is one patch of one object: read it, compute
+        `change()`, send that patch. Every other kind overrides this.
+        """
+        target = ctx.target(params, self.target_param)
+        change = self.change(ctx.step.id, target, self.read(ctx, target), params)
+        if change.send:
+            ctx.kube.patch(target.kind, target.name, target.namespace, change.patch,
+                           change.patch_type, subresource=change.subresource)
+        return change.outputs
 
 
 def one_of(params: dict[str, Any], *names: str) -> list[str]:
