@@ -195,3 +195,80 @@ def value_text(value: Any) -> str:
     if isinstance(value, str) and value and value.strip() == value and "\n" not in value:
         return value
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+# --- leaves: what a review lists ------------------------------------------------------
+# The restore above compares per field and takes an added or removed list element as
+# one change; a review lists every leaf, so an added container shows each of its
+# fields. Both name elements of a keyed list by their key (`containers[nginx]`).
+
+# Lists a strategic merge patch merges by key (the Go types' patchMergeKey);
+# every other list is replaced, as the server does for lists without one.
+MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "volumeDevices": "devicePath",
+    "imagePullSecrets": "name",
+    "ports": "containerPort",
+    "readinessGates": "conditionType",
+    "hostAliases": "ip",
+    "topologySpreadConstraints": "topologyKey",
+}
+
+def leaf_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
+    """The changes between two `leaves()` listings, old paths first, in a stable order."""
+    changes = []
+    for path in list(old) + [p for p in new if p not in old]:
+        a, b = old.get(path, MISSING), new.get(path, MISSING)
+        if a is MISSING:
+            changes.append(FieldChange("+", path, None, b))
+        elif b is MISSING:
+            changes.append(FieldChange("-", path, a, None))
+        elif a != b:
+            changes.append(FieldChange("~", path, a, b))
+    return changes
+
+
+def leaves(value: Any, path: str = "", field: str = "") -> dict[str, Any]:
+    """Leaves by path; list items with a merge key (containers by name) by that key,
+    so moving one container's image reads `containers[nginx].image`; other lists of
+    mappings by index (an HTTPRoute's `rules[0]`)."""
+    if isinstance(value, dict) and (value or not path):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(leaves(item, f"{path}.{key}" if path else str(key), str(key)))
+        return out
+    key = _list_key(value, field)
+    if not key and _records(value):  # rules[0].backendRefs[web-canary].weight
+        out = {}
+        for index, item in enumerate(value):
+            out.update(leaves(item, f"{path}[{index}]"))
+        return out
+    if key:
+        out = {}
+        for item in value:
+            out.update(leaves({k: v for k, v in item.items() if k != key},
+                               f"{path}[{item[key]}]"))
+            if len(item) == 1:  # an item that is nothing but its key still exists
+                out[f"{path}[{item[key]}]"] = {key: item[key]}
+        return out
+    return {path: value}
+
+
+def _records(value: Any) -> bool:
+    """A non-empty list of mappings without a merge key: its items go by index."""
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(i, dict) and i for i in value)
+
+
+def _list_key(value: Any, field: str) -> str | None:
+    if not isinstance(value, list) or not value:
+        return None
+    key = MERGE_KEYS.get(field, "name")
+    items_keyed = all(isinstance(i, dict) and key in i for i in value)
+    unique = items_keyed and len({json.dumps(i[key]) for i in value}) == len(value)
+    return key if unique else None
