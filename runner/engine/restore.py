@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 from runner.engine import forced
 from runner.engine.images import prune
 from runner.errors import Conflict, Invalid, NotFound, RunplanError
-from runner.fieldpaths import Unplaceable, changed_paths, lookup, plain, set_value, show
+from runner.fieldpaths import (
+    Unplaceable,
+    changed_paths,
+    lookup,
+    plain,
+    pointer,
+    set_value,
+    show,
+)
 from runner.kube import Kube, Resource, wait_rollout
 
 if TYPE_CHECKING:
@@ -186,7 +194,7 @@ def _patched(kube: Kube, res: Resource, record: ChangedObject, live: Obj,
              ops: tuple[Obj, ...]) -> bool:
     """Send the ops, guarded by the version they were computed from; False: raced, again."""
     version = (live.get("metadata") or {}).get("resourceVersion")
-    guard = {"op": "test", "path": "/metadata/resourceVersion", "value": version}
+    guard = {"op": "test", "path": pointer(["metadata", "resourceVersion"]), "value": version}
     try:
         kube.patch(res, record.name, record.namespace, [guard, *ops], "json")
     except Conflict:
