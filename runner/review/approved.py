@@ -17,7 +17,7 @@ from runner.errors import RunplanError, UsageError
 from runner.plan.compiler import step_summary
 from runner.plan.model import Plan, Step
 from runner.report import review as offline
-from runner.steps.apply import Apply
+from runner.steps import REGISTRY
 
 if TYPE_CHECKING:
     from runner.kube import Identity, Kube
@@ -39,11 +39,15 @@ def step_digest(plan: Plan, step: Step) -> str:
     """What the step would do: its rendered fields (as the plan's digest has them) and,
     for `apply`, the manifests' content."""
     fields = step_summary(step)
-    if step.kind == "apply" and not step.deferred:
+    if not step.deferred:
         try:
-            fields["objects"] = Apply().objects(Path(plan.file).parent, step.id, step.params)
+            manifests = REGISTRY[step.kind]().manifests(Path(plan.file).parent, step.id,
+                                                         step.params)
         except RunplanError as exc:  # unreadable now: the run fails the same way
             fields["objects"] = str(exc)
+        else:
+            if manifests is not None:
+                fields["objects"] = manifests
     return _sha(fields)
 
 

@@ -18,7 +18,6 @@ from runner.report.review import safe, shown
 from runner.review import expect
 from runner.review.diff import FieldChange, diff, redacted, status_diff
 from runner.steps import REGISTRY
-from runner.steps.apply import Apply
 
 if TYPE_CHECKING:
     from runner.plan.model import Step, Target
@@ -69,10 +68,10 @@ def touched(step: Step, plan_dir: Path) -> list[str]:
     """`kind/name` of the objects a step acts on (an apply step: its manifests')."""
     if step.target is not None:
         return [f"{step.target.kind}/{step.target.name}"]
-    if step.kind != "apply" or step.deferred:
+    if step.deferred:
         return []
     try:
-        objects = Apply().objects(plan_dir, step.id, step.params)
+        objects = REGISTRY[step.kind]().manifests(plan_dir, step.id, step.params) or []
     except RunplanError:
         return []
     return [f"{str(o.get('kind', '')).lower()}/{(o.get('metadata') or {}).get('name')}"
@@ -89,8 +88,9 @@ def review_step(step: Step, projection: Projection, plan_dir: Path,
     try:
         if step.deferred and kind.mutating:
             return replace(review, expect=(_deferred_text(depends),))
-        if isinstance(kind, Apply):
-            return replace(review, objects=_apply(kind, step, projection, plan_dir))
+        manifests = kind.manifests(plan_dir, step.id, step.params)
+        if manifests is not None:  # apply: each manifest projected and dry-run
+            return replace(review, objects=_apply(manifests, step, projection))
         if kind.projects():  # it has a change(): projected and dry-run
             return replace(review, objects=(_mutate(step, projection),))
         return replace(review, expect=expect.lines(kind, step, projection))
@@ -140,7 +140,7 @@ def _mutate(step: Step, projection: Projection) -> ObjectChange:
     entry = projection.read(res, target.name, target.namespace)
     if entry.obj is None:
         raise _missing(entry)
-    history = projection.history(entry) if step.kind == "rollback" else None
+    history = projection.history(entry) if kind.uses_history else None
     change = kind.change(step.id, target, entry.obj, step.params, history)
     how = PATCH_NAMES[change.patch_type] + (f" of /{change.subresource}"
                                             if change.subresource else "")
@@ -164,12 +164,11 @@ def _status_change(entry: Entry, change: Any, how: str, projection: Projection) 
                         end_state(entry.obj), "status: dry run against the live object")
 
 
-def _apply(kind: Apply, step: Step, projection: Projection,
-           plan_dir: Path) -> tuple[ObjectChange, ...]:
+def _apply(manifests: list[Obj], step: Step, projection: Projection) -> tuple[ObjectChange, ...]:
     server_side = bool(step.params.get("server_side", True))  # as Apply.apply reads it
     how = "server-side apply" if server_side else "create or merge patch"
     done = []
-    for manifest in kind.objects(plan_dir, step.id, step.params):
+    for manifest in manifests:
         ns = projection.namespace_of(step)
         meta = manifest.get("metadata") or {}
         entry = projection.read(projection.kube.resource_of(manifest), str(meta.get("name")),

@@ -90,6 +90,10 @@ class Apply(StepKind):
         """The objects the step applies, in order (the review dry-runs the same list)."""
         return _objects(plan_dir, step_id, params["manifests"])
 
+    def manifests(self, plan_dir: Path, step_id: str,
+                  params: dict[str, Any]) -> list[dict[str, Any]] | None:
+        return self.objects(plan_dir, step_id, params)
+
 
 def object_needs(objects: list[dict[str, Any]],
                  resolve: Callable[[str, str], Need | None]) -> list[Need]:

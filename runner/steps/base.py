@@ -102,6 +102,8 @@ class StepKind:
     target_param: ClassVar[str] = "target"
     # True: the target may be an object of any kind ({apiVersion, kind, name}), CRDs too.
     any_target: ClassVar[bool] = False
+    # True: change() picks from the target's rollout history (ReplicaSets, revisions).
+    uses_history: ClassVar[bool] = False
 
     def check(self, params: dict[str, Any], target: Target | None) -> list[str]:
         """Problems the schema cannot express, each `param: message` (param optional)."""
@@ -126,6 +128,15 @@ class StepKind:
         """Params of a step written in an included plan (`plan_dir`), with the
         paths they hold made relative to the running plan's folder."""
         return params
+
+    def manifests(self, plan_dir: Path, step_id: str,
+                  params: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The objects the step writes as its files give them (apply), in order: the
+        review dry-runs them and a saved review pins them. None: it reads no manifests.
+
+        Raises a RunplanError when they cannot be read (the run fails the same way).
+        """
+        return None
 
     def live_review(self, params: dict[str, Any]) -> list[str]:
         """`--dry-run` lines from a read-only look now (verify_metrics: each query once).

@@ -17,6 +17,7 @@ from runner.targets import target_text
 class Rollback(StepKind):
     kind = "rollback"
     mutating = True
+    uses_history = True  # change() picks the revision to go back to
     target_kinds = frozenset({"deployment", "statefulset"})
     outputs = {"revision": "the new revision (carrying the restored template)"}
     example = """\
