@@ -1,10 +1,12 @@
-"""Field paths: the one leaf diff and JSON-pointer codec of runner.
+"""Field paths: how runner compares objects and addresses their fields, in one place.
 
-A path names a leaf of a Kubernetes object the way a strategic merge sees it:
-map keys, and list elements of a named list (containers, env, ports) by name
-(`Named`). The journal's before/after images (runner/engine/changes.py), the
-rollback (runner/engine/restore.py) and the review (runner/review/diff.py)
-share it; pointers into objects are RFC 6901, by the jsonpointer library.
+A path names a field of a Kubernetes object the way a strategic merge sees it:
+map keys, and the elements of a keyed list by their key (`containers[nginx]`).
+Two listings share that vocabulary: `changed_paths` (per field, an added or
+removed list element being one change: what the journal's images and the
+rollback, runner/engine/{changes,restore}.py, compare) and `leaves` (every leaf:
+what the review, runner/review/diff.py, shows). Pointers into objects are
+RFC 6901, by the jsonpointer library (`pointer`).
 """
 
 from __future__ import annotations
