@@ -21,7 +21,7 @@ from typing import Any
 import networkx
 
 from runner.errors import Location, PlanError, Problem, did_you_mean
-from runner.plan import variables
+from runner.plan import kinds, variables
 from runner.plan.background import until_of
 from runner.plan.build import StepBuilder
 from runner.plan.expand import Leaf, expand, source_of
@@ -45,6 +45,7 @@ def compile_plan(
 ) -> Plan:
     """A validated, rendered and ordered Plan; PlanError with every problem otherwise."""
     files = [str(f) for f in vars_files]
+    kinds.load()  # outside the budget below: it is the plan's time, not the imports'
     renderer = Renderer(Deadline.after(budget_for(_size(path, *files))))
     try:
         with paused_gc():
