@@ -25,8 +25,8 @@ from runner.steps.expressions import expression_problems
 if TYPE_CHECKING:
     import urllib3
 
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 HIDDEN = "<hidden>"
 JSON_NAMES = frozenset({"json", "status", "body", "headers"})
