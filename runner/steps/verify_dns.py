@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -143,6 +142,8 @@ def _host_port(server: str, step_id: str) -> tuple[str, int]:
     host = host.strip("[]")
     if not host or not port.isdigit():
         raise StepFailure(step_id, f"nameserver {server!r}: expected host:port, like 10.96.0.10:53")
+    import socket  # here: loading it costs validate more than its one use
+
     try:  # the resolver takes addresses; a host name is looked up once, here
         address = socket.getaddrinfo(host, int(port), type=socket.SOCK_DGRAM)[0][4][0]
     except (OSError, UnicodeError) as exc:
