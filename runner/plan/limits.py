@@ -41,7 +41,7 @@ def budget_for(size: int) -> float:
     """CPU seconds a plan of `size` bytes may take to compile: 0.5 s + 10 s per MiB.
 
     CPU time, not wall time, so a loaded CI machine does not refuse good plans.
-    The 10,000-step benchmark plan (878 KiB) compiles in 2.6 s and gets 8.9 s
+    The 10,000-step benchmark plan (878 KiB) compiles in about 1.6 s and gets 8.9 s
     (room for a machine three times slower); a 1 KB hostile plan gets 0.5 s.
     RUNPLAN_COMPILE_BUDGET (seconds) overrides.
     """
