@@ -21,7 +21,7 @@ from runner import __version__, commands
 from runner.errors import PlanError, RunplanError, UsageError, did_you_mean
 
 if TYPE_CHECKING:
-    from runner.engine import RunOptions
+    from runner.options import RunOptions
     from runner.plan import Plan
 
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -347,7 +347,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace, approve: tuple[str, ...]) -> RunOptions:
-    from runner.engine import RunOptions
+    from runner.options import RunOptions
 
     return RunOptions(
         dry_run=args.dry_run, kubeconfig=args.kubeconfig, context=args.context,
