@@ -61,10 +61,12 @@ def _validate_step(doc: Document, path: PathT, step: Any) -> list[Problem]:
         message = f"a step is a mapping with an id and one action key, got {shown}"
         return [doc.problem(path, message)]
     problems = _structure(doc, path, step)
-    known = {k: v for k, v in step.items() if k in _step_keys()}
-    for kind in [k for k in known if k in REGISTRY and not isinstance(known[k], dict)]:
+    keys, kinds = _step_keys(), _kinds()  # sets, once: this runs for every step of a plan
+    known = {k: v for k, v in step.items() if k in keys}
+    for kind in [k for k in known if k in kinds and not isinstance(known[k], dict)]:
         problems.append(_not_params(doc, (*path, kind), known.pop(kind)))
-    return problems + to_problems(doc, path, [_misplaced(f) for f in step_checker().check(known)])
+    found = step_checker().check(known)
+    return problems + to_problems(doc, path, [_misplaced(f) for f in found]) if found else problems
 
 
 def _misplaced(finding: Finding) -> Finding:
@@ -92,10 +94,16 @@ def _step_keys() -> frozenset[str]:
     return frozenset(plan_schema()["$defs"]["step"]["properties"])
 
 
+@functools.cache
+def _kinds() -> frozenset[str]:
+    return frozenset(REGISTRY)
+
+
 def _structure(doc: Document, path: PathT, step: dict[str, Any]) -> list[Problem]:
     """Unknown keys, and not exactly one action key (or a group)."""
-    actions = [k for k in step if k in REGISTRY]
-    unknown = [k for k in step if k not in _step_keys()]
+    kinds, keys = _kinds(), _step_keys()
+    actions = [k for k in step if k in kinds]
+    unknown = [k for k in step if k not in keys]
     kind_like = [k for k in unknown if _looks_like_kind(k, step[k], bool(actions))]
     problems = [_unknown_key(doc, path, step, key) for key in unknown]
     if len(actions) > 1:
@@ -110,8 +118,8 @@ def _structure(doc: Document, path: PathT, step: dict[str, Any]) -> list[Problem
         message = f"a step is either an include or {other}, not both"
         problems.append(doc.problem((*path, "include"), message, key=True))
     elif not actions and "steps" not in step and "include" not in step and not kind_like:
-        kinds = ", ".join(REGISTRY)
-        message = (f"no action key: a step needs exactly one of {kinds} "
+        listed = ", ".join(REGISTRY)
+        message = (f"no action key: a step needs exactly one of {listed} "
                    f"(or steps: for a group, include: for another plan)")
         problems.append(doc.problem(path, message))
     if "loop" in step and "steps" not in step and "include" not in step:
