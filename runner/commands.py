@@ -111,12 +111,14 @@ def policy() -> int:
 def offline_review(args: argparse.Namespace, plan: Plan, selected: Collection[str]) -> int:
     """`--dry-run --offline`: the review from the plan alone, no cluster contact."""
     from runner.report import review
-    from runner.review import approved
 
-    if args.approved:
-        approved.check_plan(plan, args.approved)
-    if args.save_review:
-        approved.save(plan, args.save_review)
+    if args.approved or args.save_review:
+        from runner.review import approved  # and the journal's redaction it pins with
+
+        if args.approved:
+            approved.check_plan(plan, args.approved)
+        if args.save_review:
+            approved.save(plan, args.save_review)
     if args.junit:
         print("runplan: --junit has no effect with --offline (nothing runs)", file=sys.stderr)
     if args.output == "json":
