@@ -74,3 +74,21 @@ def test_version_loads_only_the_cli() -> None:
     heavy = {"yaml", "jinja2", "jsonschema", "networkx", "kubernetes", "runner.plan",
              "runner.steps", "runner.engine", "runner.kube"}
     assert not heavy & modules
+
+
+RUN_PROBE = """\
+import json, sys
+import runner.engine, runner.engine.executor, runner.engine.session, runner.kube.client
+import runner.steps
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_a_run_loads_the_libraries_of_its_steps_only() -> None:
+    """What a run imports before its steps run: the client, not every kind's library
+    (dnspython for verify_dns, jsonpath-ng for wait_for, jsonpatch for json patches)."""
+    done = subprocess.run([sys.executable, "-c", RUN_PROBE], cwd=REPO, capture_output=True,
+                          text=True, check=True)
+    modules = {m.split(".")[0] for m in json.loads(done.stdout)}
+    assert "kubernetes" in modules  # the probe did load the engine
+    assert not {"dns", "jsonpath_ng", "jsonpatch", "jsonschema", "networkx"} & modules
