@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.plan.accept import Accept, acceptor
-from runner.plan.explain import Finding
+from runner.plan.explain import Finding, explain
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -71,8 +71,6 @@ def validator(schema: dict[str, Any]) -> Draft202012Validator:
 
 
 def findings(checker: Draft202012Validator, instance: Any) -> list[Finding]:
-    from runner.plan.explain import explain
-
     root = plan_schema()
     return [f for error in checker.iter_errors(instance) for f in explain(error, root)]
 
