@@ -2,9 +2,10 @@
 RunplanError into a message on stderr and its exit code (never a traceback).
 
 Start-up time is part of the interface (pre-commit runs `validate` on every
-commit): this module imports only the standard library and runner.errors, and
-each handler imports what its command needs (`--version` loads nothing else,
-`validate` no kubernetes client). tests/unit/test_startup.py checks it.
+commit): this module and runner.commands import only the standard library and
+runner.errors when loaded, and each handler imports what its command needs
+(`--version` loads nothing else, `validate` no kubernetes client).
+tests/unit/test_startup.py checks it.
 """
 
 from __future__ import annotations
