@@ -29,6 +29,7 @@ from runner.kube.errors import (
     from_exception,
     with_backoff,
 )
+from runner.kube.informer import Informers
 from runner.kube.kubeconfig import Identity, load
 from runner.kube.resources import Resource, resource_for
 
@@ -91,6 +92,8 @@ class Kube:
         self._recorder: WriteRecorder | None = None
         # Run-wide: every wait through this client ends when the run is cancelled.
         self.cancel = CancelToken()
+        # Run-wide too: one list + watch per (resource, namespace) for every wait.
+        self.informers = Informers(self)
 
     def recording(self, recorder: WriteRecorder) -> Kube:
         """This client (same connection) telling `recorder` about each create, patch and apply.
@@ -105,6 +108,7 @@ class Kube:
         return self._identity
 
     def close(self) -> None:
+        self.informers.close()
         self.api.close()
 
     # --- connection check -------------------------------------------------
@@ -278,13 +282,19 @@ class Kube:
         """`send()`, told to the recorder before (write-ahead) and after, if recording."""
         recorder = self._recorder
         if recorder is None or dry_run or subresource not in RECORDED_SUBRESOURCES:
-            return send()
+            return self._seen(res, dry_run, send())
         if name:  # a generateName create has no object to read yet: recorded after
             recorder.before_write(res, name, ns, lambda: self.get_or_none(res, name, ns))
         answer = send()
         if subresource == "scale" and name:  # the answer is a Scale: keep the workload
             answer = self.get(res, name, ns)
         recorder.after_write(res, answer)
+        return self._seen(res, dry_run, answer)
+
+    def _seen(self, res: Resource, dry_run: bool, answer: Obj) -> Obj:
+        """Write-through to the shared watches: a wait right after sees this write."""
+        if not dry_run:
+            self.informers.observe(res, answer)
         return answer
 
     def get_or_none(self, kind: str | Resource, name: str, ns: str | None = None) -> Obj | None:
