@@ -13,6 +13,7 @@ watch event older (by resourceVersion) than what the cache holds is dropped.
 
 from __future__ import annotations
 
+import copy
 import queue
 import threading
 from collections.abc import Iterator
@@ -31,6 +32,9 @@ Obj = dict[str, Any]
 # Not shared: the run's own bookkeeping (journal ConfigMaps are big and many) and
 # Secrets; a wait on them watches just the object it names, as before.
 NOT_SHARED = frozenset({"ConfigMap", "Secret"})
+# Kinds whose reads by a run's steps come from the shared watch: the workloads that
+# the waits follow, so the watch is opened once for both.
+CACHED_READS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "CloneSet"})
 PAUSE_AFTER_GIVING_UP = 5.0  # seconds before a watch that gave up is reopened
 
 
@@ -107,6 +111,13 @@ class Informer:
         """Write-through: an object the API just answered a write with."""
         self._change("MODIFIED", obj, through=True)
 
+    def forget(self, name: str, namespace: str | None) -> None:
+        """The API said the object is gone (a delete answered with a Status, or 404)."""
+        with self._lock:
+            held = self._store.get((namespace or "", name))
+        if held is not None:
+            self._change("DELETED", held, through=True)
+
     def stop(self) -> None:
         self._stopped.set()
         with self._lock:
@@ -181,6 +192,7 @@ class Informers:
         self._kube = kube
         self._lock = threading.Lock()
         self._all: dict[tuple[Resource, str | None], Informer] = {}
+        self._refused: set[tuple[Resource, str | None]] = set()  # list Forbidden: not again
         self._closed = False
 
     def informer(self, kind: str | Resource, namespace: str | None) -> Informer | None:
@@ -189,7 +201,7 @@ class Informers:
         res = resource_for(kind)
         key = (res, self._kube.namespace_for(res, namespace))
         with self._lock:
-            if self._closed or res.kind in NOT_SHARED:
+            if self._closed or res.kind in NOT_SHARED or key in self._refused:
                 return None
             found = self._all.get(key)
             if found is None or found.failure is not None:
@@ -197,6 +209,8 @@ class Informers:
         try:
             found.start()
         except Forbidden:
+            with self._lock:
+                self._refused.add(key)
             return None
         return found
 
@@ -223,16 +237,35 @@ class Informers:
             return None
         return informer.get(name, self._kube.namespace_for(res, namespace))
 
+    def read(self, res: Resource, name: str, namespace: str | None) -> Obj | None:
+        """A copy of a cached workload (the caller may change it); None: read the API."""
+        if res.kind not in CACHED_READS:
+            return None
+        try:
+            found = self.get(res, name, namespace)
+        except ClusterError:  # the GET says it better (its message names the object)
+            return None
+        return copy.deepcopy(found) if found is not None else None
+
     def observe(self, res: Resource, obj: Obj) -> None:
         """Write-through of a write's answer to the informers that hold its kind."""
         if obj.get("kind") != res.kind:
             return  # a Status, a Scale: not the object itself
-        namespace = (obj.get("metadata") or {}).get("namespace")
+        for informer in self._holding(res, (obj.get("metadata") or {}).get("namespace")):
+            informer.observe(obj)
+
+    def forget(self, res: Resource, name: str, namespace: str | None) -> None:
+        for informer in self._holding(res, namespace):
+            informer.forget(name, namespace)
+
+    def holds(self, res: Resource, namespace: str | None) -> bool:
+        """Whether a shared watch follows this kind in this namespace."""
+        return bool(self._holding(res, namespace))
+
+    def _holding(self, res: Resource, namespace: str | None) -> list[Informer]:
         with self._lock:
             found = [self._all.get((res, ns)) for ns in {namespace, ""}]
-        for informer in found:
-            if informer is not None:
-                informer.observe(obj)
+        return [informer for informer in found if informer is not None]
 
     def count(self) -> int:
         with self._lock:
