@@ -171,7 +171,10 @@ def latency_section(latency: dict[str, Any]) -> str:
         [[labels[k], str(r["runs"]), _f(r["p50_ms"], 1), _f(r["p95_ms"], 1), _f(r["min_ms"], 1),
           _f(r["max_ms"], 1), _f(r["mutating_requests"], 0),
           f"{_f(r['wait_requests'], 0)} ({_f(r['wait_watches'], 0)})"]
-         for k, r in latency.items()])
+         for k, r in latency.items()]) + (
+        "\n\nOne client for every run, as one run's waits share its watches (one list + "
+        "watch per resource and namespace): the first wait opens them, the later ones "
+        "make no request, so the medians are those of a run's later waits.")
 
 
 def reaction_section(r: dict[str, Any]) -> str:
