@@ -16,8 +16,6 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.engine import journal
-from runner.engine.approvals import PREFIX as APPROVAL_PREFIX
 from runner.errors import ClusterError, RunplanError
 
 if TYPE_CHECKING:
@@ -75,9 +73,15 @@ class Timeline:
 
 
 def load(run_id: str, kube: Kube | None, namespace: str | None = None,
-         local_dir: Path = journal.LOCAL_DIR) -> Timeline:
+         local_dir: Path | None = None) -> Timeline:
     """The newest copy of the run's journal (RunplanError, with close ids, if none);
-    with `namespace`, only a journal of that namespace."""
+    with `namespace`, only a journal of that namespace; `local_dir` defaults to the
+    journal's own (runner.engine.journal.LOCAL_DIR)."""
+    # The engine writes the journal and reports to runner.report's sinks: read it
+    # only when asked, so the two packages do not import each other when loaded.
+    from runner.engine import journal
+
+    local_dir = journal.LOCAL_DIR if local_dir is None else local_dir
     cm = _configmap(run_id, kube, namespace) if kube is not None else None
     remote = journal._from_configmap(cm) if cm else None
     local = journal._read_local(Path(local_dir) / f"{run_id}.json")
@@ -98,6 +102,8 @@ def load(run_id: str, kube: Kube | None, namespace: str | None = None,
 
 
 def _configmap(run_id: str, kube: Kube, namespace: str | None) -> Doc | None:
+    from runner.engine import journal
+
     selector = f"{journal.LABEL_RUN}={journal.dns_label(run_id)}"
     try:
         items = journal._list_configmaps(kube, selector, namespace)
@@ -136,6 +142,7 @@ def _step(sid: str, record: Doc | None, selected: bool, cm_data: dict[str, str])
 
 def _decision(sid: str, record: Doc, cm_data: dict[str, str]) -> str | None:
     """The ConfigMap's decision (approved or rejected), else the step's outputs."""
+    from runner.engine.approvals import PREFIX as APPROVAL_PREFIX
     from runner.engine.approvals import data_key
 
     text = cm_data.get(data_key(sid))
