@@ -43,9 +43,11 @@ class Scope:
 
 def workload_scope(kube: Kube, target: Target, step_id: str) -> Scope:
     """Read the workload once (NotFound names it) for its pod selector."""
+    from runner.kube.waits import cached_get  # the kubernetes client: loaded by runs only
+
     res = resource_for(target.kind)
     namespace = target.namespace or kube.namespace
-    workload = kube.get(res, target.name, namespace)
+    workload = cached_get(kube, res, target.name, namespace)
     selector = selector_string((workload.get("spec") or {}).get("selector"))
     if not selector:  # an empty selector would match every pod of the namespace
         raise StepFailure(step_id, f"{target} has no pod selector")
