@@ -34,8 +34,17 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.engine.lock import dns_label, micro_time, now
-from runner.errors import AlreadyExists, ClusterError, Forbidden, NotFound, RunplanError
+from runner.clock import now
+from runner.clock import stamp as micro_time
+from runner.engine.lease import dns_label
+from runner.errors import (
+    AlreadyExists,
+    ClusterError,
+    Forbidden,
+    LockLost,
+    NotFound,
+    RunplanError,
+)
 
 if TYPE_CHECKING:
     from runner.kube import Kube
@@ -166,6 +175,8 @@ class JournalStore:
         self._last = ""  # the newest snapshot, for flush() to write again
         self._saved_at = datetime.min.replace(tzinfo=timezone.utc)
         self.error: BaseException | None = None  # the last failed write, until one works
+        # The lock was lost: the ConfigMap stays as it was while the run held it.
+        self.fenced: LockLost | None = None
 
     @property
     def stale(self) -> bool:
@@ -232,12 +243,14 @@ class JournalStore:
             write_atomic(self.path, text)
         except OSError as exc:
             errors.append(exc)
-        if self.kube is not None:
+        if self.kube is not None and self.fenced is None:
             try:
                 self._write_cluster(text)
                 self._cluster_seq = seq
             except ClusterError as exc:
                 errors.append(exc)  # the run goes on; the next save tries again
+            except LockLost as exc:
+                self.fenced = exc  # local copy only from now on: it is the newer one
         self.error = errors[-1] if errors else None
 
     def _write_cluster(self, text: str) -> None:
@@ -264,15 +277,20 @@ class JournalStore:
                 "data": {DATA_KEY: text}}
 
     def flush(self) -> None:
-        """Wait for writes in flight; raise JournalStale if the cluster copy is behind."""
+        """Wait for writes in flight; raise JournalStale if the cluster copy is behind,
+        LockLost if the lock was lost (the cluster copy is then left behind on purpose)."""
         with self._cond:
             self._cond.wait_for(lambda: not self._writing)
+            if self.fenced is not None:
+                raise self.fenced
             if not self.stale and self.error is None:
                 return
             self._writing = True
             last = self._last
             self._pending = (self._seq, lambda: last)
         self._drain()  # one more try with the newest document
+        if self.fenced is not None:
+            raise self.fenced
         if self.stale or self.error is not None:
             where = f"ConfigMap {self.namespace}/{self.name}" if self.stale else str(self.path)
             raise JournalStale(f"run {self.run_id}: the journal could not be saved to "

@@ -10,11 +10,13 @@ compile ({cli_vars, vars_files, namespace}), selected (step ids), resumes
 (times the run was resumed), steps ({id: {status, started, finished,
 attempts, duration, outputs, error, details, measurements}}), changes
 (before/after images), rollback ({started, finished, objects: [{object,
-status, fields, message}]}, once `on_failure: rollback` ran).
+status, fields, message}]}, once `on_failure: rollback` ran), lock_lost
+({reason, last_held, noticed}, once the run lost its lock).
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import socket
 import threading
@@ -22,6 +24,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from runner.engine.executor import DONE, RunState
+from runner.errors import LockLost
 
 if TYPE_CHECKING:
     from runner.engine import RunOptions
@@ -74,7 +77,7 @@ class JournalSink:
         with self._cond:
             if handler is not None:
                 handler(event)
-            if event.type not in QUIET or "measurement" in event.data:
+            if event.type not in QUIET or "measurement" in event.data or "lost" in event.data:
                 self._dirty = True
                 self._cond.notify()
 
@@ -98,7 +101,8 @@ class JournalSink:
             self._closing = True
             self._cond.notify()
         self._writer.join()
-        self.store.flush()
+        with contextlib.suppress(LockLost):  # the local copy has the final state;
+            self.store.flush()  # the session reports the loss
 
     def _write_loop(self) -> None:
         while True:
@@ -155,6 +159,11 @@ class JournalSink:
         self.doc["status"] = "running"
         if event.data.get("resumed"):
             self.doc["resumes"].append(iso(event.time))
+
+    def _on_lock(self, event: Event) -> None:
+        """A lost lock: when it was last held and when the run noticed (LockLoss.to_json)."""
+        if event.data.get("action") == "lost":
+            self.doc["lock_lost"] = event.data.get("lost")
 
     def _on_run_finished(self, event: Event) -> None:
         self.doc.update(status=event.data["status"], finished=iso(event.time))

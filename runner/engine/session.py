@@ -25,7 +25,7 @@ from runner.engine.executor import FAILED, Executor, RunState, failure_text
 from runner.engine.journal import JournalStore, new_run_id
 from runner.engine.lock import Holder, PlanLock
 from runner.engine.runlog import JournalSink, new_document
-from runner.errors import ClusterUnreachable, Forbidden
+from runner.errors import ClusterUnreachable, Forbidden, LockLost
 from runner.plan.selection import selection
 from runner.report.events import Bus
 from runner.report.sinks import sinks_for
@@ -42,6 +42,8 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
              resumed: dict[str, Any] | None = None, fleet: Fleet | None = None) -> int:
     """Run (or resume) the plan; the exit code: 0, 1 a step failed, 130 interrupted.
 
+    LockLost (exit 4) when the lock was lost: the run stopped writing (see lock.py).
+
     `fleet`: the clusters of a plan with waves (kube is then its primary)."""
     run_id = resumed["run_id"] if resumed else new_run_id()
     fleet = fleet or Fleet.single(kube)
@@ -51,19 +53,36 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
                                                               options.start_from))
     _preflight(fleet, plan, [s for s in plan.steps if s.id in chosen])
     lock = _take_lock(fleet, plan, options, run_id)
+    _fence(fleet, lock)
     try:
         doc = resumed or new_document(plan, options, kube, run_id, namespace)
         journal = JournalSink(_store(fleet, plan, run_id, doc), doc, resumed=resumed is not None)
         bus = Bus(run_id, [*sinks_for(options.output, options.junit, sys.stdout), journal])
         try:
-            return _run(plan, options, fleet, bus, journal, lock)
+            code = _run(plan, options, fleet, bus, journal, lock)
         finally:
+            _fence(fleet, None)
             if lock.release():
                 bus.emit("lock", action="released", lease=lock.name,
                          namespace=lock.namespace, holder=run_id)
-            bus.close()  # flushes the journal
+            bus.close()  # flushes the journal (only its local copy once the lock is lost)
+    except LockLost:
+        if lock.loss is None:
+            raise
+        code = 4  # a write refused outside the steps (the first checkpoint): said below
     finally:
+        _fence(fleet, None)
         lock.release()  # no-op when released above; here when the journal could not start
+    if lock.loss is not None:  # exit 4, saying when the lock was last held
+        raise LockLost(f"run {run_id}: {lock.loss.text()}; continue with: "
+                       f"runplan resume {run_id}")
+    return code
+
+
+def _fence(fleet: Fleet, lock: PlanLock | FleetLocks | None) -> None:
+    """Every request that writes for this run asks the lock first (None: no longer)."""
+    for kube in {id(k): k for k in fleet.kubes.values()}.values():
+        kube.guard = lock
 
 
 def _preflight(fleet: Fleet, plan: Plan, steps: list[Step]) -> None:
@@ -112,9 +131,11 @@ def _run(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: Journ
     changes = ChangeLog.from_json(journal.doc.get("changes") or {},
                                   lambda record: journal.changes_changed(changes.to_json(record)))
     executor = _executor(plan, options, fleet, bus, journal, changes)
-    def lost(why: str) -> None:  # someone --force-unlock'ed: stop, as on Ctrl-C
-        bus.emit("lock", action="lost", lease=lock.name, namespace=lock.namespace, holder=why)
+    def lost(why: str) -> None:  # taken over, deleted or expired: stop, as on Ctrl-C
         executor.interrupt(f"the lock was lost: {why}")
+        loss = lock.loss
+        bus.emit("lock", action="lost", lease=lock.name, namespace=lock.namespace, holder=why,
+                 lost=loss.to_json() if loss else {"reason": why})
 
     lock.on_lost = lost
     ident = kube.identity()
@@ -129,12 +150,17 @@ def _run(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: Journ
     journal.checkpoint()  # the ConfigMap exists before any step (approvals are written to it)
     started = time.monotonic()
     with _signals(executor.interrupt):
-        state = executor.run(steps, lambda k: _rollback(k, fleet, changes, bus))
+        state = executor.run(steps, lambda k: [] if lock.lost else
+                             _rollback(k, fleet, changes, bus))
     status = "interrupted" if state.interrupted else FAILED if state.failed() else "succeeded"
+    summary = _summary(state, status, bus.run_id)
+    if lock.loss is not None:
+        summary.insert(0, f"{lock.loss.text()} (the run that holds the plan now must not "
+                          "be undone)")
     bus.emit("run_finished", status=status, duration=round(time.monotonic() - started, 3),
              counts=_counts(state, steps), failed=state.failed(),
-             rolled_back=state.rolled_back, summary=_summary(state, status, bus.run_id))
-    return 130 if state.interrupted else 1 if state.failed() else 0
+             rolled_back=state.rolled_back, summary=summary)
+    return 4 if lock.lost else 130 if state.interrupted else 1 if state.failed() else 0
 
 
 def _executor(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: JournalSink,
