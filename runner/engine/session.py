@@ -61,11 +61,7 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
         try:
             code = _run(plan, options, fleet, bus, journal, lock)
         finally:
-            _fence(fleet, None)
-            if lock.release():
-                bus.emit("lock", action="released", lease=lock.name,
-                         namespace=lock.namespace, holder=run_id)
-            bus.close()  # flushes the journal (only its local copy once the lock is lost)
+            _finish(fleet, lock, bus, journal)
     except LockLost:
         if lock.loss is None:
             raise
@@ -77,6 +73,19 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
         raise LockLost(f"run {run_id}: {lock.loss.text()}; continue with: "
                        f"runplan resume {run_id}")
     return code
+
+
+def _finish(fleet: Fleet, lock: PlanLock | FleetLocks, bus: Bus, journal: JournalSink) -> None:
+    """The journal's final state stored while the lock still fences it (only its local
+    copy once the lock is lost), then the lock released, then the other sinks closed."""
+    try:
+        journal.close()
+    finally:
+        _fence(fleet, None)
+        if lock.release():
+            bus.emit("lock", action="released", lease=lock.name,
+                     namespace=lock.namespace, holder=bus.run_id)
+        bus.close()  # the journal's close again: nothing left to write
 
 
 def _fence(fleet: Fleet, lock: PlanLock | FleetLocks | None) -> None:
