@@ -34,7 +34,19 @@ if TYPE_CHECKING:
     from runner.report.events import Event
 
 QUIET = ("step_progress", "message", "lock")  # not worth a ConfigMap write each
+DETAIL = ("step_started",)  # written with the next write (or LAZY_EVERY later)
+LINGER = 0.5  # seconds a settling event waits for others to share its write
+LAZY_EVERY = 10.0  # seconds a detail (a started step, a measurement) may wait at most
 MAX_MEASUREMENTS = 60  # per step: a long analysis keeps its newest, the ConfigMap stays small
+
+
+def _write_delay(event: Event) -> float | None:
+    """How soon the journal must be written for `event`; None: not for it."""
+    if "lost" in event.data:
+        return 0.0  # a lost lock: at once (the local copy; the ConfigMap is fenced)
+    if event.type in DETAIL or "measurement" in event.data:
+        return LAZY_EVERY
+    return None if event.type in QUIET else LINGER
 
 
 def iso(epoch: float) -> str:
@@ -59,15 +71,20 @@ def new_document(plan: Plan, options: RunOptions, kube: Kube, run_id: str,
 class JournalSink:
     """Updates the document on each event; a writer thread saves it (ConfigMap + local copy).
 
-    Events never wait for the API: the writer saves the newest document when it
-    can (intermediate states may be skipped). A before-image is different: it
-    is saved, and waited for, before the write it protects is sent.
+    Events never wait for the API, and writes are coalesced (about one per
+    finished step): an event that settles something (a step finished, the run
+    started or ended, a rollback, a lost lock) is written LINGER seconds later
+    with whatever else happened meanwhile; one that only adds detail (a step
+    started, a measurement) rides along with the next write, or is written
+    LAZY_EVERY seconds later at most. A before-image is different: it is saved,
+    with everything pending, and waited for, before the write it protects is sent.
     """
 
     def __init__(self, store: JournalStore, doc: dict[str, Any], resumed: bool = False) -> None:
         self.store, self.doc, self.resumed = store, doc, resumed
         self._cond = threading.Condition()
-        self._dirty = self._closing = False
+        self._due: float | None = None  # time.monotonic() by which the next write is owed
+        self._closing = False
         self._writer = threading.Thread(target=self._write_loop, daemon=True,
                                         name="journal-writer")
         self._writer.start()
@@ -77,21 +94,35 @@ class JournalSink:
         with self._cond:
             if handler is not None:
                 handler(event)
-            if event.type not in QUIET or "measurement" in event.data or "lost" in event.data:
-                self._dirty = True
-                self._cond.notify()
+            delay = _write_delay(event)
+            if delay is not None:
+                self._owe(delay)
 
-    def changes_changed(self, changes: dict[str, Any]) -> None:
-        """The change log's callback, before each write it protects (write-ahead).
+    def _owe(self, delay: float) -> None:
+        """A write is owed within `delay` seconds (the caller holds self._cond)."""
+        due = time.monotonic() + delay
+        if self._due is None or due < self._due:
+            self._due = due
+            self._cond.notify()
 
-        Raises JournalStale when the journal cannot be saved: the write is then not sent.
+    def changes_changed(self, changes: dict[str, Any], write_ahead: bool = True) -> None:
+        """The change log's callback: before a write it protects (a before-image:
+        write-ahead, saved and waited for), or after one (an after-image: it goes with
+        the step's finish, as resume re-runs a step whose finish was not journaled).
+
+        Raises JournalStale when a before-image cannot be saved: the write is then not sent.
         """
         with self._cond:
             self.doc["changes"] = changes
+            if not write_ahead:
+                self._owe(LINGER)
+                return
         self.checkpoint()
 
     def checkpoint(self) -> None:
         """Save the document now and wait until it is stored (JournalStale if it cannot be)."""
+        with self._cond:
+            self._due = None  # what was owed goes with this save: it reads the live document
         self.store.save(self.doc, self._cond)  # read under our lock when written
         self.store.flush()
 
@@ -107,10 +138,13 @@ class JournalSink:
     def _write_loop(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._dirty or self._closing)
-                if not self._dirty:
-                    return
-                self._dirty = False
+                while not self._closing and (self._due is None
+                                             or self._due > time.monotonic()):
+                    self._cond.wait(None if self._due is None
+                                    else self._due - time.monotonic())
+                if self._due is None:
+                    return  # closing, nothing owed
+                self._due = None
             self.store.save(self.doc, self._cond)  # never raises for cluster trouble
 
     def prior_state(self) -> RunState:

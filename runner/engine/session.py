@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.engine import preflight
 from runner.engine.approvals import Approvals
-from runner.engine.changes import ChangeLog, restore
+from runner.engine.changes import ChangedObject, ChangeLog, restore
 from runner.engine.clusters import Fleet, FleetLocks, FleetStore, describe, restore_fleet
 from runner.engine.executor import FAILED, Executor, RunState, failure_text
 from runner.engine.journal import JournalStore, new_run_id
@@ -137,8 +137,13 @@ def _run(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: Journ
          lock: PlanLock | FleetLocks) -> int:
     kube = fleet.primary
     steps = _selected(plan, options, journal.doc)
-    changes = ChangeLog.from_json(journal.doc.get("changes") or {},
-                                  lambda record: journal.changes_changed(changes.to_json(record)))
+    def changed(record: ChangedObject) -> None:
+        # Saved and waited for: a before-image, and what the run created (a rollback
+        # deletes it); an after-image goes with the step's finish.
+        journal.changes_changed(changes.to_json(record),
+                                write_ahead=record.after is None or record.before is None)
+
+    changes = ChangeLog.from_json(journal.doc.get("changes") or {}, changed)
     executor = _executor(plan, options, fleet, bus, journal, changes)
     def lost(why: str) -> None:  # taken over, deleted or expired: stop, as on Ctrl-C
         executor.interrupt(f"the lock was lost: {why}")

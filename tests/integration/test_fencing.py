@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from urllib3.exceptions import ProtocolError
 
 from localcluster import cluster as localcluster
 from runner.engine.lease import expires_in, lease_name
@@ -176,3 +178,79 @@ def test_renewals_keep_a_long_wait_alive(tmp_path: Path, kube: Kube, namespace: 
     assert code == 0, err  # 3.5 lease durations, the writes after it allowed
     assert _web(kube)[2] == "nginx:1.26.1"
     assert journal(kube, run_id_of(events(out)))["status"] == "succeeded"
+
+
+# --- what the lock and the journal cost (issue 16: journal and lock) ----------------
+
+COSTED = """\
+  - {id: bump, set_image: {target: deployment/web, image: nginx:1.26.1}}
+  - {id: bump-ready, wait_ready: {target: deployment/web, timeout: 60s}}
+  - {id: grow, scale: {target: deployment/web, replicas: 3}}
+  - {id: grow-ready, wait_ready: {target: deployment/web, timeout: 60s}}
+  - {id: soak, wait: {duration: 2s}}
+  - {id: side, needs: [], set_image: {target: deployment/side, image: nginx:1.26.1}}
+  - {id: side-ready, needs: [side], wait_ready: {target: deployment/side, timeout: 60s}}
+  - {id: hold, needs: [soak, side-ready], wait: {duration: 31s}}
+"""
+
+
+class Writes:
+    """Every write the API server makes to one kind in a namespace, seen by a watch."""
+
+    def __init__(self, api: Any, kind: str, namespace: str) -> None:
+        from kubernetes import client, watch
+
+        lister = {"configmap": client.CoreV1Api(api).list_namespaced_config_map,
+                  "lease": client.CoordinationV1Api(api).list_namespaced_lease}[kind]
+        self.seen: list[tuple[str, str, str]] = []  # (type, name, resourceVersion)
+        self._cond = threading.Condition()
+        self._watch = watch.Watch()
+        start = lister(namespace).metadata.resource_version
+
+        def follow() -> None:
+            try:
+                for event in self._watch.stream(lister, namespace, resource_version=start,
+                                                timeout_seconds=300):
+                    meta = event["object"].metadata
+                    with self._cond:
+                        self.seen.append((event["type"], meta.name, meta.resource_version))
+                        self._cond.notify_all()
+            except ProtocolError:
+                pass  # stop() closed the stream under us
+
+        self._thread = threading.Thread(target=follow, daemon=True)
+        self._thread.start()
+
+    def stop_after(self, seen: Any, timeout: float = 30) -> list[tuple[str, str, str]]:
+        """Once `seen(events)` holds (the run's last write arrived), the events so far."""
+        with self._cond:
+            assert self._cond.wait_for(lambda: seen(self.seen), timeout), self.seen
+            events = list(self.seen)
+        self._watch.stop()
+        return events
+
+
+def test_a_run_costs_at_most_one_journal_write_per_step_and_5_lock_requests_a_minute(
+        tmp_path: Path, kube: Kube, namespace: str, api: Any) -> None:
+    settled(kube, deployment("web", replicas=2), deployment("side", replicas=1))
+    plan = write_plan(tmp_path, "costed", namespace, COSTED)
+    journal_writes, lock_writes = Writes(api, "configmap", namespace), Writes(
+        api, "lease", namespace)
+    started = time.monotonic()
+    code, out, err = runplan(tmp_path, str(plan), "--output", "json")
+    minutes = (time.monotonic() - started) / 60
+    assert code == 0, err
+    run_id = run_id_of(events(out))
+    name = f"runplan-run-{run_id}"
+    final = kube.get("configmap", name)["metadata"]["resourceVersion"]
+    ours = [e for e in journal_writes.stop_after(lambda seen: (
+        "MODIFIED", name, final) in seen) if e[1] == name]
+    leases = lock_writes.stop_after(lambda seen: any(t == "DELETED" for t, *_ in seen))
+    steps = COSTED.count("{id:")
+    print(f"journal writes: {len(ours)} for {steps} steps; lock writes: {len(leases)} in "
+          f"{minutes:.2f} min")
+    assert len(ours) <= steps, ours  # before-images (3 objects, write-ahead) included
+    assert journal(kube, run_id)["status"] == "succeeded"
+    # create, renewals every 15 s (the default 30 s lease), delete: <= 5 in a minute
+    assert minutes < 1 and len(leases) <= 5, leases
+    assert [t for t, *_ in leases][0] == "ADDED" and [t for t, *_ in leases][-1] == "DELETED"
