@@ -23,8 +23,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from runner.clock import stamp
 from runner.engine.executor import DONE, RunState
 from runner.errors import LockLost
+from runner.status import RunStatus, StepStatus
 
 if TYPE_CHECKING:
     from runner.engine import RunOptions
@@ -49,11 +51,6 @@ def _write_delay(event: Event) -> float | None:
     return None if event.type in QUIET else LINGER
 
 
-def iso(epoch: float) -> str:
-    """UTC with milliseconds: journals of parallel steps must show their overlap."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
-
-
 def new_document(plan: Plan, options: RunOptions, kube: Kube, run_id: str,
                  namespace: str) -> dict[str, Any]:
     ident = kube.identity()
@@ -61,7 +58,7 @@ def new_document(plan: Plan, options: RunOptions, kube: Kube, run_id: str,
         "run_id": run_id, "plan": plan.name, "file": plan.file, "digest": plan.digest,
         "namespace": namespace, "server": ident.server, "context": ident.context,
         "user": ident.user or getpass.getuser(), "host": socket.gethostname(),
-        "status": "running", "started": iso(time.time()), "finished": None,
+        "status": RunStatus.RUNNING, "started": stamp(), "finished": None,
         "compile": {"cli_vars": [list(kv) for kv in options.cli_vars],
                     "vars_files": list(options.vars_files), "namespace": options.namespace},
         "selected": [], "resumes": [], "steps": {}, "changes": {},
@@ -158,8 +155,8 @@ class JournalSink:
 
     def _on_step_started(self, event: Event) -> None:
         self.doc["steps"][event.data["step"]] = {
-            "status": "running", "started": iso(event.time), "finished": None, "attempts": 1,
-            "kind": event.data.get("kind")}
+            "status": StepStatus.RUNNING, "started": stamp(event.time), "finished": None,
+            "attempts": 1, "kind": event.data.get("kind")}
 
     def _on_step_progress(self, event: Event) -> None:
         """Evidence: each measurement of a verify_metrics step (the newest MAX_MEASUREMENTS)."""
@@ -176,23 +173,23 @@ class JournalSink:
 
     def _on_step_finished(self, event: Event) -> None:
         record = self.doc["steps"].setdefault(event.data["step"], {"started": None})
-        record.update(status=event.data["status"], finished=iso(event.time),
+        record.update(status=event.data["status"], finished=stamp(event.time),
                       duration=event.data["duration"], outputs=event.data["outputs"],
                       error=event.data["error"], details=event.data.get("details") or [])
 
     def _on_rollback_started(self, event: Event) -> None:
-        self.doc["rollback"] = {"started": iso(event.time), "finished": None, "objects": []}
+        self.doc["rollback"] = {"started": stamp(event.time), "finished": None, "objects": []}
 
     def _on_object_restored(self, event: Event) -> None:
         rollback = self.doc.setdefault("rollback", {"started": None, "objects": []})
         rollback["objects"].append({k: event.data.get(k)
                                     for k in ("object", "status", "fields", "message")})
-        rollback["finished"] = iso(event.time)
+        rollback["finished"] = stamp(event.time)
 
     def _on_run_started(self, event: Event) -> None:
-        self.doc["status"] = "running"
+        self.doc["status"] = RunStatus.RUNNING
         if event.data.get("resumed"):
-            self.doc["resumes"].append(iso(event.time))
+            self.doc["resumes"].append(stamp(event.time))
 
     def _on_lock(self, event: Event) -> None:
         """A lost lock: when it was last held and when the run noticed (LockLoss.to_json)."""
@@ -200,4 +197,4 @@ class JournalSink:
             self.doc["lock_lost"] = event.data.get("lost")
 
     def _on_run_finished(self, event: Event) -> None:
-        self.doc.update(status=event.data["status"], finished=iso(event.time))
+        self.doc.update(status=event.data["status"], finished=stamp(event.time))

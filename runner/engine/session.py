@@ -21,7 +21,7 @@ from runner.engine import preflight
 from runner.engine.approvals import Approvals
 from runner.engine.changes import ChangedObject, ChangeLog, restore
 from runner.engine.clusters import Fleet, FleetLocks, FleetStore, describe, restore_fleet
-from runner.engine.executor import FAILED, Executor, RunState, failure_text
+from runner.engine.executor import Executor, RunState, failure_text
 from runner.engine.journal import JournalStore, new_run_id
 from runner.engine.lock import Holder, PlanLock
 from runner.engine.runlog import JournalSink, new_document
@@ -29,6 +29,7 @@ from runner.errors import ClusterUnreachable, Forbidden, LockLost
 from runner.plan.selection import selection
 from runner.report.events import Bus
 from runner.report.sinks import sinks_for
+from runner.status import RunStatus, StepStatus
 
 if TYPE_CHECKING:
     from runner.engine import RunOptions
@@ -137,13 +138,7 @@ def _run(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: Journ
          lock: PlanLock | FleetLocks) -> int:
     kube = fleet.primary
     steps = _selected(plan, options, journal.doc)
-    def changed(record: ChangedObject) -> None:
-        # Saved and waited for: a before-image, and what the run created (a rollback
-        # deletes it); an after-image goes with the step's finish.
-        journal.changes_changed(changes.to_json(record),
-                                write_ahead=record.after is None or record.before is None)
-
-    changes = ChangeLog.from_json(journal.doc.get("changes") or {}, changed)
+    changes = _change_log(journal)
     executor = _executor(plan, options, fleet, bus, journal, changes)
     def lost(why: str) -> None:  # taken over, deleted or expired: stop, as on Ctrl-C
         executor.interrupt(f"the lock was lost: {why}")
@@ -166,7 +161,8 @@ def _run(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: Journ
     with _signals(executor.interrupt):
         state = executor.run(steps, lambda k: [] if lock.lost else
                              _rollback(k, fleet, changes, bus))
-    status = "interrupted" if state.interrupted else FAILED if state.failed() else "succeeded"
+    status = (RunStatus.INTERRUPTED if state.interrupted else
+              RunStatus.FAILED if state.failed() else RunStatus.SUCCEEDED)
     summary = _summary(state, status, bus.run_id)
     if lock.loss is not None:
         summary.insert(0, f"{lock.loss.text()} (the run that holds the plan now must not "
@@ -175,6 +171,27 @@ def _run(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: Journ
              counts=_counts(state, steps), failed=state.failed(),
              rolled_back=state.rolled_back, summary=summary)
     return 4 if lock.lost else 130 if state.interrupted else 1 if state.failed() else 0
+
+
+def _change_log(journal: JournalSink) -> ChangeLog:
+    """The run's change log, journaling each record as it comes (see `changed`)."""
+    journaled: set[tuple[Any, ...]] = set()  # objects whose after-image the journal holds
+
+    def changed(record: ChangedObject) -> None:
+        # Saved and waited for: a before-image, what the run created (a rollback deletes
+        # it), and an after-image replacing one already journaled (else a resume would
+        # take the run's own newer write for drift). A first after-image goes with the
+        # step's finish: until then the journal's "never answered" makes resume re-run it.
+        key = (record.cluster, record.api_version, record.kind, record.namespace, record.name)
+        sync = record.after is None or record.before is None or key in journaled
+        if record.after is not None:
+            journaled.add(key)
+        journal.changes_changed(changes.to_json(record), write_ahead=sync)
+
+    changes = ChangeLog.from_json(journal.doc.get("changes") or {}, changed)
+    journaled.update((r.cluster, r.api_version, r.kind, r.namespace, r.name)
+                     for r in changes.records() if r.after is not None)
+    return changes
 
 
 def _executor(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: JournalSink,
@@ -227,7 +244,7 @@ def _rollback(kube: Kube, fleet: Fleet, changes: ChangeLog, bus: Bus) -> list[st
 def _counts(state: RunState, steps: tuple[Step, ...]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for step in steps:
-        status = state.statuses.get(step.id, "not_run")
+        status = state.statuses.get(step.id, StepStatus.NOT_RUN)
         counts[status] = counts.get(status, 0) + 1
     return counts
 
@@ -236,7 +253,7 @@ def _summary(state: RunState, status: str, run_id: str) -> list[str]:
     lines = [f"{sid} failed: {failure_text(err)}" for sid, err in state.errors.items()]
     if state.rolled_back:
         lines.append("rolled back: " + "; ".join(state.rolled_back))
-    if status != "succeeded":
+    if status != RunStatus.SUCCEEDED:
         lines.append(f"journal: runplan runs; continue with: runplan resume {run_id}")
     return lines
 

@@ -78,33 +78,19 @@ def load(run_id: str, kube: Kube | None, namespace: str | None = None,
          local_dir: Path = journal.LOCAL_DIR) -> Timeline:
     """The newest copy of the run's journal (RunplanError, with close ids, if none);
     with `namespace`, only a journal of that namespace."""
-    cm = _configmap(run_id, kube, namespace) if kube is not None else None
-    remote = journal._from_configmap(cm) if cm else None
-    local = journal._read_local(Path(local_dir) / f"{run_id}.json")
-    if local is not None and namespace and local.get("namespace") != namespace:
-        local = None
-    doc = journal._newer(remote, local)
-    if doc is None and namespace:
-        raise RunplanError(f"no run {run_id} in namespace {namespace} (in the cluster or "
-                           f"{local_dir}); without -n every namespace is searched")
-    if doc is None:
-        journal.load_run(run_id, kube, local_dir)  # raises, naming the runs it knows
-        raise RunplanError(f"no run {run_id}")
-    if doc is remote and cm is not None:
-        meta = cm.get("metadata") or {}
-        source = f"cluster: ConfigMap {meta.get('namespace')}/{meta.get('name')}"
-        return timeline(doc, source, (cm.get("data") or {}))
-    return timeline(doc, f"local copy: {Path(local_dir) / f'{run_id}.json'}", {})
-
-
-def _configmap(run_id: str, kube: Kube, namespace: str | None) -> Doc | None:
-    selector = f"{journal.LABEL_RUN}={journal.dns_label(run_id)}"
     try:
-        items = journal._list_configmaps(kube, selector, namespace)
-    except ClusterError:
-        return None
-    ours = [cm for cm in items if (journal._from_configmap(cm) or {}).get("run_id") == run_id]
-    return ours[0] if ours else None
+        try:
+            copy = journal.read_run(run_id, kube, local_dir, namespace)
+        except ClusterError:  # the cluster cannot be read: the local copy still tells it
+            copy = journal.read_run(run_id, None, local_dir, namespace)
+    except RunplanError:
+        if namespace:
+            raise RunplanError(f"no run {run_id} in namespace {namespace} (in the cluster or "
+                               f"{local_dir}); without -n every namespace is searched"
+                               ) from None
+        raise
+    where = f"cluster: {copy.where}" if copy.source == "cluster" else f"local copy: {copy.where}"
+    return timeline(dict(copy.doc), where, copy.data)
 
 
 def timeline(doc: Doc, source: str, cm_data: dict[str, str]) -> Timeline:
