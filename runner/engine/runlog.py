@@ -21,6 +21,7 @@ import getpass
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from runner.clock import stamp
@@ -87,10 +88,10 @@ class JournalSink:
         self._writer.start()
 
     def emit(self, event: Event) -> None:
-        handler = getattr(self, f"_on_{event.type}", None)
+        handler = _HANDLERS.get(event.type)
         with self._cond:
             if handler is not None:
-                handler(event)
+                handler(self, event)
             delay = _write_delay(event)
             if delay is not None:
                 self._owe(delay)
@@ -198,3 +199,17 @@ class JournalSink:
 
     def _on_run_finished(self, event: Event) -> None:
         self.doc.update(status=event.data["status"], finished=stamp(event.time))
+
+
+# Which event updates which part of the document (the others only get written).
+_HANDLERS: dict[str, Callable[[JournalSink, Event], None]] = {
+    "step_started": JournalSink._on_step_started,
+    "step_progress": JournalSink._on_step_progress,
+    "step_retry": JournalSink._on_step_retry,
+    "step_finished": JournalSink._on_step_finished,
+    "rollback_started": JournalSink._on_rollback_started,
+    "object_restored": JournalSink._on_object_restored,
+    "run_started": JournalSink._on_run_started,
+    "lock": JournalSink._on_lock,
+    "run_finished": JournalSink._on_run_finished,
+}
