@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from runner.engine import journal
 from runner.engine.approvals import PREFIX as APPROVAL_PREFIX
+from runner.engine.journal_doc import JournalDoc, step_records
 from runner.errors import ClusterError, RunplanError
 
 if TYPE_CHECKING:
@@ -95,8 +96,7 @@ def load(run_id: str, kube: Kube | None, namespace: str | None = None,
 
 def timeline(doc: Doc, source: str, cm_data: dict[str, str]) -> Timeline:
     selected = list(doc.get("selected") or ())
-    records: dict[str, Doc] = {k: v for k, v in (doc.get("steps") or {}).items()
-                               if isinstance(v, dict)}
+    records: dict[str, Any] = dict(step_records(cast("JournalDoc", doc)))
     order = selected + sorted((k for k in records if k not in selected),
                               key=lambda k: str(records[k].get("started") or ""))
     steps = tuple(_step(sid, records.get(sid), sid in selected, cm_data) for sid in order)
