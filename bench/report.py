@@ -185,6 +185,20 @@ def reaction_section(r: dict[str, Any]) -> str:
             "goal = scrape interval 1 s + measurement interval 1 s + 0.2 s.")
 
 
+def waves_section(w: dict[str, Any]) -> str:
+    if not w:
+        return "Not measured in this run (see Failures)."
+    table = _table(
+        ["runs", "staging alone s", "prod alone s", "one plan, two waves s",
+         "waves / (staging + prod)", "goal ≤ 1.05"],
+        [[str(len(w["rounds"])), _f(w["staging"]), _f(w["prod"]), _f(w["waves"]),
+          _f(w["ratio"], 3), _goal(w["ratio"] <= 1.05)]])
+    return (table + "\n\nTwo more control planes named `staging` and `prod` in one "
+            "kubeconfig (`bench/waves.py`): the seed canary run once per context, then "
+            "`playbooks/multi-cluster-waves.yaml`, which includes the same canary once per "
+            "cluster; medians of wall time, start-up included.")
+
+
 def fanout_section(fan: dict[str, Any]) -> str:
     limit, nan = fan.get("cluster_limit") or {}, float("nan")
     rows = [[f"{w} Deployment{'s' if w != '1' else ''} ({2 * int(w)} steps)",
@@ -352,6 +366,8 @@ def render(results: dict[str, Any]) -> str:
         fanout_section(results["fanout"]),
         "\n## Background analysis: breach to rollback\n",
         reaction_section(results.get("reaction") or {}),
+        "\n## Waves: one plan over two clusters vs. two runs\n",
+        waves_section(results.get("waves") or {}),
         "\n## Compile scaling\n",
         compile_section(results["compile"]),
         "\n## Machine and versions\n",

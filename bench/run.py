@@ -1,6 +1,6 @@
 """`make bench`: every benchmark on one fresh local control plane, then docs/benchmarks.md.
 
-    python -m bench.run [--e2e-runs 5] [--latency-runs 20] [--fanout-runs 3]
+    python -m bench.run [--e2e-runs 5] [--latency-runs 20] [--fanout-runs 3] [--waves-runs 3]
                         [--output docs/benchmarks.md]
 
 Exit status: 0 when every contender ran (figures are reported, never judged);
@@ -21,7 +21,17 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import compile_bench, e2e, facts, failure_race, fanout, reaction, report, wait_latency
+from bench import (
+    compile_bench,
+    e2e,
+    facts,
+    failure_race,
+    fanout,
+    reaction,
+    report,
+    wait_latency,
+    waves,
+)
 from bench.common import REPO, STATE_DIR, bench_cluster, log
 
 SLOW_START = "1s"  # --pod-start-delay of the second end-to-end cluster
@@ -50,6 +60,7 @@ def main() -> int:
     parser.add_argument("--latency-runs", type=int, default=20)
     parser.add_argument("--fanout-runs", type=int, default=3)
     parser.add_argument("--reaction-runs", type=int, default=10)
+    parser.add_argument("--waves-runs", type=int, default=3)
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks.md")
     args = parser.parse_args()
     started = time.monotonic()
@@ -88,6 +99,8 @@ def main() -> int:
     with bench_cluster(pod_start_delay=SLOW_START) as slow:
         raw = stage("end to end, 1 s pod start", lambda: e2e.run(slow, args.e2e_runs))
         results["e2e_slow"] = e2e.summarize(raw) if raw else _empty_e2e()
+    # Two control planes of their own, after the others are down.
+    results["waves"] = stage("waves", lambda: waves.run(args.waves_runs)) or {}
     minutes = (time.monotonic() - started) / 60
     results["minutes"] = minutes
     results["facts"].update(load_start=load_start, elapsed=f"{minutes:.1f} min",

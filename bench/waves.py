@@ -9,7 +9,7 @@ the same with `--context prod`, then `runplan playbooks/multi-cluster-waves.yaml
 (the same canary included once per cluster). Reported: the median wall time of
 each and `wave / (staging + prod)`, which issue 15 wants <= 1.05 (waves add one
 connection, one Lease and one journal copy per cluster, nothing else).
-Not part of `make bench` (two more control planes on top of the bench's own).
+`make bench` runs it last, once its other clusters are down.
 """
 
 from __future__ import annotations

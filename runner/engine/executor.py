@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.cancel import CancelToken
-from runner.engine.context import StepContext, deadline_for
 from runner.errors import Cancelled, Forbidden, Invalid, RunplanError, StepFailure
 from runner.plan import evaluate_when, render_deferred
 from runner.status import DONE as STEPS_DONE
 from runner.status import StepStatus
 from runner.steps import REGISTRY
+from runner.steps.context import StepContext, deadline_for
 
 if TYPE_CHECKING:
     from runner.engine.approvals import Approvals

@@ -24,6 +24,7 @@ from runner.errors import ClusterError, ClusterUnreachable, UsageError
 from runner.kube.resources import KINDS
 from runner.steps import REGISTRY
 from runner.steps.base import Need, needs_on, rollout_needs
+from runner.steps.context import step_namespace
 
 if TYPE_CHECKING:
     from runner.kube import Kube
@@ -139,12 +140,6 @@ def _discovered(needs: list[Need], kind: str, api_version: str | None,
         return needs
     return [replace(n, group=found.group, resource=found.resource, cluster=found.cluster)
             if (n.group, n.resource) == (group, plural) else n for n in needs]
-
-
-def step_namespace(step: Step, default: str) -> str:
-    """The namespace a step acts in, as the engine's StepContext decides it."""
-    own = step.target.namespace if step.target else None
-    return str(own or step.scope.get("namespace") or default)
 
 
 def _who(step: Step) -> str:

@@ -20,8 +20,8 @@ import networkx
 
 from runner.errors import Problem, did_you_mean
 from runner.plan.expand import Container, Group, Leaf, Tree
+from runner.plan.kinds import REGISTRY
 from runner.plan.loader import Document
-from runner.steps import REGISTRY
 
 UNTIL = "until"
 

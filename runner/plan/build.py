@@ -18,12 +18,12 @@ from runner.errors import Problem, did_you_mean
 from runner.plan.expand import Leaf, path_text
 from runner.plan.explain import show
 from runner.plan.include import Source
+from runner.plan.kinds import REGISTRY
 from runner.plan.loader import Document, PathT
 from runner.plan.model import Step, Target
 from runner.plan.render import Collector, Renderer, RenderError, is_template
 from runner.plan.validators import param_findings, plan_schema
 from runner.plan.values import parse_duration, parse_target
-from runner.steps import REGISTRY
 
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _BRACES = re.compile(r"\s*\{\{(.*)\}\}\s*", re.DOTALL)

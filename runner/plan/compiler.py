@@ -21,7 +21,7 @@ from typing import Any
 import networkx
 
 from runner.errors import Location, PlanError, Problem, did_you_mean
-from runner.plan import variables
+from runner.plan import kinds, variables
 from runner.plan.background import until_of
 from runner.plan.build import StepBuilder
 from runner.plan.expand import Leaf, expand, source_of
@@ -45,6 +45,7 @@ def compile_plan(
 ) -> Plan:
     """A validated, rendered and ordered Plan; PlanError with every problem otherwise."""
     files = [str(f) for f in vars_files]
+    kinds.load()  # outside the budget below: it is the plan's time, not the imports'
     renderer = Renderer(Deadline.after(budget_for(_size(path, *files))))
     try:
         with paused_gc():
@@ -264,14 +265,17 @@ def _plan(doc: Document, namespace: str | None, plan_vars: dict[str, Any],
 def digest(name: str, namespace: str | None, plan_vars: dict[str, Any], steps: tuple[Step, ...],
            on_failure: str | tuple[Step, ...] | None) -> str:
     """sha256 of everything the run would do: the rendered steps and the vars."""
-    failure = on_failure if not isinstance(on_failure, tuple) else [_summary(s) for s in on_failure]
+    failure = (on_failure if not isinstance(on_failure, tuple)
+               else [step_summary(s) for s in on_failure])
     content = {"name": name, "namespace": namespace, "vars": plan_vars,
-               "steps": [_summary(s) for s in steps], "on_failure": failure}
+               "steps": [step_summary(s) for s in steps], "on_failure": failure}
     text = json.dumps(content, sort_keys=True, default=str, ensure_ascii=False)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def _summary(step: Step) -> dict[str, Any]:
+def step_summary(step: Step) -> dict[str, Any]:
+    """What a step would do, rendered: the one step digest's content (the plan's
+    digest here, a saved review's per-step digests in runner/review/approved.py)."""
     return {"id": step.id, "kind": step.kind, "params": step.params, "needs": step.needs,
             "when": step.when, "timeout": step.timeout, "retries": step.retries,
             "retry_delay": step.retry_delay, "continue_on_error": step.continue_on_error,

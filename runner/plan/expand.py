@@ -17,10 +17,10 @@ from typing import Any
 from runner.errors import PlanError, Problem
 from runner.plan.explain import show
 from runner.plan.include import Includes, Inherited, Source
+from runner.plan.kinds import REGISTRY
 from runner.plan.limits import MAX_STEPS
 from runner.plan.loader import Document, PathT
 from runner.plan.render import Collector, Renderer, is_template
-from runner.steps import REGISTRY
 
 INHERITED = ("timeout", "retries", "retry_delay", "continue_on_error", "namespace", "cluster")
 

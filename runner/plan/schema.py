@@ -17,9 +17,9 @@ import yaml
 
 from runner.errors import Problem, did_you_mean
 from runner.plan.explain import Finding, show
+from runner.plan.kinds import REGISTRY
 from runner.plan.loader import Document, PathT
 from runner.plan.validators import findings, header_validator, plan_schema, step_checker
-from runner.steps import REGISTRY
 
 
 def control_keys() -> list[str]:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from runner.fieldpaths import FieldChange
 from runner.report import review as offline_review
-from runner.review.diff import FieldChange
 
 if TYPE_CHECKING:
     from runner.plan.model import Plan

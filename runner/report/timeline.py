@@ -16,12 +16,10 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from runner.engine import journal
-from runner.engine.approvals import PREFIX as APPROVAL_PREFIX
-from runner.engine.journal_doc import JournalDoc, step_records
 from runner.errors import ClusterError, RunplanError
 
 if TYPE_CHECKING:
+    from runner.engine.journal_doc import JournalDoc
     from runner.kube import Kube
 
 Doc = dict[str, Any]
@@ -76,9 +74,15 @@ class Timeline:
 
 
 def load(run_id: str, kube: Kube | None, namespace: str | None = None,
-         local_dir: Path = journal.LOCAL_DIR) -> Timeline:
+         local_dir: Path | None = None) -> Timeline:
     """The newest copy of the run's journal (RunplanError, with close ids, if none);
-    with `namespace`, only a journal of that namespace."""
+    with `namespace`, only a journal of that namespace; `local_dir` defaults to the
+    journal's own (runner.engine.journal.LOCAL_DIR)."""
+    # The engine writes the journal and reports to runner.report's sinks: read it
+    # only when asked, so the two packages do not import each other when loaded.
+    from runner.engine import journal
+
+    local_dir = journal.LOCAL_DIR if local_dir is None else local_dir
     try:
         try:
             copy = journal.read_run(run_id, kube, local_dir, namespace)
@@ -95,6 +99,8 @@ def load(run_id: str, kube: Kube | None, namespace: str | None = None,
 
 
 def timeline(doc: Doc, source: str, cm_data: dict[str, str]) -> Timeline:
+    from runner.engine.journal_doc import step_records
+
     selected = list(doc.get("selected") or ())
     records: dict[str, Any] = dict(step_records(cast("JournalDoc", doc)))
     order = selected + sorted((k for k in records if k not in selected),
@@ -122,6 +128,7 @@ def _step(sid: str, record: Doc | None, selected: bool, cm_data: dict[str, str])
 
 def _decision(sid: str, record: Doc, cm_data: dict[str, str]) -> str | None:
     """The ConfigMap's decision (approved or rejected), else the step's outputs."""
+    from runner.engine.approvals import PREFIX as APPROVAL_PREFIX
     from runner.engine.approvals import data_key
 
     text = cm_data.get(data_key(sid))

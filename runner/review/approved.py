@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import RunplanError, UsageError
+from runner.plan.compiler import step_summary
 from runner.plan.model import Plan, Step
 from runner.report import review as offline
-from runner.steps.apply import Apply
+from runner.steps import REGISTRY
 
 if TYPE_CHECKING:
-    from runner.engine import RunOptions
     from runner.kube import Identity, Kube
+    from runner.options import RunOptions
 
 FORMAT = "runplan-review/v1"
 
@@ -35,17 +36,18 @@ def _sha(value: Any) -> str:
 
 
 def step_digest(plan: Plan, step: Step) -> str:
-    """What the step would do: its rendered fields and, for `apply`, the manifests' content."""
-    fields: dict[str, Any] = {
-              "kind": step.kind, "params": step.params, "needs": step.needs, "when": step.when,
-              "timeout": step.timeout, "retries": step.retries, "retry_delay": step.retry_delay,
-              "continue_on_error": step.continue_on_error,
-              "target": None if step.target is None else vars(step.target)}
-    if step.kind == "apply" and not step.deferred:
+    """What the step would do: its rendered fields (as the plan's digest has them) and,
+    for `apply`, the manifests' content."""
+    fields = step_summary(step)
+    if not step.deferred:
         try:
-            fields["objects"] = Apply().objects(Path(plan.file).parent, step.id, step.params)
+            manifests = REGISTRY[step.kind]().manifests(Path(plan.file).parent, step.id,
+                                                         step.params)
         except RunplanError as exc:  # unreadable now: the run fails the same way
             fields["objects"] = str(exc)
+        else:
+            if manifests is not None:
+                fields["objects"] = manifests
     return _sha(fields)
 
 

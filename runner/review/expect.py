@@ -18,40 +18,34 @@ from runner.targets import parse_ordinals
 from runner.workloads import StatefulSetLayout
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from runner.plan.model import Step
     from runner.review.project import Entry, Projection
+    from runner.steps.base import StepKind
 
 Obj = dict[str, Any]
 
 
-def lines(step: Step, projection: Projection, namespace: str) -> tuple[str, ...]:
-    """Expectation lines for a non-mutating step (none for wait and approval)."""
-    params = step.params
-    if step.deferred:
-        return ()
-    if step.kind == "wait_ready" and "target" in params:
-        return _wait_ready(projection, _entry(step, projection, namespace))
-    if step.kind == "wait_ready":
-        return (f"every pod {selector_text(params['selector'])} exists and is Ready",)
-    if step.kind == "verify_pods":
-        return _verify_pods(projection, _entry(step, projection, namespace), params)
-    if step.kind == "verify_dns":
-        return _verify_dns(step, projection, namespace)
-    from runner.steps import REGISTRY
-
-    return tuple(REGISTRY[step.kind]().live_review(params))
+def lines(kind: StepKind, step: Step, projection: Projection) -> tuple[str, ...]:
+    """Expectation lines for a step the review does not project: its kind's `expect()`."""
+    namespace = projection.namespace_of(step)
+    here = NOT_MOVED_YET.get(step.kind)
+    if here is not None:
+        return here(kind, step, projection, namespace)
+    return kind.expect(step, projection, namespace)
 
 
-def _entry(step: Step, projection: Projection, namespace: str, param: str = "target",
-           default_kind: str = "") -> Entry:
-    from runner.review.preview import target_of
-
-    target = target_of(step, projection, param, default_kind)
-    entry = projection.read(target.kind, target.name, target.namespace)
-    if entry.obj is None:
-        where = f" in namespace {entry.namespace}" if entry.namespace else ""
-        raise NotFound(f"{entry.title} not found{where} (nor created by an earlier step)", 404)
-    return entry
+def entry(step: Step, projection: Projection, param: str = "target",
+          default_kind: str = "") -> Entry:
+    """The projected object a step's `param` names; NotFound when the steps before
+    would not leave one."""
+    target = projection.target_of(step, param, default_kind)
+    found = projection.read(target.kind, target.name, target.namespace)
+    if found.obj is None:
+        where = f" in namespace {found.namespace}" if found.namespace else ""
+        raise NotFound(f"{found.title} not found{where} (nor created by an earlier step)", 404)
+    return found
 
 
 def images_text(template: Obj | None) -> str:
@@ -68,13 +62,13 @@ def ordinals_text(name: str, ordinals: list[int]) -> str:
     return f"{name}-{first}" if first == last else f"{name}-{first}..{last}"
 
 
-def _spec(entry: Entry) -> Obj:
+def spec_of(entry: Entry) -> Obj:
     return (entry.obj or {}).get("spec") or {}
 
 
 def revision_text(projection: Projection, entry: Entry) -> str:
     """`revision 3, web-6d4f8c`, or `a new revision 4` when the run would create it."""
-    found = matching(entry.res.kind, projection.history(entry), _spec(entry).get("template"))
+    found = matching(entry.res.kind, projection.history(entry), spec_of(entry).get("template"))
     if found is None:
         return "its revision"
     name = str((found.get("metadata") or {}).get("name"))
@@ -97,7 +91,7 @@ def current_template(projection: Projection, entry: Entry) -> Obj | None:
 
 def sts_pods(projection: Projection, entry: Entry) -> dict[int, Obj | None]:
     """Projected template of each ordinal of a StatefulSet."""
-    spec = _spec(entry)
+    spec = spec_of(entry)
     layout = StatefulSetLayout.of(spec)
     current = current_template(projection, entry)
     return {o: spec.get("template") if layout.moves(o) else current for o in layout.ordinals}
@@ -106,7 +100,7 @@ def sts_pods(projection: Projection, entry: Entry) -> dict[int, Obj | None]:
 def _wait_ready(projection: Projection, entry: Entry) -> tuple[str, ...]:
     if entry.res.kind == "StatefulSet":
         return _wait_statefulset(projection, entry)
-    spec = _spec(entry)
+    spec = spec_of(entry)
     template, replicas = spec.get("template"), spec.get("replicas", 1)
     if entry.res.kind == "Deployment" and spec.get("paused"):
         old = current_template(projection, entry)
@@ -122,11 +116,11 @@ def _wait_ready(projection: Projection, entry: Entry) -> tuple[str, ...]:
 
 def _wait_statefulset(projection: Projection, entry: Entry) -> tuple[str, ...]:
     pods = sts_pods(projection, entry)
-    template = _spec(entry).get("template")
+    template = spec_of(entry).get("template")
     moving = [o for o, t in pods.items() if t == template]
     staying = [o for o, t in pods.items() if t != template]
     revision = revision_text(projection, entry)
-    if _spec(entry).get("updateStrategy", {}).get("type") == "OnDelete":
+    if spec_of(entry).get("updateStrategy", {}).get("type") == "OnDelete":
         return (f"OnDelete: no pod moves by itself; waits for {len(pods)} pods Ready",)
     if not staying:
         entry.current = template
@@ -165,35 +159,50 @@ def _image(template: Obj | None, container: str | None) -> str | None:
     return None
 
 
-def _verify_dns(step: Step, projection: Projection, namespace: str) -> tuple[str, ...]:
-    entry = _entry(step, projection, namespace, "service", "service")
-    spec = _spec(entry)
-    if step.params.get("expect", "auto") != "auto":
-        return ()
-    if spec.get("clusterIP") != "None":
-        ip = spec.get("clusterIP") if entry.live else "(allocated when it is created)"
-        return (f"{entry.name} resolves to its ClusterIP {ip}",)
-    owners = _selected_workloads(projection, entry)
-    count = sum(int(_spec(w).get("replicas", 1)) for w in owners)
-    whose = ", ".join(w.title for w in owners)
-    selector = selector_text(spec.get("selector") or {})
-    out = [f"{entry.name} resolves to {count} ready pods ({whose})" if owners else
-           f"{entry.name} resolves to the ready pods {selector}"]
-    if step.params.get("pods"):
-        out += [f"{ordinals_text(w.name, list(StatefulSetLayout.of(_spec(w)).ordinals))}"
-                f".{entry.name}.{entry.namespace}.svc each resolve to their pod"
-                for w in owners if w.res.kind == "StatefulSet"]
-    return tuple(out)
-
-
-def _selected_workloads(projection: Projection, service: Entry) -> list[Entry]:
+def selected_workloads(projection: Projection, service: Entry) -> list[Entry]:
     """The projected workloads whose pods the Service selects."""
-    selector = _spec(service).get("selector") or {}
+    selector = spec_of(service).get("selector") or {}
     found = []
     for entry in projection.entries.values():
-        template = _spec(entry).get("template") or {}
+        template = spec_of(entry).get("template") or {}
         labels = (template.get("metadata") or {}).get("labels") or {}
         same_ns = entry.namespace == service.namespace
         if selector and same_ns and all(labels.get(k) == v for k, v in selector.items()):
             found.append(entry)
     return found
+
+
+# --- kinds whose modules are reworked on another branch ---------------------------------
+# wait_ready, verify_pods and wait_for belong to the watch work until it is merged; their
+# lines move into those kinds' expect() then, as verify_dns's did. Until then: here.
+
+
+def _wait_ready_lines(kind: StepKind, step: Step, projection: Projection,
+                      namespace: str) -> tuple[str, ...]:
+    if step.deferred:
+        return ()
+    if "target" in step.params:
+        return _wait_ready(projection, entry(step, projection))
+    return (f"every pod {selector_text(step.params['selector'])} exists and is Ready",)
+
+
+def _verify_pods_lines(kind: StepKind, step: Step, projection: Projection,
+                       namespace: str) -> tuple[str, ...]:
+    if step.deferred:
+        return ()
+    return _verify_pods(projection, entry(step, projection), step.params)
+
+
+def _wait_for_lines(kind: StepKind, step: Step, projection: Projection,
+                    namespace: str) -> tuple[str, ...]:
+    from runner.steps.wait_for import WaitFor
+
+    assert isinstance(kind, WaitFor)
+    return kind.review_lines(step, projection, namespace)
+
+
+NOT_MOVED_YET: dict[str, Callable[[StepKind, Step, Projection, str], tuple[str, ...]]] = {
+    "wait_ready": _wait_ready_lines,
+    "verify_pods": _verify_pods_lines,
+    "wait_for": _wait_for_lines,
+}

@@ -20,8 +20,8 @@ from runner.review.project import Projection
 from runner.review.render import LiveReview, as_json, print_text
 
 if TYPE_CHECKING:
-    from runner.engine import RunOptions
     from runner.kube import Kube
+    from runner.options import RunOptions
     from runner.plan.model import Plan
 
 

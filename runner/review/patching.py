@@ -19,25 +19,10 @@ import jsonpatch
 import jsonpointer
 
 from runner.errors import Invalid
+from runner.fieldpaths import MERGE_KEYS
 
 Obj = dict[str, Any]
 
-# Lists a strategic merge patch merges by key (the Go types' patchMergeKey);
-# every other list is replaced, as the server does for lists without one.
-MERGE_KEYS = {
-    "containers": "name",
-    "initContainers": "name",
-    "ephemeralContainers": "name",
-    "env": "name",
-    "volumes": "name",
-    "volumeMounts": "mountPath",
-    "volumeDevices": "devicePath",
-    "imagePullSecrets": "name",
-    "ports": "containerPort",
-    "readinessGates": "conditionType",
-    "hostAliases": "ip",
-    "topologySpreadConstraints": "topologyKey",
-}
 
 
 def patched(obj: Obj, patch: Any, patch_type: str) -> Obj:

@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import Invalid, RunplanError, StepFailure
-from runner.plan.values import parse_target
 from runner.report.review import safe, shown
 from runner.review import expect
 from runner.review.diff import FieldChange, diff, redacted, status_diff
 from runner.steps import REGISTRY
-from runner.steps.apply import Apply
 
 if TYPE_CHECKING:
     from runner.plan.model import Step, Target
@@ -29,8 +27,6 @@ Obj = dict[str, Any]
 _REFS = re.compile(r"steps\[\s*['\"]([^'\"]+)['\"]\s*\]|steps\.([A-Za-z_][\w]*)")
 PATCH_NAMES = {"merge": "merge patch", "strategic": "strategic merge patch",
                "json": "JSON patch"}
-PROJECTED_KINDS = frozenset({"set_image", "set_partition", "scale", "pause", "resume",
-                             "rollback", "patch", "set_weights"})
 
 
 @dataclass(frozen=True)
@@ -72,10 +68,10 @@ def touched(step: Step, plan_dir: Path) -> list[str]:
     """`kind/name` of the objects a step acts on (an apply step: its manifests')."""
     if step.target is not None:
         return [f"{step.target.kind}/{step.target.name}"]
-    if step.kind != "apply" or step.deferred:
+    if step.deferred:
         return []
     try:
-        objects = Apply().objects(plan_dir, step.id, step.params)
+        objects = REGISTRY[step.kind]().manifests(plan_dir, step.id, step.params) or []
     except RunplanError:
         return []
     return [f"{str(o.get('kind', '')).lower()}/{(o.get('metadata') or {}).get('name')}"
@@ -92,14 +88,12 @@ def review_step(step: Step, projection: Projection, plan_dir: Path,
     try:
         if step.deferred and kind.mutating:
             return replace(review, expect=(_deferred_text(depends),))
-        if isinstance(kind, Apply):
-            return replace(review, objects=_apply(kind, step, projection, plan_dir))
-        if step.kind in PROJECTED_KINDS:
+        manifests = kind.manifests(plan_dir, step.id, step.params)
+        if manifests is not None:  # apply: each manifest projected and dry-run
+            return replace(review, objects=_apply(manifests, step, projection))
+        if kind.projects():  # it has a change(): projected and dry-run
             return replace(review, objects=(_mutate(step, projection),))
-        if hasattr(kind, "review_lines"):  # a kind that says itself what it waits for
-            return replace(review, expect=kind.review_lines(step, projection,
-                                                            namespace(step, projection)))
-        return replace(review, expect=expect.lines(step, projection, namespace(step, projection)))
+        return replace(review, expect=expect.lines(kind, step, projection))
     except RunplanError as exc:
         return replace(review, error=error_text(step, exc))
 
@@ -131,27 +125,22 @@ def _deferred_text(depends: tuple[str, ...]) -> str:
             "(the objects it targets are projected unchanged)")
 
 
-def namespace(step: Step, projection: Projection) -> str:
-    """The step's namespace, as the executor resolves it (StepContext.namespace)."""
-    own = step.target.namespace if step.target else None
-    return str(own or step.scope.get("namespace") or projection.kube.namespace)
-
-
 def target_of(step: Step, projection: Projection, param: str = "target",
               default_kind: str = "") -> Target:
-    any_kind = REGISTRY[step.kind].any_target
-    return parse_target(step.params[param], namespace(step, projection), default_kind, any_kind)
+    """The object a step's `param` names (Projection.target_of; kept for the kinds that
+    import it from here)."""
+    return projection.target_of(step, param, default_kind)
 
 
 def _mutate(step: Step, projection: Projection) -> ObjectChange:
     kind = REGISTRY[step.kind]()
-    target = target_of(step, projection, kind.target_param)
+    target = projection.target_of(step, kind.target_param)
     res = (projection.kube.resolve(target.kind, target.api_version) if kind.any_target
            else target.kind)  # any kind: the table, else the API's discovery
     entry = projection.read(res, target.name, target.namespace)
     if entry.obj is None:
         raise _missing(entry)
-    history = projection.history(entry) if step.kind == "rollback" else None
+    history = projection.history(entry) if kind.uses_history else None
     change = kind.change(step.id, target, entry.obj, step.params, history)
     how = PATCH_NAMES[change.patch_type] + (f" of /{change.subresource}"
                                             if change.subresource else "")
@@ -175,13 +164,12 @@ def _status_change(entry: Entry, change: Any, how: str, projection: Projection) 
                         end_state(entry.obj), "status: dry run against the live object")
 
 
-def _apply(kind: Apply, step: Step, projection: Projection,
-           plan_dir: Path) -> tuple[ObjectChange, ...]:
+def _apply(manifests: list[Obj], step: Step, projection: Projection) -> tuple[ObjectChange, ...]:
     server_side = bool(step.params.get("server_side", True))  # as Apply.apply reads it
     how = "server-side apply" if server_side else "create or merge patch"
     done = []
-    for manifest in kind.objects(plan_dir, step.id, step.params):
-        ns = namespace(step, projection)
+    for manifest in manifests:
+        ns = projection.namespace_of(step)
         meta = manifest.get("metadata") or {}
         entry = projection.read(projection.kube.resource_of(manifest), str(meta.get("name")),
                                 meta.get("namespace") or ns)

@@ -14,11 +14,15 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import NotFound
 from runner.kube.errors import Call
 from runner.kube.resources import Resource, resource_for
+from runner.plan.values import parse_target
 from runner.review.history import fetch_history, replay
 from runner.review.patching import patched, strategic_merge
+from runner.steps import REGISTRY
+from runner.steps.context import step_namespace
 
 if TYPE_CHECKING:
     from runner.kube import Kube
+    from runner.plan.model import Step, Target
 
 Obj = dict[str, Any]
 Key = tuple[str, str | None, str]  # (resource, namespace, name)
@@ -56,6 +60,16 @@ class Projection:
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
         self.entries: dict[Key, Entry] = {}
+
+    def namespace_of(self, step: Step) -> str:
+        """The step's namespace, as the run resolves it (StepContext.namespace)."""
+        return step_namespace(step, self.kube.namespace)
+
+    def target_of(self, step: Step, param: str = "target", default_kind: str = "") -> Target:
+        """The object a step's `param` names, in the step's namespace unless it says one."""
+        any_kind = REGISTRY[step.kind].any_target
+        return parse_target(step.params[param], self.namespace_of(step), default_kind,
+                            any_kind)
 
     def read(self, kind: str | Resource, name: str, namespace: str | None) -> Entry:
         """The object as projected so far; the first time, as the API has it now."""

@@ -20,7 +20,7 @@ from runner.review.live import build
 from runner.review.render import LiveReview, as_json, print_text
 
 if TYPE_CHECKING:
-    from runner.engine import RunOptions
+    from runner.options import RunOptions
     from runner.plan.model import Plan
 
 

@@ -19,8 +19,8 @@ from runner.steps.base import Need, StepKind, is_template
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 
 class Apply(StepKind):
@@ -89,6 +89,10 @@ class Apply(StepKind):
     def objects(self, plan_dir: Path, step_id: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """The objects the step applies, in order (the review dry-runs the same list)."""
         return _objects(plan_dir, step_id, params["manifests"])
+
+    def manifests(self, plan_dir: Path, step_id: str,
+                  params: dict[str, Any]) -> list[dict[str, Any]] | None:
+        return self.objects(plan_dir, step_id, params)
 
 
 def object_needs(objects: list[dict[str, Any]],

@@ -8,8 +8,8 @@ from runner.errors import StepFailure
 from runner.steps.base import Need, StepKind, needs_on
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 
 class Approval(StepKind):

@@ -16,8 +16,8 @@ from runner.steps.wait_ready import selector_text
 from runner.targets import WORKLOADS, target_text
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 Obj = dict[str, Any]
 REASON = "RunplanApproved"

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from runner.plan.model import Target
+    from runner.plan.model import Step, Target
+    from runner.review.project import Projection
+    from runner.steps.context import StepContext
 
 
 @dataclass(frozen=True, order=True)
@@ -100,6 +102,8 @@ class StepKind:
     target_param: ClassVar[str] = "target"
     # True: the target may be an object of any kind ({apiVersion, kind, name}), CRDs too.
     any_target: ClassVar[bool] = False
+    # True: change() picks from the target's rollout history (ReplicaSets, revisions).
+    uses_history: ClassVar[bool] = False
 
     def check(self, params: dict[str, Any], target: Target | None) -> list[str]:
         """Problems the schema cannot express, each `param: message` (param optional)."""
@@ -124,6 +128,15 @@ class StepKind:
         """Params of a step written in an included plan (`plan_dir`), with the
         paths they hold made relative to the running plan's folder."""
         return params
+
+    def manifests(self, plan_dir: Path, step_id: str,
+                  params: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The objects the step writes as its files give them (apply), in order: the
+        review dry-runs them and a saved review pins them. None: it reads no manifests.
+
+        Raises a RunplanError when they cannot be read (the run fails the same way).
+        """
+        return None
 
     def live_review(self, params: dict[str, Any]) -> list[str]:
         """`--dry-run` lines from a read-only look now (verify_metrics: each query once).
@@ -157,12 +170,44 @@ class StepKind:
     def change(self, step_id: str, target: Target, obj: dict[str, Any], params: dict[str, Any],
                history: list[dict[str, Any]] | None = None) -> Change:
         """A mutating kind's change to `obj` (the target as it is, or as the review
-        projects it); `history` is the rollout history a rollback picks from."""
+        projects it); `history` is the rollout history a rollback picks from.
+
+        The one projection a run and a review share: a kind that defines it is
+        reviewed by applying it to the projected object (runner/review/preview.py),
+        and, when it is one patch of one object, run by the default `apply()`.
+        """
         raise NotImplementedError(f"step kind {self.kind} changes no single object")
 
-    def apply(self, ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
-        """Do it; returns the step's outputs. Implemented with the executor."""
-        raise NotImplementedError(f"step kind {self.kind}: apply is not implemented yet")
+    @classmethod
+    def projects(cls) -> bool:
+        """Whether the review projects this kind's `change()` (it defines one)."""
+        return cls.change is not StepKind.change
+
+    def expect(self, step: Step, projection: Projection, namespace: str) -> tuple[str, ...]:
+        """`--dry-run` lines of a step that changes nothing: what it waits for or checks,
+        and the end state the projection (runner/review/project.py) expects.
+
+        By default the kind's `live_review()` lines; a step whose params read other
+        steps' outputs says nothing here (its dependency is shown instead).
+        """
+        return () if step.deferred else tuple(self.live_review(step.params))
+
+    def read(self, ctx: StepContext, target: Target) -> dict[str, Any]:
+        """What the default `apply()` hands to `change()`: the target as it is now."""
+        return ctx.kube.get(target.kind, target.name, target.namespace)
+
+    def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
+        """Do it; returns the step's outputs.
+
+        The default is a kind that is one patch of one object: read it, compute
+        `change()`, send that patch. Every other kind overrides this.
+        """
+        target = ctx.target(params, self.target_param)
+        change = self.change(ctx.step.id, target, self.read(ctx, target), params)
+        if change.send:
+            ctx.kube.patch(target.kind, target.name, target.namespace, change.patch,
+                           change.patch_type, subresource=change.subresource)
+        return change.outputs
 
 
 def one_of(params: dict[str, Any], *names: str) -> list[str]:

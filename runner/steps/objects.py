@@ -14,9 +14,9 @@ from runner.kube.resources import KINDS, Resource, guess_plural, is_custom
 from runner.steps.base import Need
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.kube import Kube
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 Obj = dict[str, Any]
 ANY_GROUP = "*"  # needs() of a kind known only to discovery: which group is not known offline

@@ -13,8 +13,8 @@ from runner.steps.objects import custom_kind, needs_of, resolve
 from runner.targets import target_text
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 Obj = dict[str, Any]
 

@@ -8,8 +8,8 @@ from runner.steps.base import Change, Need, StepKind, needs_on
 from runner.targets import target_text
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 DEPLOYMENTS = frozenset({"deployment"})
 
@@ -34,14 +34,12 @@ class Pause(StepKind):
         flag = str(self.paused).lower()
         return f"{verb} the rollout of {target_text(params['target'])} (spec.paused: {flag})"
 
-    def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
-        target = ctx.target(params)
+    def read(self, ctx: StepContext, target: Target) -> dict[str, Any]:
+        """Nothing to read: spec.paused is set whatever the object holds. A pause
+        first waits until the controller has seen the change made before it."""
         if self.paused:
             _wait_observed(ctx, target.name, target.namespace)
-        change = self.change(ctx.step.id, target, {}, params)
-        ctx.kube.patch(target.kind, target.name, target.namespace, change.patch,
-                       change.patch_type)
-        return change.outputs
+        return {}
 
     def change(self, step_id: str, target: Target, obj: dict[str, Any], params: dict[str, Any],
                history: list[dict[str, Any]] | None = None) -> Change:

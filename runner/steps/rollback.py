@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 from typing import Any
 
@@ -17,6 +17,7 @@ from runner.targets import target_text
 class Rollback(StepKind):
     kind = "rollback"
     mutating = True
+    uses_history = True  # change() picks the revision to go back to
     target_kinds = frozenset({"deployment", "statefulset"})
     outputs = {"revision": "the new revision (carrying the restored template)"}
     example = """\

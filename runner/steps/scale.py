@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from runner.engine.context import StepContext
-    from runner.plan.model import Target
-
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.steps.base import Change, Need, StepKind, needs_on
 from runner.targets import target_text
+
+if TYPE_CHECKING:
+    from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 
 class Scale(StepKind):
@@ -36,13 +34,8 @@ class Scale(StepKind):
     def describe(self, params: dict[str, Any]) -> str:
         return f"scale {target_text(params['target'])} to {params['replicas']} replicas"
 
-    def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
-        target = ctx.target(params)
-        scale = ctx.kube.get(target.kind, target.name, target.namespace, subresource="scale")
-        change = self.change(ctx.step.id, target, scale, params)
-        ctx.kube.patch(target.kind, target.name, target.namespace, change.patch,
-                       change.patch_type, subresource=change.subresource)
-        return change.outputs
+    def read(self, ctx: StepContext, target: Target) -> dict[str, Any]:
+        return ctx.kube.get(target.kind, target.name, target.namespace, subresource="scale")
 
     def change(self, step_id: str, target: Target, obj: dict[str, Any], params: dict[str, Any],
                history: list[dict[str, Any]] | None = None) -> Change:

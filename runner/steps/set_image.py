@@ -9,7 +9,6 @@ from runner.steps.workload import images, pick_container
 from runner.targets import WORKLOADS, target_text
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
 
 
@@ -47,14 +46,6 @@ class SetImage(StepKind):
             return f"set images of {target}: {pairs}{cause}"
         container = f" container {params['container']}" if params.get("container") else ""
         return f"set image of {target}{container} to {params['image']}{cause}"
-
-    def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
-        target = ctx.target(params)
-        obj = ctx.kube.get(target.kind, target.name, target.namespace)
-        change = self.change(ctx.step.id, target, obj, params)
-        ctx.kube.patch(target.kind, target.name, target.namespace, change.patch,
-                       change.patch_type)
-        return change.outputs
 
     def change(self, step_id: str, target: Target, obj: dict[str, Any], params: dict[str, Any],
                history: list[dict[str, Any]] | None = None) -> Change:

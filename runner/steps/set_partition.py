@@ -9,8 +9,8 @@ from runner.steps.base import Change, Need, StepKind, is_template, needs_on
 from runner.targets import target_text
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 DEPLOYMENT = (
     "target: partition is not valid on a Deployment: use pause/resume for a Deployment "
@@ -55,15 +55,10 @@ class SetPartition(StepKind):
             why = f"pods with ordinal >= {partition} get the new template"
         return f"set partition of {target} to {partition} ({why})"
 
-    def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
-        target = ctx.target(params)
-        if target.kind not in self.target_kinds:
+    def read(self, ctx: StepContext, target: Target) -> dict[str, Any]:
+        if target.kind not in self.target_kinds:  # a templated target: known only now
             raise StepFailure(ctx.step.id, DEPLOYMENT.removeprefix("target: "))
-        obj = ctx.kube.get(target.kind, target.name, target.namespace)
-        change = self.change(ctx.step.id, target, obj, params)
-        ctx.kube.patch(target.kind, target.name, target.namespace, change.patch,
-                       change.patch_type)
-        return change.outputs
+        return super().read(ctx, target)
 
     def change(self, step_id: str, target: Target, obj: dict[str, Any], params: dict[str, Any],
                history: list[dict[str, Any]] | None = None) -> Change:

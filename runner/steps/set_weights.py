@@ -6,12 +6,13 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import StepFailure
+from runner.fieldpaths import pointer
 from runner.steps.base import Change, Need, StepKind
 from runner.targets import target_text
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 Obj = dict[str, Any]
 GATEWAY_API = "gateway.networking.k8s.io/v1"
@@ -74,9 +75,10 @@ class SetWeights(StepKind):
         for ref in wanted:
             if ref.get("name") in params["weights"]:
                 ref["weight"] = int(params["weights"][ref["name"]])
-        path = f"/spec/rules/{index}/backendRefs"
-        ops = [{"op": "test", "path": f"{path}/{i}/name", "value": n} for i, n in enumerate(names)]
-        ops.append({"op": "replace", "path": path, "value": wanted})
+        at = ["spec", "rules", str(index), "backendRefs"]
+        ops = [{"op": "test", "path": pointer([*at, str(i), "name"]), "value": n}
+               for i, n in enumerate(names)]
+        ops.append({"op": "replace", "path": pointer(at), "value": wanted})
         same = wanted == refs
         return Change(ops, "json", outputs={"previous": previous}, send=not same,
                       note="the weights are already so" if same else "")

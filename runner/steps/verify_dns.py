@@ -16,9 +16,10 @@ from runner.targets import target_text
 if TYPE_CHECKING:
     import dns.resolver
 
-    from runner.engine.context import StepContext
     from runner.kube import Kube
-    from runner.plan.model import Target
+    from runner.plan.model import Step, Target
+    from runner.review.project import Projection
+    from runner.steps.context import StepContext
 
 SERVICES = frozenset({"service"})
 Obj = dict[str, Any]
@@ -58,6 +59,34 @@ class VerifyDns(StepKind):
             answer = f"{expect.get('count') if isinstance(expect, dict) else expect} addresses"
         pods = "; also each pod's own name" if params.get("pods") else ""
         return f"resolve {service} until it answers {answer}{pods}"
+
+    def expect(self, step: Step, projection: Projection, namespace: str) -> tuple[str, ...]:
+        """What the projected Service resolves to: its ClusterIP, or the ready pods of
+        the workloads it selects (a headless one)."""
+        from runner.review.expect import entry, ordinals_text, selected_workloads, spec_of
+        from runner.steps.wait_ready import selector_text
+        from runner.workloads import StatefulSetLayout
+
+        if step.deferred:
+            return ()
+        service = entry(step, projection, "service", "service")
+        spec = spec_of(service)
+        if step.params.get("expect", "auto") != "auto":
+            return ()
+        if spec.get("clusterIP") != "None":
+            ip = spec.get("clusterIP") if service.live else "(allocated when it is created)"
+            return (f"{service.name} resolves to its ClusterIP {ip}",)
+        owners = selected_workloads(projection, service)
+        count = sum(int(spec_of(w).get("replicas", 1)) for w in owners)
+        whose = ", ".join(w.title for w in owners)
+        out = [f"{service.name} resolves to {count} ready pods ({whose})" if owners else
+               f"{service.name} resolves to the ready pods "
+               f"{selector_text(spec.get('selector') or {})}"]
+        if step.params.get("pods"):
+            out += [f"{ordinals_text(w.name, list(StatefulSetLayout.of(spec_of(w)).ordinals))}"
+                    f".{service.name}.{service.namespace}.svc each resolve to their pod"
+                    for w in owners if w.res.kind == "StatefulSet"]
+        return tuple(out)
 
     def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
         """Resolve until every name answers as expected; the cluster side (Service,

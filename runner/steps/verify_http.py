@@ -24,8 +24,8 @@ from runner.steps.expressions import RENDERER as _RENDERER
 from runner.steps.expressions import expression_problems
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 HIDDEN = "<hidden>"
 JSON_NAMES = frozenset({"json", "status", "body", "headers"})

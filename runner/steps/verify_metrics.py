@@ -38,8 +38,8 @@ from runner.steps.expressions import RENDERER as _RENDERER
 from runner.steps.expressions import expression_problems as problems_of
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 ENV_URL = "RUNPLAN_PROMETHEUS_URL"
 SUCCESS_NAMES = frozenset({"value", "values", "labels", "series"})

@@ -16,8 +16,8 @@ from runner.targets import WORKLOADS, parse_ordinals, target_text
 from runner.workloads import StatefulSetLayout
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 Obj = dict[str, Any]
 # How long a verification waits for the pods to match: a verify right after

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
+    from runner.steps.context import StepContext
 
 from typing import Any
 

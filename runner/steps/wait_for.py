@@ -19,10 +19,10 @@ from runner.steps.wait_ready import selector_text
 from runner.targets import target_text
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.kube import Resource
     from runner.plan.model import Step, Target
     from runner.review.project import Projection
+    from runner.steps.context import StepContext
 
 Obj = dict[str, Any]
 

@@ -9,8 +9,8 @@ from runner.steps.base import Need, StepKind, needs_on, one_of, rollout_needs
 from runner.targets import WORKLOADS, target_text
 
 if TYPE_CHECKING:
-    from runner.engine.context import StepContext
     from runner.plan.model import Target
+    from runner.steps.context import StepContext
 
 
 class WaitReady(StepKind):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from kubernetes import client
 
 from tests.integration.kubewait import pod_ready, pods_of, until
-from tests.integration.lookup import resolve
+from tests.integration.lookup import resolve_settled
 
 LABELS = {"app": "web"}
 
@@ -295,11 +295,11 @@ def test_dns_headless_statefulset_and_clusterip(
         what="headless service endpoints",
     )
     domain = f"{namespace}.svc.cluster.local"
-    assert resolve(f"web.{domain}") == set(pod_ips.values())
+    assert resolve_settled(f"web.{domain}", set(pod_ips.values())) == set(pod_ips.values())
     for pod, ip in pod_ips.items():
-        assert resolve(f"{pod}.web.{domain}") == {ip}
+        assert resolve_settled(f"{pod}.web.{domain}", {ip}) == {ip}
     cluster_ip = core.read_namespaced_service("web-vip", namespace).spec.cluster_ip
-    assert resolve(f"web-vip.{domain}") == {cluster_ip}
+    assert resolve_settled(f"web-vip.{domain}", {cluster_ip}) == {cluster_ip}
 
 
 def test_scale_down_and_delete_complete(api: client.ApiClient, namespace: str) -> None:

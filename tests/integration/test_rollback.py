@@ -19,11 +19,11 @@ import pytest
 from kubernetes import client
 
 from runner.engine.changes import ChangeLog, RestoreOutcome, prune, restore
-from runner.engine.context import StepContext
 from runner.errors import Location
 from runner.kube import Kube, connect, wait_rollout
 from runner.plan.model import Step
 from runner.steps import REGISTRY
+from runner.steps.context import StepContext
 
 OLD, NEW = "nginx:1.25.4", "nginx:1.26.1"
 CAUSE = "kubernetes.io/change-cause"

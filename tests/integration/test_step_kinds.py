@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from runner.engine.context import StepContext
 from runner.errors import Location, NotFound, StepFailure
 from runner.kube import Kube, connect, wait_rollout
 from runner.plan.model import Step
 from runner.steps import REGISTRY
+from runner.steps.context import StepContext
 from tests.integration import kubewait
 from tests.integration.lookup import resolve
 

@@ -348,7 +348,7 @@ def test_restore_patches_deletes_and_reports(monkeypatch: pytest.MonkeyPatch) ->
     rec.patch("statefulset", "web", "shop", {"spec": {"replicas": 3}})
     rec.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}})
     waited: list[str] = []
-    monkeypatch.setattr("runner.engine.changes.wait_rollout",
+    monkeypatch.setattr("runner.engine.restore.wait_rollout",
                         lambda kube, kind, name, ns, timeout: waited.append(f"{kind}/{name}"))
     events: list[tuple[str, Obj]] = []
     outcomes = restore(kube, log, lambda type_, **data: events.append((type_, data)), 5.0)
@@ -386,7 +386,7 @@ def test_an_unconfirmed_first_write_is_left_alone() -> None:
 def test_a_write_racing_the_restore_is_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
     kube, rec, log = recorded()
     rec.patch("statefulset", "web", "shop", {"spec": {"replicas": 3}})
-    monkeypatch.setattr("runner.engine.changes.wait_rollout", lambda *a, **k: None)
+    monkeypatch.setattr("runner.engine.restore.wait_rollout", lambda *a, **k: None)
     # Between restore's read and its patch, someone annotates the object. (The first
     # GET reads the StatefulSet's update revision, for a forced rollback.)
     kube.store.after_get = [

@@ -243,3 +243,25 @@ def test_saved_review_names_the_steps_that_differ(tmp_path: Path) -> None:
     saved.write_text(json.dumps({"review": {}}))
     with pytest.raises(UsageError, match="not a saved review"):
         approved.check_plan(compile_plan(str(plan_file), {}), str(saved))
+
+
+def test_verify_dns_says_what_the_projected_headless_service_resolves_to(
+        tmp_path: Path) -> None:
+    """verify_dns's own expect(): a headless Service resolves to its workloads' pods."""
+    plan = tmp_path / "dns.yaml"
+    plan.write_text("""\
+apiVersion: runplan/v1
+kind: Plan
+metadata: {name: dns}
+steps:
+  - id: more
+    scale: {target: statefulset/web, replicas: 4}
+  - id: dns
+    verify_dns: {service: web, pods: true}
+""")
+    service = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "web", "namespace": "default", "resourceVersion": "3"},
+               "spec": {"clusterIP": "None", "selector": {"app": "web"}}}
+    text = _review(FakeKube([workload(), service]), plan)["text"]
+    assert "web resolves to 4 ready pods (statefulset/web)" in text, text
+    assert "web-0..3.web.default.svc each resolve to their pod" in text, text

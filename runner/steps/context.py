@@ -60,9 +60,7 @@ class StepContext:
 
     @property
     def namespace(self) -> str:
-        """The step's default namespace: step's or plan's, else the kube context's."""
-        own = self.step.target.namespace if self.step.target else None
-        return own or self.step.scope.get("namespace") or self.kube.namespace
+        return step_namespace(self.step, self.kube.namespace)
 
     def target(
         self, params: dict[str, Any], param: str = "target", default_kind: str = "",
@@ -73,6 +71,13 @@ class StepContext:
         if target.namespace is None:
             target = replace(target, namespace=self.namespace)
         return target
+
+
+def step_namespace(step: Step, context_namespace: str) -> str:
+    """A step's default namespace: its target's, else the plan's (`namespace`, `-n`),
+    else the kube context's. The run and the review (runner/review) both ask here."""
+    own = step.target.namespace if step.target else None
+    return str(own or step.scope.get("namespace") or context_namespace)
 
 
 def deadline_for(step: Step) -> float:
