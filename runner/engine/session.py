@@ -57,12 +57,7 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
     _fence(fleet, lock)
     try:
         doc = resumed or new_document(plan, options, kube, run_id, namespace)
-        journal = JournalSink(_store(fleet, plan, run_id, doc), doc, resumed=resumed is not None)
-        bus = Bus(run_id, [*sinks_for(options.output, options.junit, sys.stdout), journal])
-        try:
-            code = _run(plan, options, fleet, bus, journal, lock)
-        finally:
-            _finish(fleet, lock, bus, journal)
+        code = _locked(plan, options, fleet, lock, doc, resumed is not None)
     except LockLost:
         if lock.loss is None:
             raise
@@ -74,6 +69,17 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
         raise LockLost(f"run {run_id}: {lock.loss.text()}; continue with: "
                        f"runplan resume {run_id}")
     return code
+
+
+def _locked(plan: Plan, options: RunOptions, fleet: Fleet, lock: PlanLock | FleetLocks,
+            doc: dict[str, Any], resumed: bool) -> int:
+    """The run once the lock is held: journal and sinks opened, steps, everything closed."""
+    journal = JournalSink(_store(fleet, plan, doc["run_id"], doc), doc, resumed=resumed)
+    bus = Bus(doc["run_id"], [*sinks_for(options.output, options.junit, sys.stdout), journal])
+    try:
+        return _run(plan, options, fleet, bus, journal, lock)
+    finally:
+        _finish(fleet, lock, bus, journal)
 
 
 def _finish(fleet: Fleet, lock: PlanLock | FleetLocks, bus: Bus, journal: JournalSink) -> None:
@@ -140,13 +146,7 @@ def _run(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: Journ
     steps = _selected(plan, options, journal.doc)
     changes = _change_log(journal)
     executor = _executor(plan, options, fleet, bus, journal, changes)
-    def lost(why: str) -> None:  # taken over, deleted or expired: stop, as on Ctrl-C
-        executor.interrupt(f"the lock was lost: {why}")
-        loss = lock.loss
-        bus.emit("lock", action="lost", lease=lock.name, namespace=lock.namespace, holder=why,
-                 lost=loss.to_json() if loss else {"reason": why})
-
-    lock.on_lost = lost
+    lock.on_lost = _stopper(lock, executor, bus)
     ident = kube.identity()
     bus.emit("run_started", plan=plan.name, file=plan.file, run_id=bus.run_id,
              server=ident.server, user=journal.doc.get("user"),
@@ -163,14 +163,22 @@ def _run(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: Journ
                              _rollback(k, fleet, changes, bus))
     status = (RunStatus.INTERRUPTED if state.interrupted else
               RunStatus.FAILED if state.failed() else RunStatus.SUCCEEDED)
-    summary = _summary(state, status, bus.run_id)
-    if lock.loss is not None:
-        summary.insert(0, f"{lock.loss.text()} (the run that holds the plan now must not "
-                          "be undone)")
     bus.emit("run_finished", status=status, duration=round(time.monotonic() - started, 3),
              counts=_counts(state, steps), failed=state.failed(),
-             rolled_back=state.rolled_back, summary=summary)
+             rolled_back=state.rolled_back, summary=_summary(state, status, bus.run_id, lock))
     return 4 if lock.lost else 130 if state.interrupted else 1 if state.failed() else 0
+
+
+def _stopper(lock: PlanLock | FleetLocks, executor: Executor, bus: Bus
+             ) -> Callable[[str], None]:
+    """The lock's on_lost: taken over, deleted or expired -> stop, as on Ctrl-C."""
+    def lost(why: str) -> None:
+        executor.interrupt(f"the lock was lost: {why}")
+        loss = lock.loss
+        bus.emit("lock", action="lost", lease=lock.name, namespace=lock.namespace, holder=why,
+                 lost=loss.to_json() if loss else {"reason": why})
+
+    return lost
 
 
 def _change_log(journal: JournalSink) -> ChangeLog:
@@ -249,8 +257,12 @@ def _counts(state: RunState, steps: tuple[Step, ...]) -> dict[str, int]:
     return counts
 
 
-def _summary(state: RunState, status: str, run_id: str) -> list[str]:
+def _summary(state: RunState, status: str, run_id: str,
+             lock: PlanLock | FleetLocks) -> list[str]:
     lines = [f"{sid} failed: {failure_text(err)}" for sid, err in state.errors.items()]
+    if lock.loss is not None:  # first: why the rest did not happen
+        lines.insert(0, f"{lock.loss.text()} (the run that holds the plan now must not "
+                        "be undone)")
     if state.rolled_back:
         lines.append("rolled back: " + "; ".join(state.rolled_back))
     if status != RunStatus.SUCCEEDED:
