@@ -258,7 +258,7 @@ def test_a_long_run_costs_at_most_5_lock_requests_a_minute(
     seen = leases.stop_after(lambda seen: any(t == "DELETED" for t, *_ in seen))
     print(f"lock writes: {len(seen)} in {minutes:.2f} min")
     # create, a renewal every 15 s, delete: at most 5 in a run of under a minute
-    renewals = int(minutes * 60 // 15)
-    assert 0.5 < minutes < 1 and len(seen) == 2 + renewals <= 5, seen
+    renewals = len(seen) - 2
+    assert 0.5 < minutes < 1 and 1 <= renewals <= minutes * 60 // 15 and len(seen) <= 5, seen
     assert [t for t, *_ in seen] == ["ADDED", *["MODIFIED"] * renewals, "DELETED"]
     assert journal(kube, run_id_of(events(out)))["status"] == "succeeded"
