@@ -81,7 +81,7 @@ class Holder:
 
     def annotations(self) -> dict[str, str]:
         return {ANN_USER: self.user, ANN_HOST: self.host, ANN_PID: str(self.pid),
-                ANN_SINCE: self.since, ANN_PID_NS: _pid_namespace()}
+                ANN_SINCE: self.since, ANN_PID_NS: pid_namespace()}
 
 
 def _login() -> str:
@@ -91,7 +91,7 @@ def _login() -> str:
         return f"uid-{os.getuid()}"
 
 
-def _pid_namespace() -> str:
+def pid_namespace() -> str:
     try:
         return os.readlink("/proc/self/ns/pid")
     except OSError:
@@ -146,5 +146,6 @@ def held_message(plan_name: str, lease: dict[str, Any]) -> str:
             "--force-unlock if that run is dead")
 
 
-def _seconds(duration: float) -> int:
+def lease_seconds(duration: float) -> int:
+    """The Lease's leaseDurationSeconds for a duration: whole seconds, at least 1."""
     return max(1, math.ceil(duration))

@@ -60,15 +60,15 @@ from runner.engine.lease import (
     LABEL_PLAN,
     LEASE,
     Holder,
-    _pid_namespace,
-    _seconds,
     describe_holder,
     dns_label,
     expires_in,
     held_message,
     lease_name,
+    lease_seconds,
     micro_time,
     pid_alive,
+    pid_namespace,
 )
 from runner.errors import (
     AlreadyExists,
@@ -181,7 +181,7 @@ class PlanLock:
         self._mark_lost(f"no renewal succeeded for {quiet:.1f}s (the API server was "
                         "unreachable or this process was paused); writes stop "
                         f"{self.duration * WRITE_WINDOW:g}s after the last renewal, before the "
-                        f"{_seconds(self.duration)}s Lease can expire")
+                        f"{lease_seconds(self.duration)}s Lease can expire")
 
     def _renewed_at(self, sent: float, wall: datetime) -> None:
         with self._mu:
@@ -236,7 +236,7 @@ class PlanLock:
                          "labels": {LABEL_PLAN: dns_label(self.plan_name)},
                          "annotations": self.holder.annotations()},
             "spec": {"holderIdentity": self.holder.run_id,
-                     "leaseDurationSeconds": _seconds(self.duration),
+                     "leaseDurationSeconds": lease_seconds(self.duration),
                      "acquireTime": stamp, "renewTime": stamp, "leaseTransitions": 0},
         }
 
@@ -271,7 +271,7 @@ class PlanLock:
         """The Lease's process ran on this host, in our pid namespace, and is gone."""
         other = Holder.of(lease)
         ann = (lease.get("metadata") or {}).get("annotations") or {}
-        same_space = ann.get(ANN_PID_NS, "") == _pid_namespace() != ""
+        same_space = ann.get(ANN_PID_NS, "") == pid_namespace() != ""
         return other.host == self.holder.host and same_space and not pid_alive(other.pid)
 
     # --- renewing -----------------------------------------------------------------
@@ -360,7 +360,7 @@ class PlanLock:
             return self._delete_if_mine()
         except ClusterError as exc:
             log.warning("releasing lease %s/%s failed: %s (it expires in %ss)",
-                        self.namespace, self.name, exc, _seconds(self.duration))
+                        self.namespace, self.name, exc, lease_seconds(self.duration))
             return False
         finally:
             self._lease = {}
