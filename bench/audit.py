@@ -81,6 +81,17 @@ def by_kind(requests: list[Request]) -> Counter[str]:
     return counts
 
 
+# A run's own bookkeeping (lock, journal): not objects its steps act on or wait for.
+BOOKKEEPING = frozenset({"leases", "configmaps"})
+
+
+def touched(requests: list[Request]) -> int:
+    """(resource, namespace) pairs the run's steps read, watched or changed: the bound
+    on a run's watches when its waits share one per resource and namespace."""
+    return len({(r.resource, r.namespace) for r in requests
+                if r.namespace and r.resource and r.resource not in BOOKKEEPING})
+
+
 def describe(requests: list[Request]) -> str:
     """`3 patch statefulsets, 2 get statefulsets, ...` -- most frequent first."""
     counts = Counter(f"{r.verb} {r.resource or 'discovery'}" for r in requests)

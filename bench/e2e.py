@@ -39,7 +39,7 @@ from typing import Any
 
 from kubernetes import client
 
-from bench.audit import AuditLog, Request, by_kind, describe
+from bench.audit import BOOKKEEPING, AuditLog, Request, by_kind, describe, touched
 from bench.common import (
     BENCH_AGENT,
     BENCH_VENV,
@@ -63,8 +63,6 @@ CONTENDERS = ("limit", "runplan", "runplan-steps", "kubectl", "ansible", "ansibl
 AGENTS = {"runplan": "runplan", "runplan-steps": "runplan", "kubectl": "kubectl",
           "ansible": "OpenAPI-Generator",
           "ansible-1s": "OpenAPI-Generator", "limit": BENCH_AGENT}
-# Requests a tool makes for its own bookkeeping rather than for a step.
-BOOKKEEPING = frozenset({"leases", "configmaps"})
 CONTENDER_DIR = REPO / "bench" / "contenders"
 # After a namespace's pods first settle the control plane stays busy for about a
 # second (measured: the limit took 1.29 s started at once, 0.47 s after a 2 s pause).
@@ -300,6 +298,7 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
             "requests_detail": describe(ok[0].requests) if ok else "",
             "per_step": {kind: sum(v) / len(v) for kind, v in per_step.items()},
             "bookkeeping": median(bookkeeping),
+            "touched": median([touched(r.requests) for r in ok]),
             "outside_steps": median([c["total"] - b - s for c, b, s
                                      in zip(counts, bookkeeping, stepped, strict=True)]),
         }

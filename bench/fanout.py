@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from kubernetes import client, watch
 
-from bench.audit import AuditLog, by_kind
+from bench.audit import AuditLog, by_kind, touched
 from bench.common import (
     NEW_IMAGE,
     OLD_IMAGE,
@@ -135,11 +135,13 @@ def run(bench: Bench, runs: int) -> dict[str, Any]:
                                       "--max-parallel", str(WIDE), "--output", "json"],
                                      bench.env())
                     steps = 2 * width
-                    counts = by_kind(audit.select("runplan", done.start, done.end))
+                    requests = audit.select("runplan", done.start, done.end)
+                    counts = by_kind(requests)
                     sample = {"wall": done.wall, "run": _duration(done.output),
                               "per_step": counts["total"] / steps,
                               "mutating_per_step": counts["mutating"] / steps,
-                              "watches_per_step": counts["watch"] / steps}
+                              "watches_per_step": counts["watch"] / steps,
+                              "watches": counts["watch"], "touched": touched(requests)}
                     log(f"fan-out {width:>2}: {done.wall:.2f}s rc={done.returncode} "
                         f"{counts['total']} requests")
                     if done.returncode != 0:

@@ -171,7 +171,10 @@ def latency_section(latency: dict[str, Any]) -> str:
         [[labels[k], str(r["runs"]), _f(r["p50_ms"], 1), _f(r["p95_ms"], 1), _f(r["min_ms"], 1),
           _f(r["max_ms"], 1), _f(r["mutating_requests"], 0),
           f"{_f(r['wait_requests'], 0)} ({_f(r['wait_watches'], 0)})"]
-         for k, r in latency.items()])
+         for k, r in latency.items()]) + (
+        "\n\nOne client for every run, as one run's waits share its watches (one list + "
+        "watch per resource and namespace): the first wait opens them, the later ones "
+        "make no request, so the medians are those of a run's later waits.")
 
 
 def reaction_section(r: dict[str, Any]) -> str:
@@ -222,6 +225,70 @@ def fanout_section(fan: dict[str, Any]) -> str:
         text += f"\n\n**{len(fan['failures'])} fan-out runs failed**; last error:\n\n```\n" \
                 f"{fan['failures'][-1].strip()[-1200:]}\n```"
     return text
+
+
+def _ratio_row(goal: str, value: float, other: float, bound: float, unit: str = "×"
+               ) -> list[str]:
+    """A goal `value <= bound * other`, shown with both figures side by side."""
+    if math.isnan(value) or math.isnan(other) or not other:
+        return [goal, "n/a", "n/a"]
+    shown = f"{_f(value / other)}× ({_f(value)} s vs {_f(other)} s)" if unit == "×" else \
+        f"{_f(value)} s vs {_f(other)} s"
+    return [goal, shown, _goal(value <= bound * other)]
+
+
+def issue16_section(results: dict[str, Any]) -> str:
+    """The goals of issue 16 for the end to end, the fan-out and the 1 s pod start."""
+    nan = float("nan")
+    rows = results["e2e"].get("contenders") or {}
+    slow = (results.get("e2e_slow") or {}).get("contenders") or {}
+
+    def med(table: dict[str, Any], name: str, key: str = "median") -> float:
+        return float((table.get(name) or {}).get(key, nan))
+
+    kubectl, limit = med(rows, "kubectl"), med(rows, "limit")
+    fan = results["fanout"]
+    wide = fan.get("50") or {}
+    cluster = float((fan.get("cluster_limit") or {}).get("50", nan))
+    goals = [
+        _ratio_row("runplan (only the steps that change or wait) ≤ the kubectl script, wall",
+                   med(rows, "runplan-steps"), kubectl, 1.0, unit="s"),
+        _ratio_row("runplan, the playbook as shipped, ≤ 1.3× the kubectl script, wall",
+                   med(rows, "runplan"), kubectl, 1.3),
+        _ratio_row("runplan (only the steps that change or wait), in-process, ≤ 1.05× the limit",
+                   med(rows, "runplan-steps", "in_process"), limit, 1.05),
+        _ratio_row("runplan, the playbook as shipped, in-process, ≤ 1.05× the limit",
+                   med(rows, "runplan", "in_process"), limit, 1.05),
+        _ratio_row("with a 1 s pod start: runplan (only the steps that change or wait) "
+                   "≤ 1.10× the limit, wall", med(slow, "runplan-steps"), med(slow, "limit"), 1.10),
+        _ratio_row("with a 1 s pod start: runplan, the playbook as shipped, ≤ 1.10× the limit, "
+                   "wall", med(slow, "runplan"), med(slow, "limit"), 1.10),
+        _ratio_row("fan-out, 50 Deployments: the run (in-process) ≤ 1.25× the cluster's own time",
+                   float(wide.get("run", nan)), cluster, 1.25),
+        _ratio_row("fan-out, 50 Deployments: the whole process (wall) ≤ 1.25× the cluster's own "
+                   "time", float(wide.get("wall", nan)), cluster, 1.25),
+        _count_row("fan-out, 50 Deployments: requests per step ≤ 3 (lock, journal and "
+                   "preflight included)", wide.get("per_step", nan), 3.0),
+        _count_row("fan-out, 50 Deployments: watches per run ≤ resources × namespaces touched",
+                   wide.get("watches", nan), wide.get("touched", nan)),
+    ]
+    for name in ("runplan-steps", "runplan"):
+        goals.append(_count_row(f"end to end, {name}: watches per run ≤ resources × namespaces "
+                                "touched", (rows.get(name) or {}).get("requests", {}).get(
+                                    "watch", nan), med(rows, name, "touched")))
+    return (_table(["goal (from issue 16)", "measured", ""], goals)
+            + "\n\nSide by side in this run: the end-to-end and 1 s pod start figures are the "
+            "medians of the tables above; *in-process* is runplan's own `run_finished.duration`. "
+            "*Resources × namespaces touched* counts the (resource, namespace) pairs of the run's "
+            "requests in the audit log, lock and journal aside; every wait of a run shares one "
+            "list + watch per pair (`runner/kube/informer.py`).")
+
+
+def _count_row(goal: str, value: Any, bound: Any) -> list[str]:
+    if value is None or bound is None or math.isnan(float(value)) or math.isnan(float(bound)):
+        return [goal, "n/a", "n/a"]
+    return [goal, f"{_f(float(value), 2)} (bound {_f(float(bound), 0)})",
+            _goal(float(value) <= float(bound))]
 
 
 def compile_section(rows: list[dict[str, Any]]) -> str:
@@ -364,6 +431,8 @@ def render(results: dict[str, Any]) -> str:
         latency_section(results["latency"]),
         "\n## Fan-out: 50 Deployments in parallel branches vs. 1\n",
         fanout_section(results["fanout"]),
+        "\n## Goals of issue 16: end to end, fan-out, a realistic cluster\n",
+        issue16_section(results),
         "\n## Background analysis: breach to rollback\n",
         reaction_section(results.get("reaction") or {}),
         "\n## Waves: one plan over two clusters vs. two runs\n",

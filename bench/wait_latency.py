@@ -8,6 +8,7 @@ receipt) records when the rollout first satisfied the settled rule; runplan's
 `wait_rollout` (what the wait_ready step runs) starts right after the change
 and records when it returns. The difference is runplan's reaction latency.
 Requests of the mutating step and of the wait are counted from the audit log.
+All runs use one client, whose waits share its watches as a run's do.
 
     python -m bench.wait_latency [--runs 20]   (brings up its own bench cluster)
 """

@@ -29,6 +29,7 @@ from runner.kube.errors import (
     from_exception,
     with_backoff,
 )
+from runner.kube.informer import Informers
 from runner.kube.kubeconfig import Identity, load
 from runner.kube.resources import Resource, resource_for
 
@@ -100,6 +101,8 @@ class Kube:
         self.guard: WriteGuard | None = None  # set while a run holds its lock (copied into twins)
         # Run-wide: every wait through this client ends when the run is cancelled.
         self.cancel = CancelToken()
+        # Run-wide too: one list + watch per (resource, namespace) for every wait.
+        self.informers = Informers(self)
 
     def recording(self, recorder: WriteRecorder) -> Kube:
         """This client (same connection) telling `recorder` about each create, patch and apply.
@@ -110,10 +113,19 @@ class Kube:
         twin._recorder = recorder
         return twin
 
+    def plain(self) -> Kube:
+        """This client without a recorder: its reads go to the API."""
+        if self._recorder is None:
+            return self
+        twin = copy.copy(self)
+        twin._recorder = None
+        return twin
+
     def identity(self) -> Identity:
         return self._identity
 
     def close(self) -> None:
+        self.informers.close()
         self.api.close()
 
     # --- connection check -------------------------------------------------
@@ -205,8 +217,14 @@ class Kube:
 
     def get(self, kind: str | Resource, name: str, ns: str | None = None,
             subresource: str | None = None) -> Obj:
+        """The object; a step's read of a workload (a recording client) comes from the
+        run's shared watch of its kind, which the step's wait will use anyway."""
         res = resource_for(kind)
         ns = self.namespace_for(res, ns)
+        if self._recorder is not None and subresource is None:
+            cached = self.informers.read(res, name, ns)
+            if cached is not None:
+                return cached
         return self.request("GET", res.path(ns, name, subresource), Call("get", res, name, ns))
 
     def list(self, kind: str | Resource, ns: str | None = None,
@@ -289,13 +307,30 @@ class Kube:
         """`send()`, told to the recorder before (write-ahead) and after, if recording."""
         recorder = self._recorder
         if recorder is None or dry_run or subresource not in RECORDED_SUBRESOURCES:
-            return send()
+            return self._seen(res, dry_run, send(), name, ns)
         if name:  # a generateName create has no object to read yet: recorded after
-            recorder.before_write(res, name, ns, lambda: self.get_or_none(res, name, ns))
+            # The before-image is read from the API itself, never from a cache: it is
+            # what a rollback restores.
+            recorder.before_write(res, name, ns, lambda: self.plain().get_or_none(res, name, ns))
         answer = send()
         if subresource == "scale" and name:  # the answer is a Scale: keep the workload
-            answer = self.get(res, name, ns)
+            answer = self.plain().get(res, name, ns)
         recorder.after_write(res, answer)
+        return self._seen(res, dry_run, answer, name, ns)
+
+    def _seen(self, res: Resource, dry_run: bool, answer: Obj,
+              name: str | None = None, ns: str | None = None) -> Obj:
+        """Write-through to the shared watches: a wait right after sees this write.
+
+        A subresource's answer (a Scale) is not the object: when a shared watch
+        holds it, it is read once, lest a wait judge its spec from before the write.
+        """
+        if dry_run:
+            return answer
+        if answer.get("kind") == res.kind:
+            self.informers.observe(res, answer)
+        elif name and self.informers.holds(res, ns):
+            self.informers.observe(res, self.get(res, name, ns))
         return answer
 
     def get_or_none(self, kind: str | Resource, name: str, ns: str | None = None) -> Obj | None:
@@ -318,12 +353,25 @@ class Kube:
         if uid:
             body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
         try:
-            return self.request("DELETE", res.path(ns, name), Call("delete", res, name, ns),
-                                query=query, body=body)
+            answer = self.request("DELETE", res.path(ns, name), Call("delete", res, name, ns),
+                                  query=query, body=body)
         except NotFound:
+            self._gone(res, name, ns, dry_run, None)
             if missing_ok:
                 return None
             raise
+        self._gone(res, name, ns, dry_run, answer)
+        return answer
+
+    def _gone(self, res: Resource, name: str, ns: str | None, dry_run: bool,
+              answer: Obj | None) -> None:
+        """A delete told to the shared watches: terminating (the answer) or gone (a Status)."""
+        if dry_run:
+            return
+        if answer is not None and answer.get("kind") == res.kind:
+            self.informers.observe(res, answer)
+        else:
+            self.informers.forget(res, name, ns)
 
     def resolve(self, kind: str, api_version: str | None = None) -> Resource:
         """Any served kind, by the table or discovery (cached); NotFound when unserved."""

@@ -30,13 +30,26 @@ def wait_rollout(kube: Kube, kind: str, name: str, ns: str | None = None,
     if res.kind not in ROLLOUT_KINDS:
         raise ValueError(f"{kind} has no rollout to wait for")
     ns = kube.namespace_for(res, ns)
-    workload = kube.get(res, name, ns)
+    workload = cached_get(kube, res, name, ns)
     try:
         return wait_for(kube, _sources(res, workload, ns), _evaluator(res, name), timeout,
                         on_update)
     except WaitFailed as failed:
         failed.details.extend(_events(kube, res.kind, name, ns, failed.last))
         raise
+
+
+def cached_get(kube: Kube, kind: str | Resource, name: str, ns: str | None) -> Obj:
+    """The object from the run's shared watch of its kind, else by a GET (NotFound
+    names it): a wait starting its watch lists the kind anyway, so the GET is spared."""
+    informers = getattr(kube, "informers", None)
+    found = informers.get(kind, name, ns) if informers is not None else None
+    if found is not None:
+        return found
+    found = kube.get(kind, name, ns)
+    if informers is not None:  # its ADDED event may still be on the way: the cache has it now
+        informers.observe(resource_for(kind), found)
+    return found
 
 
 def _sources(res: Resource, workload: Obj, ns: str | None) -> list[Source]:

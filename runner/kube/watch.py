@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from runner.kube.client import Kube, Resource
 
 Obj = dict[str, Any]
-Key = tuple[str, str]  # (kind, name): kind lowercase as in the table ("pod")
+Key = tuple[str, str]  # a wait's cache: (kind, name), kind lowercase ("pod"); a watch's: (ns, name)
 Cache = dict[Key, Obj]
 
 MAX_SERVER_TIMEOUT = 300  # seconds one watch request may stay open before we reopen it
@@ -41,7 +41,8 @@ class Watcher:
 
     def __init__(self, kube: Kube, kind: str | Resource, ns: str | None,
                  resource_version: str | None, label_selector: str | None = None,
-                 field_selector: str | None = None, timeout: float | None = None) -> None:
+                 field_selector: str | None = None, timeout: float | None = None,
+                 known: dict[Key, Obj] | None = None) -> None:
         self.kube = kube
         self.resource = resource_for(kind)
         self.namespace = kube.namespace_for(self.resource, ns)
@@ -51,7 +52,8 @@ class Watcher:
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._resp: Any = None
-        self._known: dict[Key, Obj] = {}  # what the consumer has seen: to report deletions
+        # What the consumer has seen (its list included): to report deletions on a relist.
+        self._known: dict[Key, Obj] = dict(known or {})
         self._failures = 0
 
     def __iter__(self) -> Iterator[tuple[str, Obj]]:
@@ -150,7 +152,7 @@ class Watcher:
             self.resource_version = version
         if kind == "BOOKMARK":
             return
-        key = _key(obj)
+        key = object_key(obj)
         if kind == "DELETED":
             self._known.pop(key, None)
         else:
@@ -163,7 +165,7 @@ class Watcher:
             self.label_selector, self.field_selector)
         seen: set[Key] = set()
         for item in items:
-            key = _key(item)
+            key = object_key(item)
             seen.add(key)
             yield ("MODIFIED" if key in self._known else "ADDED"), item
             self._known[key] = item
@@ -171,7 +173,8 @@ class Watcher:
             yield "DELETED", self._known.pop(key)
 
 
-def _key(obj: Obj) -> Key:
+def object_key(obj: Obj) -> Key:
+    """(namespace, name): an object's place in a watch's cache."""
     meta = obj.get("metadata") or {}
     return meta.get("namespace", ""), meta.get("name", "")
 
@@ -230,8 +233,10 @@ def of_kind(cache: Cache, kind: str | Resource) -> list[Obj]:
 
 def wait_for(kube: Kube, sources: Sequence[Source], evaluate: Callable[[Cache], V],
              timeout: float, on_update: Callable[[V], None] | None = None) -> V:
-    """List every source, then watch them all until `evaluate(cache)` settles.
+    """Read every source, then follow them all until `evaluate(cache)` settles.
 
+    A source comes from the client's shared watch of its kind and namespace
+    (runner/kube/informer.py) when it can; else it is listed and watched here.
     Returns the settled verdict; raises WaitFailed when a verdict carries a
     failure, WaitTimedOut (with the last verdict) when `timeout` passes.
     `on_update` sees every verdict that differs from the one before.
@@ -239,19 +244,33 @@ def wait_for(kube: Kube, sources: Sequence[Source], evaluate: Callable[[Cache], 
     kube.cancel.check()
     deadline = time.monotonic() + timeout
     cache: Cache = {}
-    versions = [_list_into(kube, source, cache) for source in sources]
-    verdict = _judge(evaluate(cache), None, on_update)
-    if verdict.settled:
-        return verdict
     events: queue.Queue[Any] = queue.Queue()
-    watchers = _start(kube, sources, versions, timeout, events)
-    try:
+    with contextlib.ExitStack() as stack:
+        own = [s for s in sources if not _shared(kube, s, cache, events, stack)]
+        versions = [_list_into(kube, source, cache) for source in own]
+        verdict = _judge(evaluate(cache), None, on_update)
+        if verdict.settled:
+            return verdict
+        for watcher in _start(kube, own, versions, timeout, events):
+            stack.callback(watcher.stop)
         with kube.cancel.on_cancel(lambda: events.put(Cancelled(kube.cancel.reason))):
             return _until_settled(events, deadline, cache, evaluate, verdict, timeout,
                                   on_update)
-    finally:
-        for watcher in watchers:
-            watcher.stop()
+
+
+def _shared(kube: Kube, source: Source, cache: Cache, events: queue.Queue[Any],
+            stack: contextlib.ExitStack) -> bool:
+    """Subscribe `source` to the client's shared watch; False when it has none for it."""
+    informers = getattr(kube, "informers", None)  # unit tests' fakes have none
+    if informers is None:
+        return False
+    found = stack.enter_context(informers.follow(source, events))
+    if found is None:
+        return False
+    kind = resource_for(source.kind).kind.lower()
+    for obj in found:
+        _apply(cache, kind, "ADDED", obj)
+    return True
 
 
 def _until_settled(events: queue.Queue[Any], deadline: float, cache: Cache,

@@ -14,6 +14,7 @@ from runner.errors import StepFailure
 from runner.kube import Cache, Source, of_kind, resource_for, selector_string
 from runner.kube.pods import controlled_by, labels, name, ordinal, terminating
 from runner.kube.rollout import cloneset_partition, new_replicaset, not_observed
+from runner.kube.waits import cached_get
 from runner.workloads import StatefulSetLayout
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def workload_scope(kube: Kube, target: Target, step_id: str) -> Scope:
     """Read the workload once (NotFound names it) for its pod selector."""
     res = resource_for(target.kind)
     namespace = target.namespace or kube.namespace
-    workload = kube.get(res, target.name, namespace)
+    workload = cached_get(kube, res, target.name, namespace)
     selector = selector_string((workload.get("spec") or {}).get("selector"))
     if not selector:  # an empty selector would match every pod of the namespace
         raise StepFailure(step_id, f"{target} has no pod selector")

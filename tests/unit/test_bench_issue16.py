@@ -1,0 +1,37 @@
+"""The report's goal rows of issue 16 (bench/report.py): figures side by side, verdicts."""
+
+from __future__ import annotations
+
+import math
+
+from bench import report
+
+
+def contender(median: float, in_process: float = math.nan, watch: int = 0,
+              touched: int = 0) -> dict[str, object]:
+    return {"median": median, "in_process": in_process, "touched": touched,
+            "requests": {"watch": watch}}
+
+
+def test_each_goal_is_a_row_with_its_figures_and_verdict() -> None:
+    results = {
+        "e2e": {"contenders": {"limit": contender(0.5), "kubectl": contender(1.0),
+                               "runplan-steps": contender(0.9, 0.52, watch=2, touched=2),
+                               "runplan": contender(1.4, 0.8, watch=3, touched=2)}},
+        "e2e_slow": {"contenders": {"limit": contender(4.0), "runplan-steps": contender(4.2)}},
+        "fanout": {"50": {"run": 6.0, "wall": 7.5, "per_step": 2.06, "watches": 3,
+                          "touched": 3}, "cluster_limit": {"50": 5.0}},
+    }
+    text = report.issue16_section(results)
+    assert ("| runplan (only the steps that change or wait) ≤ the kubectl script, wall | "
+            "0.90 s vs 1.00 s | met |") in text
+    assert "| runplan, the playbook as shipped, ≤ 1.3× the kubectl script, wall | 1.40× " \
+           "(1.40 s vs 1.00 s) | not met |" in text
+    assert "in-process, ≤ 1.05× the limit | 1.04× (0.52 s vs 0.50 s) | met |" in text
+    assert "≤ 1.10× the limit, wall | 1.05× (4.20 s vs 4.00 s) | met |" in text
+    assert "the playbook as shipped, ≤ 1.10× the limit, wall | n/a | n/a |" in text
+    assert "≤ 1.25× the cluster's own time | 1.20× (6.00 s vs 5.00 s) | met |" in text
+    assert "requests per step ≤ 3 (lock, journal and preflight included) | 2.06 (bound 3) | " \
+           "met |" in text
+    assert "end to end, runplan: watches per run ≤ resources × namespaces touched | " \
+           "3.00 (bound 2) | not met |" in text
