@@ -145,6 +145,34 @@ def down(state_dir: Path, log: Callable[[str], None] = print) -> None:
     log(f"stopped {', '.join(stopped) or 'nothing (no process was running)'}")
 
 
+def stop_apiserver(state_dir: Path) -> None:
+    """Stop only the kube-apiserver (etcd and the rest keep running): an API outage."""
+    state_dir = state_dir.resolve()
+    state = _running_state(state_dir)
+    processes.stop({"kube-apiserver": state.pids["kube-apiserver"]}, state.bin_dir)
+
+
+def start_apiserver(state_dir: Path) -> None:
+    """Start the kube-apiserver again after `stop_apiserver`: same port, certificates and
+    flags; returns once it is ready."""
+    state_dir = state_dir.resolve()
+    state = _running_state(state_dir)
+    argv = [str(Path(state.bin_dir) / "kube-apiserver"), *_apiserver_args(state_dir, state.ports)]
+    if audit_log_path(state_dir).exists():
+        argv += _audit_args(state_dir)
+    state.pids["kube-apiserver"] = processes.start(state_dir, "kube-apiserver", argv).pid
+    state.save(state_dir)
+    _wait(lambda: _api_ready(state_dir, state.ports["apiserver"]), "kube-apiserver",
+          state_dir, state)
+
+
+def _running_state(state_dir: Path) -> State:
+    state = State.load(state_dir)
+    if state is None or "kube-apiserver" not in state.pids:
+        raise ClusterSetupError(f"no local cluster running in {state_dir}")
+    return state
+
+
 def status(state_dir: Path) -> dict[str, bool]:
     state = State.load(state_dir.resolve())
     if state is None:

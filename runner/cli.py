@@ -304,14 +304,18 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_approve(args: argparse.Namespace) -> int:
+    from runner.clock import stamp
     from runner.engine import approvals
-    from runner.engine.journal import load_run
+    from runner.engine.journal_doc import step_status
+    from runner.engine.runs import load_run
     from runner.kube import connect
+    from runner.status import RunStatus, StepStatus
 
     kube = connect(args.kubeconfig, args.context, None)
     doc = load_run(args.run_id, kube, namespace=_namespace(args))
-    status = ((doc.get("steps") or {}).get(args.step_id) or {}).get("status", "pending")
-    waiting = status in ("running", "pending") and doc.get("status") == "running"
+    status = step_status(doc, args.step_id)
+    waiting = status in (StepStatus.RUNNING, StepStatus.PENDING) and \
+        doc.get("status") == RunStatus.RUNNING
     if args.step_id not in (doc.get("selected") or ()) or not waiting:
         raise UsageError(f"run {args.run_id} ({doc.get('status')}): step {args.step_id} does "
                          f"not wait for a decision (step status: {status})"
@@ -321,7 +325,7 @@ def _cmd_approve(args: argparse.Namespace) -> int:
     refusal = rule.refusal(me.user, me.groups) if rule else ""
     if refusal:
         raise RunplanError(f"run {args.run_id}: {args.step_id}: not recorded: {refusal}")
-    decision = approvals.Decision(not args.reject, me.user, approvals.now(),
+    decision = approvals.Decision(not args.reject, me.user, stamp(),
                                   "runplan approve", args.reason, me.groups)
     approvals.record(kube, doc["namespace"], args.run_id, args.step_id, decision)
     verb = "rejected" if args.reject else "approved"

@@ -88,6 +88,19 @@ class Cancelled(RunplanError):
         self.reason = reason
 
 
+class LockLost(Cancelled):
+    """The run's lock expired or was taken over: nothing more is written (exit 4).
+
+    A Cancelled, so the step whose write it refused ends `cancelled`, not `failed`.
+    """
+
+    exit_code = 4
+
+    def __init__(self, message: str) -> None:
+        RunplanError.__init__(self, message)
+        self.reason = message
+
+
 class ClusterError(RunplanError):
     """An API call failed for good (mapped from the HTTP status at runner/kube)."""
 

@@ -25,12 +25,12 @@ import json
 import re
 import sys
 import threading
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from runner.clock import stamp
 from runner.engine.journal import configmap_name
 from runner.errors import ClusterError, StepFailure, WaitTimedOut
 from runner.kube.watch import Source, wait_for
@@ -202,7 +202,7 @@ def record(kube: Kube, namespace: str, run_id: str, step_id: str, decision: Deci
 
 def event(kube: Kube, namespace: str, name: str, uid: str, reason: str, message: str,
           warning: bool = False) -> None:
-    stamp = now()
+    when = stamp()
     kube.create({
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"generateName": f"{name}.", "namespace": namespace},
@@ -210,7 +210,7 @@ def event(kube: Kube, namespace: str, name: str, uid: str, reason: str, message:
                            "namespace": namespace, "uid": uid},
         "reason": reason, "message": message, "type": "Warning" if warning else "Normal",
         "source": {"component": "runplan"},
-        "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+        "firstTimestamp": when, "lastTimestamp": when, "count": 1,
     }, ns=namespace)
 
 
@@ -219,10 +219,6 @@ def read_rule(kube: Kube, namespace: str, run_id: str, step_id: str) -> Rule | N
     cm = kube.get("configmap", configmap_name(run_id), namespace)
     text = (cm.get("data") or {}).get(RULE_PREFIX + data_key(step_id).removeprefix(PREFIX))
     return Rule.from_json(text) if text else None
-
-
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 @dataclass(frozen=True)
@@ -253,7 +249,7 @@ class Approvals:
         self._publish(step_id, rule)
         if step_id in self.approved_upfront:
             record(self.kube, self.namespace, self.run_id, step_id,
-                   Decision(True, me.user, now(), "--approve", groups=me.groups))
+                   Decision(True, me.user, stamp(), "--approve", groups=me.groups))
         progress(f"waiting for approval: {message} (runplan approve {self.run_id} {step_id})")
         if self.prompt and not rule.not_by_runner:  # whoever sits here runs the plan
             threading.Thread(target=self._ask, args=(step_id, message, me), daemon=True).start()
@@ -309,7 +305,7 @@ class Approvals:
         except (EOFError, OSError):
             return
         approved = answer.strip().lower() in ("y", "yes")
-        decision = Decision(approved, me.user, now(), "terminal",
+        decision = Decision(approved, me.user, stamp(), "terminal",
                             "" if approved else "rejected at the prompt", me.groups)
         try:
             record(self.kube, self.namespace, self.run_id, step_id, decision)

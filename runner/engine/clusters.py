@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.engine.changes import ChangeLog, Emit, restore
 from runner.engine.journal import JournalStore
-from runner.engine.lock import Holder, PlanLock
+from runner.engine.lock import Holder, LockLoss, PlanLock
 from runner.errors import ClusterUnreachable, LockHeld, UsageError
 
 if TYPE_CHECKING:
@@ -185,6 +185,19 @@ class FleetLocks:
     def release(self) -> bool:
         released = [lock.release() for lock in self.locks.values()]
         return any(released)
+
+    @property
+    def lost(self) -> bool:
+        return any(lock.lost for lock in self.locks.values())
+
+    @property
+    def loss(self) -> LockLoss | None:
+        return next((lock.loss for lock in self.locks.values() if lock.loss), None)
+
+    def check_write(self, call: object = None) -> None:
+        """The fence of a run with waves: every cluster's Lease must still be held."""
+        for lock in self.locks.values():
+            lock.check_write(call)
 
 
 def _naming(name: str, callback: Callable[[str], None] | None) -> Callable[[str], None] | None:

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from runner.cancel import CancelToken
 from runner.errors import Cancelled, Forbidden, Invalid, RunplanError, StepFailure
 from runner.plan import evaluate_when, render_deferred
+from runner.status import DONE as STEPS_DONE
+from runner.status import StepStatus
 from runner.steps import REGISTRY
 from runner.steps.context import StepContext, deadline_for
 
@@ -33,8 +35,9 @@ if TYPE_CHECKING:
     from runner.report.events import Bus
 
 SUCCEEDED, FAILED, SKIPPED, NOT_RUN, CANCELLED = (
-    "succeeded", "failed", "skipped", "not_run", "cancelled")
-DONE = (SUCCEEDED, SKIPPED)  # what a step that needs this one may start after
+    StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.NOT_RUN,
+    StepStatus.CANCELLED)
+DONE = STEPS_DONE  # what a step that needs this one may start after
 
 
 @dataclass
@@ -113,7 +116,7 @@ class Executor:
             if sum(1 for s in running.values() if not s.until) >= self.max_parallel \
                     and not step.until:
                 continue
-            needs = [self.state.statuses.get(n, "pending" if n in unsettled else SUCCEEDED)
+            needs = [self.state.statuses.get(n, StepStatus.PENDING if n in unsettled else SUCCEEDED)
                      for n in step.needs]
             if all(s in DONE for s in needs):
                 pending.remove(step)

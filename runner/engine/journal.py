@@ -1,8 +1,9 @@
 """Run journals: a ConfigMap `runplan-run-<id>` in the plan's namespace plus a local copy.
 
-The executor owns the document (a JSON-serialisable dict: run_id, plan,
-file, namespace, status, started, finished, steps{id: {...}}, changes[...],
-vars...); this module stores, finds and lists it.
+The session owns the document (runner/engine/journal_doc.py: JournalDoc,
+built by runner/engine/runlog.py); this module stores it. Split along its old
+banners: scrubbing is runner/engine/redact.py, finding and listing stored
+journals runner/engine/runs.py (their names are re-exported here).
 
 - `JournalStore.save(doc)` scrubs secrets, writes `<local_dir>/<id>.json`
   atomically (compact JSON), then the ConfigMap (created once, merge-patched
@@ -12,42 +13,48 @@ vars...); this module stores, finds and lists it.
   up). A cluster failure never raises from `save`: the local copy stays
   current and the ConfigMap is written again at the next save; `flush()`
   raises JournalStale if the cluster copy is still behind at the end.
-- Every stored copy gets `saved_at` (UTC, microseconds): `load_run` and
-  `list_runs` prefer the cluster copy unless the local one is newer (the
-  cluster write failed), so a resume never starts from a stale journal.
+- Once the run's lock is lost (LockLost from the Kube client's fence) only the
+  local copy is written; `flush()` raises that LockLost.
+- Every stored copy gets `saved_at` (runner.clock.stamp), so readers can tell
+  the newer copy.
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import os
-import re
 import secrets
 import tempfile
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.engine.lock import dns_label, micro_time, now
-from runner.errors import AlreadyExists, ClusterError, Forbidden, NotFound, RunplanError
+from runner.clock import now, stamp
+from runner.engine.journal_doc import (
+    ANN_PLAN,
+    CONFIGMAP,
+    DATA_KEY,
+    LABEL_PLAN,
+    LABEL_RUN,
+    LOCAL_DIR,
+    configmap_name,
+)
+from runner.engine.lease import dns_label
+from runner.engine.redact import REDACTED, scrub, secret_key, secret_value
+from runner.engine.runs import JournalCopy, RunSummary, list_runs, load_run, read_run
+from runner.errors import AlreadyExists, ClusterError, LockLost, NotFound, RunplanError
 
 if TYPE_CHECKING:
     from runner.kube import Kube
 
-LOCAL_DIR = Path(".runplan/runs")
-CONFIGMAP = "configmap"
-DATA_KEY = "journal.json"
-LABEL_PLAN = "runplan.dev/plan"
-LABEL_RUN = "runplan.dev/run"
-ANN_PLAN = "runplan.dev/plan-name"  # the plan's own name (the label is sanitised)
-REDACTED = "<redacted>"
-DONE = ("succeeded", "skipped")  # step statuses that count as done in a summary
+__all__ = ["CONFIGMAP", "DATA_KEY", "LABEL_PLAN", "LABEL_RUN", "LOCAL_DIR", "REDACTED",
+           "JournalCopy", "JournalStale", "JournalStore", "RunSummary", "configmap_name",
+           "list_runs", "load_run", "new_run_id", "read_run", "scrub", "secret_key",
+           "secret_value", "write_atomic"]
 
 
 class JournalStale(RunplanError):
@@ -58,92 +65,6 @@ def new_run_id() -> str:
     """`20261122-101530-a1b2c3`: UTC time then random hex; a DNS label, sorts by time."""
     return f"{now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
-
-def configmap_name(run_id: str) -> str:
-    return "runplan-run-" + dns_label(run_id, 63 - len("runplan-run-"))
-
-
-# --- scrubbing --------------------------------------------------------------------
-
-# Key names (lowercased, separators dropped) that hold secrets.
-_SECRET_PARTS = ("password", "passwd", "passphrase", "token", "secret", "apikey",
-                 "credential", "privatekey", "bearer")
-_AUTH_WORDS = {"auth", "authorization", "authn", "authz", "oauth", "basicauth"}
-# Only these sections hold user-given values; before-images elsewhere must stay
-# exact (a rollback from a resumed journal writes them back), so key names like
-# `automountServiceAccountToken` there are left alone.
-_SCRUBBED_SECTIONS = {"vars", "cli_vars", "outputs", "params", "env", "inputs"}
-_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
-_JWT = re.compile(r"\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]+")
-_KUBECONFIG = re.compile(r"client-key-data|client-certificate-data|"
-                         r"kind:\s*Config\b[\s\S]*\b(clusters|users):")
-_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
-
-
-# Every save scrubs the whole document again, and the same keys and strings (the
-# before-images above all) come back each time: remember the verdicts.
-@functools.lru_cache(maxsize=1 << 16)
-def secret_key(key: str) -> bool:
-    """Whether a key name (`db_password`, `apiKey`, `Private Key`, `auth`) holds a secret."""
-    words = [w.lower() for w in _WORDS.findall(key)]
-    flat = "".join(words)
-    return any(part in flat for part in _SECRET_PARTS) or bool(_AUTH_WORDS & set(words))
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def secret_value(value: str) -> bool:
-    """Strings that are secrets wherever they appear: private keys, JWTs, kubeconfigs."""
-    return bool(_PRIVATE_KEY.search(value) or _JWT.search(value)
-                or _KUBECONFIG.search(value))
-
-
-def scrub(doc: Any, _in_values: bool = False) -> Any:
-    """A copy of `doc` without secrets (see `_scrub_dict`); `doc` is not changed."""
-    if isinstance(doc, dict):
-        return _scrub_dict(doc, _in_values)
-    if isinstance(doc, (list, tuple)):
-        return [scrub(v, _in_values) for v in doc]
-    if isinstance(doc, str) and secret_value(doc):
-        return REDACTED
-    return doc
-
-
-def _scrub_dict(doc: dict[Any, Any], in_values: bool) -> Any:
-    """Everywhere: Secret objects lose their data, kubeconfigs go whole. In the
-    user-value sections (vars, outputs, params...) keys that name secrets and
-    env-style `{name: DB_PASSWORD, value: ...}` entries lose their values."""
-    if doc.get("kind") == "Secret":
-        return _scrub_secret_object(doc)
-    if doc.get("kind") == "Config" and ("users" in doc or "clusters" in doc):
-        return REDACTED  # a kubeconfig as a mapping
-    out = {k: _scrub_item(str(k), v, in_values) for k, v in doc.items()}
-    if in_values and "value" in doc and secret_key(str(doc.get("name", ""))):
-        out["value"] = REDACTED
-    return out
-
-
-def _scrub_item(key: str, value: Any, in_values: bool) -> Any:
-    if in_values and secret_key(key) and value not in (None, ""):
-        return REDACTED
-    return scrub(value, in_values or key in _SCRUBBED_SECTIONS)
-
-
-def _scrub_secret_object(obj: dict[str, Any]) -> dict[str, Any]:
-    """A Secret (e.g. a before-image): keep its shape, drop every value."""
-    out = {k: scrub(v) for k, v in obj.items() if k not in ("data", "stringData")}
-    for field in ("data", "stringData"):
-        if isinstance(obj.get(field), dict):
-            out[field] = dict.fromkeys(obj[field], REDACTED)
-    meta = dict(out.get("metadata") or {})
-    annotations = dict(meta.get("annotations") or {})
-    if "kubectl.kubernetes.io/last-applied-configuration" in annotations:
-        annotations["kubectl.kubernetes.io/last-applied-configuration"] = REDACTED
-        meta["annotations"] = annotations
-        out["metadata"] = meta
-    return out
-
-
-# --- storing ----------------------------------------------------------------------
 
 
 class JournalStore:
@@ -166,6 +87,8 @@ class JournalStore:
         self._last = ""  # the newest snapshot, for flush() to write again
         self._saved_at = datetime.min.replace(tzinfo=timezone.utc)
         self.error: BaseException | None = None  # the last failed write, until one works
+        # The lock was lost: the ConfigMap stays as it was while the run held it.
+        self.fenced: LockLost | None = None
 
     @property
     def stale(self) -> bool:
@@ -202,7 +125,7 @@ class JournalStore:
             # Strictly increasing, so that load_run can tell the newer copy.
             self._saved_at = max(now(), self._saved_at + timedelta(microseconds=1))
             saved_at = self._saved_at
-        text = json.dumps({**clean, "saved_at": micro_time(saved_at)}, separators=(",", ":"),
+        text = json.dumps({**clean, "saved_at": stamp(saved_at)}, separators=(",", ":"),
                           sort_keys=True, default=str)
         self._last = text
         return text
@@ -232,12 +155,14 @@ class JournalStore:
             write_atomic(self.path, text)
         except OSError as exc:
             errors.append(exc)
-        if self.kube is not None:
+        if self.kube is not None and self.fenced is None:
             try:
                 self._write_cluster(text)
                 self._cluster_seq = seq
             except ClusterError as exc:
                 errors.append(exc)  # the run goes on; the next save tries again
+            except LockLost as exc:
+                self.fenced = exc  # local copy only from now on: it is the newer one
         self.error = errors[-1] if errors else None
 
     def _write_cluster(self, text: str) -> None:
@@ -264,15 +189,20 @@ class JournalStore:
                 "data": {DATA_KEY: text}}
 
     def flush(self) -> None:
-        """Wait for writes in flight; raise JournalStale if the cluster copy is behind."""
+        """Wait for writes in flight; raise JournalStale if the cluster copy is behind,
+        LockLost if the lock was lost (the cluster copy is then left behind on purpose)."""
         with self._cond:
             self._cond.wait_for(lambda: not self._writing)
+            if self.fenced is not None:
+                raise self.fenced
             if not self.stale and self.error is None:
                 return
             self._writing = True
             last = self._last
             self._pending = (self._seq, lambda: last)
         self._drain()  # one more try with the newest document
+        if self.fenced is not None:
+            raise self.fenced
         if self.stale or self.error is not None:
             where = f"ConfigMap {self.namespace}/{self.name}" if self.stale else str(self.path)
             raise JournalStale(f"run {self.run_id}: the journal could not be saved to "
@@ -292,142 +222,3 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-# --- reading ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    run_id: str
-    plan: str
-    namespace: str
-    status: str
-    started: str
-    finished: str
-    steps_done: int
-    steps_total: int
-    source: str  # "cluster" or "local"
-
-    @classmethod
-    def of(cls, doc: dict[str, Any], source: str) -> RunSummary:
-        steps = doc.get("steps") or {}
-        done = sum(1 for s in steps.values() if isinstance(s, dict) and s.get("status") in DONE)
-        return cls(str(doc.get("run_id", "")), str(doc.get("plan", "")),
-                   str(doc.get("namespace", "")), str(doc.get("status", "")),
-                   str(doc.get("started") or ""), str(doc.get("finished") or ""),
-                   done, len(steps), source)
-
-
-def load_run(run_id: str, kube: Kube | None = None, local_dir: Path = LOCAL_DIR,
-             namespace: str | None = None) -> dict[str, Any]:
-    """A run's journal: the cluster copy unless the local one is newer; RunplanError if none.
-    `namespace` (-n) looks only there, as kubectl would; else every namespace we may list."""
-    local = _read_local(Path(local_dir) / f"{run_id}.json")
-    if local is not None and namespace and local.get("namespace") != namespace:
-        local = None
-    remote = _find_cluster(kube, run_id, local, namespace) if kube is not None else None
-    newest = _newer(remote, local)
-    if newest is not None:
-        return newest
-    known = sorted({*_local_ids(Path(local_dir)), *_cluster_ids(kube, namespace)})
-    close = difflib.get_close_matches(run_id, known, n=3, cutoff=0.5)
-    hint = f"; close: {', '.join(close)}" if close else (
-        f"; known runs: {', '.join(known[-5:])}" if known else "")
-    where = "the cluster or " if kube is not None else ""
-    where = f"namespace {namespace} of {where}" if namespace else where
-    raise RunplanError(f"no run {run_id} in {where}{local_dir}{hint}")
-
-
-def list_runs(kube: Kube | None = None, plan: str | None = None,
-              local_dir: Path = LOCAL_DIR, namespace: str | None = None) -> list[RunSummary]:
-    """Runs found in the cluster and locally (one entry per run id), newest first;
-    with `namespace`, only the runs of that namespace."""
-    found: dict[str, tuple[dict[str, Any], str]] = {}
-    for path in sorted(Path(local_dir).glob("*.json")):
-        doc = _read_local(path)
-        if doc is not None and doc.get("run_id"):
-            found[str(doc["run_id"])] = (doc, "local")
-    for doc in _cluster_docs(kube, plan, namespace):
-        run_id = str(doc.get("run_id", ""))
-        local = found.get(run_id, (None, ""))[0]
-        if _newer(doc, local) is doc:
-            found[run_id] = (doc, "cluster")
-    runs = [RunSummary.of(doc, source) for doc, source in found.values()
-            if (plan is None or doc.get("plan") == plan)
-            and (namespace is None or doc.get("namespace") == namespace)]
-    return sorted(runs, key=lambda r: (r.started, r.run_id), reverse=True)
-
-
-def _newer(remote: dict[str, Any] | None, local: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The cluster copy, unless the local one was saved later (a failed cluster write)."""
-    if remote is None or local is None:
-        return remote or local
-    return local if str(local.get("saved_at", "")) > str(remote.get("saved_at", "")) else remote
-
-
-def _read_local(path: Path) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def _from_configmap(cm: dict[str, Any]) -> dict[str, Any] | None:
-    try:
-        doc = json.loads((cm.get("data") or {}).get(DATA_KEY) or "")
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def _list_configmaps(kube: Kube, selector: str, namespace: str | None = None
-                     ) -> list[dict[str, Any]]:
-    """In `namespace` when given; else across all namespaces, and a user allowed only
-    its namespace gets that one."""
-    if namespace:
-        return kube.list(CONFIGMAP, namespace, label_selector=selector)[0]
-    try:
-        return kube.list(CONFIGMAP, "", label_selector=selector)[0]
-    except Forbidden:
-        return kube.list(CONFIGMAP, None, label_selector=selector)[0]
-
-
-def _find_cluster(kube: Kube, run_id: str, local: dict[str, Any] | None,
-                  namespace: str | None = None) -> dict[str, Any] | None:
-    try:
-        items = _list_configmaps(kube, f"{LABEL_RUN}={dns_label(run_id)}", namespace)
-        if not items and local and local.get("namespace"):
-            items = [kube.get(CONFIGMAP, configmap_name(run_id), str(local["namespace"]))]
-    except (NotFound, Forbidden):
-        return None
-    docs = [d for d in map(_from_configmap, items) if d and d.get("run_id") == run_id]
-    return docs[0] if docs else None
-
-
-def _cluster_docs(kube: Kube | None, plan: str | None, namespace: str | None = None
-                  ) -> list[dict[str, Any]]:
-    if kube is None:
-        return []
-    selector = LABEL_RUN + (f",{LABEL_PLAN}={dns_label(plan)}" if plan else "")
-    try:
-        items = _list_configmaps(kube, selector, namespace)
-    except Forbidden:
-        return []
-    return [d for d in map(_from_configmap, items) if d and d.get("run_id")]
-
-
-def _local_ids(local_dir: Path) -> list[str]:
-    return [p.stem for p in local_dir.glob("*.json")]
-
-
-def _cluster_ids(kube: Kube | None, namespace: str | None = None) -> list[str]:
-    if kube is None:
-        return []
-    try:
-        items = _list_configmaps(kube, LABEL_RUN, namespace)
-    except ClusterError:
-        return []
-    return [str(((cm.get("metadata") or {}).get("labels") or {}).get(LABEL_RUN, ""))
-            for cm in items]

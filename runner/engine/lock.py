@@ -1,11 +1,11 @@
 """The plan lock: a `coordination.k8s.io/v1` Lease `runplan-<plan>` in the plan's namespace.
 
 One run of a plan at a time. The Lease names its holder (run id in
-`spec.holderIdentity`; user, host, pid and start time in annotations) so a
-second run can say who is in the way. The holder renews `spec.renewTime`
-every duration/3 from a daemon thread; a run killed with `kill -9` stops
-renewing, and once `renewTime + leaseDurationSeconds` is past anyone may
-take the Lease over.
+`spec.holderIdentity`; user, host, pid and start time in annotations; see
+runner/engine/lease.py) so a second run can say who is in the way. The holder
+renews `spec.renewTime` every half duration from a daemon thread; a run killed
+with `kill -9` stops renewing, and once `renewTime + leaseDurationSeconds` is
+past anyone may take the Lease over.
 
 Who may take an existing Lease (decided in `_verdict`):
 
@@ -22,158 +22,96 @@ Who may take an existing Lease (decided in `_verdict`):
 Every take-over writes with the resourceVersion it decided on, so of two
 racing takers one gets Conflict, reads again and decides again.
 
-Expiry compares the holder's renewTime with this machine's clock (a CLI that
-gives up at once cannot observe the Lease for a whole duration the way
-client-go's leader election does), so clocks skewed by more than the
-duration can take a live lock early or wait too long.
+The fence: holding the Lease once is not enough to write. Every mutating
+request of the run asks `check_write()` first (the Kube client's guard), which
+allows it only until WRITE_WINDOW of the duration after the last renewal that
+succeeded, measured on this machine's monotonic clock from when that renewal
+was *sent* (runner/clock.py: `elapsed`). The rest of the duration is the
+safety margin, as client-go's renew deadline is shorter than its lease. A run
+frozen past that point (SIGSTOP, a suspended VM) or whose renewals keep
+failing is marked lost: `on_lost` stops it and `check_write` raises LockLost.
+
+Expiry as a taker sees it compares the holder's renewTime with the taker's
+wall clock (a CLI that gives up at once cannot observe the Lease for a whole
+duration the way client-go's leader election does), so clocks skewed by more
+than the margin can take a live lock early; the holder's own fence never
+compares clocks across machines.
 """
 
 from __future__ import annotations
 
-import getpass
-import hashlib
+import copy
 import logging
-import math
-import os
-import re
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import AlreadyExists, ClusterError, Conflict, LockHeld, NotFound, RetryLater
+from runner.clock import elapsed, now
+from runner.clock import parse as parse_time
+from runner.engine.lease import (
+    ANN_HOST,
+    ANN_PID,
+    ANN_PID_NS,
+    ANN_SINCE,
+    ANN_USER,
+    LABEL_PLAN,
+    LEASE,
+    Holder,
+    describe_holder,
+    dns_label,
+    expires_in,
+    held_message,
+    lease_name,
+    lease_seconds,
+    micro_time,
+    pid_alive,
+    pid_namespace,
+)
+from runner.errors import (
+    AlreadyExists,
+    ClusterError,
+    Conflict,
+    LockHeld,
+    LockLost,
+    NotFound,
+    RetryLater,
+)
 
 if TYPE_CHECKING:
     from runner.kube import Kube
 
+__all__ = ["ANN_HOST", "ANN_PID", "ANN_SINCE", "ANN_USER", "LABEL_PLAN", "LEASE", "Holder",
+           "LockLoss", "PlanLock", "describe_holder", "dns_label", "expires_in",
+           "held_message", "lease_name", "micro_time", "now", "parse_time", "pid_alive"]
+
 log = logging.getLogger(__name__)
 
-LEASE = "lease"
-LABEL_PLAN = "runplan.dev/plan"
-ANN_USER = "runplan.dev/user"
-ANN_HOST = "runplan.dev/host"
-ANN_PID = "runplan.dev/pid"
-ANN_SINCE = "runplan.dev/since"
-# Not in Holder: only to tell whether a pid on "this host" is in our pid namespace
-# (two containers can share a hostname yet not each other's pids).
-ANN_PID_NS = "runplan.dev/pid-namespace"
 TAKE_ATTEMPTS = 5  # racing takers: each Conflict means someone else just won a round
-
-
-# --- names and times ------------------------------------------------------------
-
-
-def dns_label(name: str, limit: int = 63) -> str:
-    """`name` as a DNS-1123 label of at most `limit` characters.
-
-    Invalid characters become '-'; a name that had to change or is too long
-    gets a short hash of the original so that two names never collide.
-    """
-    clean = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "x"
-    if clean == name and len(clean) <= limit:
-        return clean
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{clean[:limit - 9].rstrip('-')}-{digest}".lstrip("-")
-
-
-def lease_name(plan_name: str) -> str:
-    return "runplan-" + dns_label(plan_name, 63 - len("runplan-"))
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def micro_time(when: datetime) -> str:
-    """A MicroTime as the API writes it: RFC 3339, microseconds, `Z`."""
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
-
-
-def parse_time(text: str | None) -> datetime | None:
-    """An RFC 3339 time (any fraction length, `Z` or an offset); None if absent or bad."""
-    match = _TIME.match(text or "")
-    if not match:
-        return None
-    base, fraction, zone = match.groups()
-    micros = (fraction or "0")[:6].ljust(6, "0")
-    zone = "+00:00" if zone == "Z" else zone
-    return datetime.fromisoformat(f"{base}.{micros}{zone}")
-
-
-# --- who holds it ---------------------------------------------------------------
+RENEW_EVERY = 0.5  # of the duration: 4 renewals a minute at the default 30 s
+RETRY_EVERY = 1 / 15  # of the duration, after a failed renewal (client-go: 2 s of 30)
+WRITE_WINDOW = 0.75  # of the duration after the last renewal sent; the rest is the margin
 
 
 @dataclass(frozen=True)
-class Holder:
-    """Who runs the plan; written onto the Lease so a blocked run can name it."""
+class LockLoss:
+    """When and why a run lost its lock (the journal's `lock_lost`, the exit-4 message)."""
 
-    run_id: str
-    user: str
-    host: str
-    pid: int
-    since: str  # ISO 8601 UTC
+    reason: str  # "lock NS/NAME lost: ..."
+    last_held: datetime  # the last renewal (or the take) that succeeded, as sent
+    noticed: datetime
 
-    @classmethod
-    def current(cls, run_id: str, user: str | None = None) -> Holder:
-        """This process, as the holder for `run_id`."""
-        return cls(run_id, user or _login(), socket.gethostname(), os.getpid(),
-                   micro_time(now()))
+    def text(self) -> str:
+        held = micro_time(self.last_held)
+        ago = (self.noticed - self.last_held).total_seconds()
+        return (f"{self.reason}; last held at {held} ({ago:.1f}s before this run noticed); "
+                "nothing more was written and on_failure did not run")
 
-    @classmethod
-    def of(cls, lease: dict[str, Any]) -> Holder:
-        ann = (lease.get("metadata") or {}).get("annotations") or {}
-        pid = ann.get(ANN_PID, "")
-        return cls(str((lease.get("spec") or {}).get("holderIdentity") or ""),
-                   ann.get(ANN_USER, "?"), ann.get(ANN_HOST, "?"),
-                   int(pid) if str(pid).isdigit() else 0, ann.get(ANN_SINCE, "?"))
-
-    def annotations(self) -> dict[str, str]:
-        return {ANN_USER: self.user, ANN_HOST: self.host, ANN_PID: str(self.pid),
-                ANN_SINCE: self.since, ANN_PID_NS: _pid_namespace()}
-
-
-def _login() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # a container user with no passwd entry
-        return f"uid-{os.getuid()}"
-
-
-def _pid_namespace() -> str:
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return ""
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether `pid` runs on this machine; a zombie (killed, not yet reaped) is dead."""
-    if pid <= 0:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    if Path("/proc/self").exists():
-        try:
-            # The state letter follows the command name, which is in parentheses.
-            return stat.read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-        except (OSError, IndexError):
-            return False
-    try:  # no /proc (macOS): signal 0 only checks existence
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-# --- the lock -------------------------------------------------------------------
+    def to_json(self) -> dict[str, str]:
+        return {"reason": self.reason, "last_held": micro_time(self.last_held),
+                "noticed": micro_time(self.noticed)}
 
 
 class PlanLock:
@@ -182,7 +120,8 @@ class PlanLock:
     def __init__(self, kube: Kube, namespace: str, plan_name: str, holder: Holder,
                  duration: float = 30.0,
                  on_lost: Callable[[str], None] | None = None) -> None:
-        self.kube = kube
+        self.kube = copy.copy(kube)  # its own twin: the Lease's requests are never fenced
+        self.kube.guard = None
         self.namespace = namespace
         self.plan_name = plan_name
         self.name = lease_name(plan_name)
@@ -190,18 +129,30 @@ class PlanLock:
         self.duration = duration
         self.on_lost = on_lost
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._lease: dict[str, Any] = {}  # as last written by us (uid, resourceVersion)
-        self._lost: str | None = None
+        self._mu = threading.Lock()
+        self._loss: LockLoss | None = None
+        self._renewed = float("-inf")  # elapsed() when the last good renewal was sent
+        self._renewed_wall = now()
 
     @property
     def lost(self) -> bool:
-        """The Lease was taken over or deleted by someone else while we held it."""
-        return self._lost is not None
+        """The Lease was taken over, deleted, or not renewed in time while we held it."""
+        return self._loss is not None
+
+    @property
+    def loss(self) -> LockLoss | None:
+        return self._loss
 
     @property
     def held(self) -> bool:
         return bool(self._lease) and not self.lost
+
+    @property
+    def write_deadline(self) -> float:
+        """elapsed() from which nothing may be written unless a renewal succeeds first."""
+        return self._renewed + self.duration * WRITE_WINDOW
 
     def __enter__(self) -> PlanLock:
         self.acquire()
@@ -211,12 +162,49 @@ class PlanLock:
                  tb: TracebackType | None) -> None:
         self.release()
 
-    # --- acquiring --------------------------------------------------------------
+    # --- the fence ----------------------------------------------------------------
+
+    def check_write(self, call: object = None) -> None:
+        """Raise LockLost unless this run may still write (the Kube client's guard).
+
+        Past the write deadline the lock counts as lost at once, whichever thread
+        notices first: a renewal sent too late must not revive it.
+        """
+        if self._loss is None and elapsed() >= self.write_deadline:
+            self._expire()
+        loss = self._loss
+        if loss is not None:
+            raise LockLost(loss.text())
+
+    def _expire(self) -> None:
+        quiet = elapsed() - self._renewed
+        self._mark_lost(f"no renewal succeeded for {quiet:.1f}s (the API server was "
+                        "unreachable or this process was paused); writes stop "
+                        f"{self.duration * WRITE_WINDOW:g}s after the last renewal, before the "
+                        f"{lease_seconds(self.duration)}s Lease can expire")
+
+    def _renewed_at(self, sent: float, wall: datetime) -> None:
+        with self._mu:
+            if self._loss is None and sent < self.write_deadline:
+                self._renewed, self._renewed_wall = sent, wall
+
+    def _watch_deadline(self) -> None:
+        """Mark the lock lost at the write deadline even while a renewal hangs."""
+        while not self._stop.wait(max(self.write_deadline - elapsed(), 0.0) + 0.001):
+            if self.lost:
+                return
+            if elapsed() >= self.write_deadline:
+                self._expire()
+                return
+
+    # --- acquiring ----------------------------------------------------------------
 
     def acquire(self, force: bool = False) -> None:
         """Take the Lease or raise LockHeld naming its holder; then keep it renewed."""
         for _ in range(TAKE_ATTEMPTS):
+            sent, wall = elapsed(), now()
             if self._try_acquire(force):
+                self._renewed, self._renewed_wall = sent, wall
                 self._start_renewing()
                 return
         raise LockHeld(f"plan {self.plan_name}: the lock {self.namespace}/{self.name} "
@@ -248,7 +236,7 @@ class PlanLock:
                          "labels": {LABEL_PLAN: dns_label(self.plan_name)},
                          "annotations": self.holder.annotations()},
             "spec": {"holderIdentity": self.holder.run_id,
-                     "leaseDurationSeconds": _seconds(self.duration),
+                     "leaseDurationSeconds": lease_seconds(self.duration),
                      "acquireTime": stamp, "renewTime": stamp, "leaseTransitions": 0},
         }
 
@@ -283,40 +271,48 @@ class PlanLock:
         """The Lease's process ran on this host, in our pid namespace, and is gone."""
         other = Holder.of(lease)
         ann = (lease.get("metadata") or {}).get("annotations") or {}
-        same_space = ann.get(ANN_PID_NS, "") == _pid_namespace() != ""
+        same_space = ann.get(ANN_PID_NS, "") == pid_namespace() != ""
         return other.host == self.holder.host and same_space and not pid_alive(other.pid)
 
-    # --- renewing ---------------------------------------------------------------
+    # --- renewing -----------------------------------------------------------------
 
     def _start_renewing(self) -> None:
         self._stop.clear()
-        self._lost = None
-        self._thread = threading.Thread(target=self._renew_loop, daemon=True,
-                                        name=f"lease-{self.name}")
-        self._thread.start()
+        self._loss = None
+        self._threads = [
+            threading.Thread(target=loop, daemon=True, name=f"lease-{self.name}-{what}")
+            for loop, what in ((self._renew_loop, "renew"), (self._watch_deadline, "fence"))]
+        for thread in self._threads:
+            thread.start()
 
     def _renew_loop(self) -> None:
-        interval = max(self.duration / 3, 0.1)
-        while not self._stop.wait(interval):
+        wait = self.duration * RENEW_EVERY
+        while not self._stop.wait(wait):
             try:
                 self.renew()
+                wait = self.duration * RENEW_EVERY
             except ClusterError as exc:
-                # Temporary API trouble: try again at the next tick; the Lease
-                # outlives a few missed renewals (duration = 3 intervals).
+                # Temporary API trouble: try again soon; the fence stops the run's
+                # writes if no renewal gets through before the write deadline.
                 log.warning("renewing lease %s/%s failed: %s", self.namespace, self.name, exc)
+                wait = max(self.duration * RETRY_EVERY, 0.1)
             if self.lost:
                 return
 
     def renew(self) -> None:
         """Bump renewTime once, on the resourceVersion we last wrote."""
+        sent, wall = elapsed(), now()
         patch = {"metadata": {"resourceVersion": self._version()},
-                 "spec": {"renewTime": micro_time(now())}}
+                 "spec": {"renewTime": micro_time(wall)}}
         try:
             self._lease = self.kube.patch(LEASE, self.name, self.namespace, patch)
         except NotFound:
             self._mark_lost("the Lease was deleted")
+            return
         except Conflict:
             self._reconcile()
+            return
+        self._renewed_at(sent, wall)
 
     def _reconcile(self) -> None:
         """After a Conflict: still ours (someone only edited a label)? else lost."""
@@ -331,20 +327,22 @@ class PlanLock:
             self._mark_lost(f"taken over by {describe_holder(current)}")
 
     def _mark_lost(self, why: str) -> None:
-        if self._stop.is_set() or self.lost:
-            return  # releasing: our own delete is no loss
-        self._lost = f"lock {self.namespace}/{self.name} lost: {why}"
-        log.warning("%s", self._lost)
+        with self._mu:
+            if self._stop.is_set() or self._loss is not None:
+                return  # releasing: our own delete is no loss; or told already
+            self._loss = LockLoss(f"lock {self.namespace}/{self.name} lost: {why}",
+                                  self._renewed_wall, now())
+        log.warning("%s", self._loss.reason)
         if self.on_lost is not None:
             try:
-                self.on_lost(self._lost)
+                self.on_lost(self._loss.reason)
             except Exception:  # a callback bug must not kill the renewer silently
                 log.exception("on_lost callback of lease %s/%s failed", self.namespace, self.name)
 
     def _version(self) -> str:
         return str((self._lease.get("metadata") or {}).get("resourceVersion", ""))
 
-    # --- releasing --------------------------------------------------------------
+    # --- releasing ----------------------------------------------------------------
 
     def release(self) -> bool:
         """Stop renewing and delete the Lease if it is still ours; True if deleted.
@@ -353,16 +351,16 @@ class PlanLock:
         after its duration anyway, and release runs in `finally` blocks.
         """
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.duration)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout=self.duration)
+        self._threads = []
         if not self._lease or self.lost:
             return False
         try:
             return self._delete_if_mine()
         except ClusterError as exc:
             log.warning("releasing lease %s/%s failed: %s (it expires in %ss)",
-                        self.namespace, self.name, exc, _seconds(self.duration))
+                        self.namespace, self.name, exc, lease_seconds(self.duration))
             return False
         finally:
             self._lease = {}
@@ -394,35 +392,3 @@ class PlanLock:
                 "preconditions": {"uid": uid, "resourceVersion": version}}
         self.kube.request("DELETE", res.path(self.namespace, self.name),
                           Call("delete", res, self.name, self.namespace), body=body)
-
-
-# --- reading a Lease ------------------------------------------------------------
-
-
-def expires_in(lease: dict[str, Any], at: datetime | None = None) -> float:
-    """Seconds until the Lease expires (<= 0: expired; no renewTime: expired)."""
-    spec = lease.get("spec") or {}
-    renewed = parse_time(spec.get("renewTime"))
-    if renewed is None:
-        return 0.0
-    duration = float(spec.get("leaseDurationSeconds") or 0)
-    return duration - ((at or now()) - renewed).total_seconds()
-
-
-def describe_holder(lease: dict[str, Any]) -> str:
-    who = Holder.of(lease)
-    return f"run {who.run_id} (user {who.user} on {who.host}, pid {who.pid})"
-
-
-def held_message(plan_name: str, lease: dict[str, Any]) -> str:
-    who = Holder.of(lease)
-    renewed = parse_time((lease.get("spec") or {}).get("renewTime"))
-    ago = f"{(now() - renewed).total_seconds():.0f}s ago" if renewed else "never"
-    return (f"plan {plan_name} is locked by run {who.run_id} (user {who.user} on "
-            f"{who.host}, pid {who.pid}, since {who.since}, renewed {ago}; expires in "
-            f"{max(expires_in(lease), 0):.0f}s unless renewed); wait, or use "
-            "--force-unlock if that run is dead")
-
-
-def _seconds(duration: float) -> int:
-    return max(1, math.ceil(duration))

@@ -10,14 +10,17 @@ so a rollback after a resume restores what was there before the first run.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from runner.engine.changes import MISSING, ChangeLog, changed_paths, lookup, prune, show
 from runner.engine.clusters import Fleet, connect_fleet
-from runner.engine.journal import REDACTED, load_run
+from runner.engine.journal_doc import JournalDoc
+from runner.engine.redact import REDACTED
+from runner.engine.runs import load_run
 from runner.engine.session import run_plan
 from runner.errors import NotFound, RunplanError, UsageError
 from runner.plan import compile_plan
+from runner.status import RunStatus
 
 if TYPE_CHECKING:
     from runner.engine import RunOptions
@@ -28,7 +31,7 @@ if TYPE_CHECKING:
 
 def resume_run(run_id: str, options: RunOptions, kube: Kube) -> int:
     doc = load_run(run_id, kube, namespace=options.namespace)
-    if doc.get("status") == "succeeded":
+    if doc.get("status") == RunStatus.SUCCEEDED:
         print(f"run {run_id} succeeded already: nothing to resume")
         return 0
     plan = recompile(doc, options)
@@ -45,18 +48,18 @@ def resume_run(run_id: str, options: RunOptions, kube: Kube) -> int:
             raise RunplanError(f"cannot resume run {run_id}: what its finished steps did no "
                                f"longer holds:\n  {lines}\nstart a new run instead")
         return run_plan(plan, options, kube if fleet is None else fleet.primary,
-                        resumed=doc, fleet=fleet)
+                        resumed=cast("dict[str, Any]", doc), fleet=fleet)  # the live copy
     finally:
         if fleet is not None:
             fleet.close(keep=kube)
 
 
-def _steps(plan: Plan, doc: dict[str, Any]) -> list[Step]:
+def _steps(plan: Plan, doc: JournalDoc) -> list[Step]:
     chosen = set(doc.get("selected") or [s.id for s in plan.steps])
     return [step for step in plan.steps if step.id in chosen]
 
 
-def recompile(doc: dict[str, Any], options: RunOptions) -> Plan:
+def recompile(doc: JournalDoc, options: RunOptions) -> Plan:
     """The run's plan rendered as it was: same file, variables and namespace."""
     compiled = doc["compile"]
     plan = compile_plan(doc["file"], _cli_vars(doc, options),
@@ -69,7 +72,7 @@ def recompile(doc: dict[str, Any], options: RunOptions) -> Plan:
     return plan
 
 
-def _cli_vars(doc: dict[str, Any], options: RunOptions) -> dict[str, Any]:
+def _cli_vars(doc: JournalDoc, options: RunOptions) -> dict[str, Any]:
     """The run's -e variables; values the journal redacted must be given again."""
     given = dict(options.cli_vars)
     merged = {key: value for key, value in doc["compile"].get("cli_vars") or ()}

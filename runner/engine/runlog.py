@@ -10,18 +10,24 @@ compile ({cli_vars, vars_files, namespace}), selected (step ids), resumes
 (times the run was resumed), steps ({id: {status, started, finished,
 attempts, duration, outputs, error, details, measurements}}), changes
 (before/after images), rollback ({started, finished, objects: [{object,
-status, fields, message}]}, once `on_failure: rollback` ran).
+status, fields, message}]}, once `on_failure: rollback` ran), lock_lost
+({reason, last_held, noticed}, once the run lost its lock).
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from runner.clock import stamp
 from runner.engine.executor import DONE, RunState
+from runner.errors import LockLost
+from runner.status import RunStatus, StepStatus
 
 if TYPE_CHECKING:
     from runner.engine import RunOptions
@@ -31,12 +37,19 @@ if TYPE_CHECKING:
     from runner.report.events import Event
 
 QUIET = ("step_progress", "message", "lock")  # not worth a ConfigMap write each
+DETAIL = ("step_started",)  # written with the next write (or LAZY_EVERY later)
+LINGER = 0.5  # seconds a settling event waits for others to share its write
+LAZY_EVERY = 10.0  # seconds a detail (a started step, a measurement) may wait at most
 MAX_MEASUREMENTS = 60  # per step: a long analysis keeps its newest, the ConfigMap stays small
 
 
-def iso(epoch: float) -> str:
-    """UTC with milliseconds: journals of parallel steps must show their overlap."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
+def _write_delay(event: Event) -> float | None:
+    """How soon the journal must be written for `event`; None: not for it."""
+    if "lost" in event.data:
+        return 0.0  # a lost lock: at once (the local copy; the ConfigMap is fenced)
+    if event.type in DETAIL or "measurement" in event.data:
+        return LAZY_EVERY
+    return None if event.type in QUIET else LINGER
 
 
 def new_document(plan: Plan, options: RunOptions, kube: Kube, run_id: str,
@@ -46,7 +59,7 @@ def new_document(plan: Plan, options: RunOptions, kube: Kube, run_id: str,
         "run_id": run_id, "plan": plan.name, "file": plan.file, "digest": plan.digest,
         "namespace": namespace, "server": ident.server, "context": ident.context,
         "user": ident.user or getpass.getuser(), "host": socket.gethostname(),
-        "status": "running", "started": iso(time.time()), "finished": None,
+        "status": RunStatus.RUNNING, "started": stamp(), "finished": None,
         "compile": {"cli_vars": [list(kv) for kv in options.cli_vars],
                     "vars_files": list(options.vars_files), "namespace": options.namespace},
         "selected": [], "resumes": [], "steps": {}, "changes": {},
@@ -56,39 +69,58 @@ def new_document(plan: Plan, options: RunOptions, kube: Kube, run_id: str,
 class JournalSink:
     """Updates the document on each event; a writer thread saves it (ConfigMap + local copy).
 
-    Events never wait for the API: the writer saves the newest document when it
-    can (intermediate states may be skipped). A before-image is different: it
-    is saved, and waited for, before the write it protects is sent.
+    Events never wait for the API, and writes are coalesced (about one per
+    finished step): an event that settles something (a step finished, the run
+    started or ended, a rollback, a lost lock) is written LINGER seconds later
+    with whatever else happened meanwhile; one that only adds detail (a step
+    started, a measurement) rides along with the next write, or is written
+    LAZY_EVERY seconds later at most. A before-image is different: it is saved,
+    with everything pending, and waited for, before the write it protects is sent.
     """
 
     def __init__(self, store: JournalStore, doc: dict[str, Any], resumed: bool = False) -> None:
         self.store, self.doc, self.resumed = store, doc, resumed
         self._cond = threading.Condition()
-        self._dirty = self._closing = False
+        self._due: float | None = None  # time.monotonic() by which the next write is owed
+        self._closing = False
         self._writer = threading.Thread(target=self._write_loop, daemon=True,
                                         name="journal-writer")
         self._writer.start()
 
     def emit(self, event: Event) -> None:
-        handler = getattr(self, f"_on_{event.type}", None)
+        handler = _HANDLERS.get(event.type)
         with self._cond:
             if handler is not None:
-                handler(event)
-            if event.type not in QUIET or "measurement" in event.data:
-                self._dirty = True
-                self._cond.notify()
+                handler(self, event)
+            delay = _write_delay(event)
+            if delay is not None:
+                self._owe(delay)
 
-    def changes_changed(self, changes: dict[str, Any]) -> None:
-        """The change log's callback, before each write it protects (write-ahead).
+    def _owe(self, delay: float) -> None:
+        """A write is owed within `delay` seconds (the caller holds self._cond)."""
+        due = time.monotonic() + delay
+        if self._due is None or due < self._due:
+            self._due = due
+            self._cond.notify()
 
-        Raises JournalStale when the journal cannot be saved: the write is then not sent.
+    def changes_changed(self, changes: dict[str, Any], write_ahead: bool = True) -> None:
+        """The change log's callback: before a write it protects (a before-image:
+        write-ahead, saved and waited for), or after one (an after-image: it goes with
+        the step's finish, as resume re-runs a step whose finish was not journaled).
+
+        Raises JournalStale when a before-image cannot be saved: the write is then not sent.
         """
         with self._cond:
             self.doc["changes"] = changes
+            if not write_ahead:
+                self._owe(LINGER)
+                return
         self.checkpoint()
 
     def checkpoint(self) -> None:
         """Save the document now and wait until it is stored (JournalStale if it cannot be)."""
+        with self._cond:
+            self._due = None  # what was owed goes with this save: it reads the live document
         self.store.save(self.doc, self._cond)  # read under our lock when written
         self.store.flush()
 
@@ -98,15 +130,19 @@ class JournalSink:
             self._closing = True
             self._cond.notify()
         self._writer.join()
-        self.store.flush()
+        with contextlib.suppress(LockLost):  # the local copy has the final state;
+            self.store.flush()  # the session reports the loss
 
     def _write_loop(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._dirty or self._closing)
-                if not self._dirty:
-                    return
-                self._dirty = False
+                while not self._closing and (self._due is None
+                                             or self._due > time.monotonic()):
+                    self._cond.wait(None if self._due is None
+                                    else self._due - time.monotonic())
+                if self._due is None:
+                    return  # closing, nothing owed
+                self._due = None
             self.store.save(self.doc, self._cond)  # never raises for cluster trouble
 
     def prior_state(self) -> RunState:
@@ -120,8 +156,8 @@ class JournalSink:
 
     def _on_step_started(self, event: Event) -> None:
         self.doc["steps"][event.data["step"]] = {
-            "status": "running", "started": iso(event.time), "finished": None, "attempts": 1,
-            "kind": event.data.get("kind")}
+            "status": StepStatus.RUNNING, "started": stamp(event.time), "finished": None,
+            "attempts": 1, "kind": event.data.get("kind")}
 
     def _on_step_progress(self, event: Event) -> None:
         """Evidence: each measurement of a verify_metrics step (the newest MAX_MEASUREMENTS)."""
@@ -138,23 +174,42 @@ class JournalSink:
 
     def _on_step_finished(self, event: Event) -> None:
         record = self.doc["steps"].setdefault(event.data["step"], {"started": None})
-        record.update(status=event.data["status"], finished=iso(event.time),
+        record.update(status=event.data["status"], finished=stamp(event.time),
                       duration=event.data["duration"], outputs=event.data["outputs"],
                       error=event.data["error"], details=event.data.get("details") or [])
 
     def _on_rollback_started(self, event: Event) -> None:
-        self.doc["rollback"] = {"started": iso(event.time), "finished": None, "objects": []}
+        self.doc["rollback"] = {"started": stamp(event.time), "finished": None, "objects": []}
 
     def _on_object_restored(self, event: Event) -> None:
         rollback = self.doc.setdefault("rollback", {"started": None, "objects": []})
         rollback["objects"].append({k: event.data.get(k)
                                     for k in ("object", "status", "fields", "message")})
-        rollback["finished"] = iso(event.time)
+        rollback["finished"] = stamp(event.time)
 
     def _on_run_started(self, event: Event) -> None:
-        self.doc["status"] = "running"
+        self.doc["status"] = RunStatus.RUNNING
         if event.data.get("resumed"):
-            self.doc["resumes"].append(iso(event.time))
+            self.doc["resumes"].append(stamp(event.time))
+
+    def _on_lock(self, event: Event) -> None:
+        """A lost lock: when it was last held and when the run noticed (LockLoss.to_json)."""
+        if event.data.get("action") == "lost":
+            self.doc["lock_lost"] = event.data.get("lost")
 
     def _on_run_finished(self, event: Event) -> None:
-        self.doc.update(status=event.data["status"], finished=iso(event.time))
+        self.doc.update(status=event.data["status"], finished=stamp(event.time))
+
+
+# Which event updates which part of the document (the others only get written).
+_HANDLERS: dict[str, Callable[[JournalSink, Event], None]] = {
+    "step_started": JournalSink._on_step_started,
+    "step_progress": JournalSink._on_step_progress,
+    "step_retry": JournalSink._on_step_retry,
+    "step_finished": JournalSink._on_step_finished,
+    "rollback_started": JournalSink._on_rollback_started,
+    "object_restored": JournalSink._on_object_restored,
+    "run_started": JournalSink._on_run_started,
+    "lock": JournalSink._on_lock,
+    "run_finished": JournalSink._on_run_finished,
+}

@@ -19,16 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 from runner.engine import preflight
 from runner.engine.approvals import Approvals
-from runner.engine.changes import ChangeLog, restore
+from runner.engine.changes import ChangedObject, ChangeLog, restore
 from runner.engine.clusters import Fleet, FleetLocks, FleetStore, describe, restore_fleet
-from runner.engine.executor import FAILED, Executor, RunState, failure_text
+from runner.engine.executor import Executor, RunState, failure_text
 from runner.engine.journal import JournalStore, new_run_id
 from runner.engine.lock import Holder, PlanLock
 from runner.engine.runlog import JournalSink, new_document
-from runner.errors import ClusterUnreachable, Forbidden
+from runner.errors import ClusterUnreachable, Forbidden, LockLost
 from runner.plan.selection import selection
 from runner.report.events import Bus
 from runner.report.sinks import sinks_for
+from runner.status import RunStatus, StepStatus
 
 if TYPE_CHECKING:
     from runner.engine import RunOptions
@@ -42,6 +43,8 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
              resumed: dict[str, Any] | None = None, fleet: Fleet | None = None) -> int:
     """Run (or resume) the plan; the exit code: 0, 1 a step failed, 130 interrupted.
 
+    LockLost (exit 4) when the lock was lost: the run stopped writing (see lock.py).
+
     `fleet`: the clusters of a plan with waves (kube is then its primary)."""
     run_id = resumed["run_id"] if resumed else new_run_id()
     fleet = fleet or Fleet.single(kube)
@@ -51,19 +54,51 @@ def run_plan(plan: Plan, options: RunOptions, kube: Kube,
                                                               options.start_from))
     _preflight(fleet, plan, [s for s in plan.steps if s.id in chosen])
     lock = _take_lock(fleet, plan, options, run_id)
+    _fence(fleet, lock)
     try:
         doc = resumed or new_document(plan, options, kube, run_id, namespace)
-        journal = JournalSink(_store(fleet, plan, run_id, doc), doc, resumed=resumed is not None)
-        bus = Bus(run_id, [*sinks_for(options.output, options.junit, sys.stdout), journal])
-        try:
-            return _run(plan, options, fleet, bus, journal, lock)
-        finally:
-            if lock.release():
-                bus.emit("lock", action="released", lease=lock.name,
-                         namespace=lock.namespace, holder=run_id)
-            bus.close()  # flushes the journal
+        code = _locked(plan, options, fleet, lock, doc, resumed is not None)
+    except LockLost:
+        if lock.loss is None:
+            raise
+        code = 4  # a write refused outside the steps (the first checkpoint): said below
     finally:
+        _fence(fleet, None)
         lock.release()  # no-op when released above; here when the journal could not start
+    if lock.loss is not None:  # exit 4, saying when the lock was last held
+        raise LockLost(f"run {run_id}: {lock.loss.text()}; continue with: "
+                       f"runplan resume {run_id}")
+    return code
+
+
+def _locked(plan: Plan, options: RunOptions, fleet: Fleet, lock: PlanLock | FleetLocks,
+            doc: dict[str, Any], resumed: bool) -> int:
+    """The run once the lock is held: journal and sinks opened, steps, everything closed."""
+    journal = JournalSink(_store(fleet, plan, doc["run_id"], doc), doc, resumed=resumed)
+    bus = Bus(doc["run_id"], [*sinks_for(options.output, options.junit, sys.stdout), journal])
+    try:
+        return _run(plan, options, fleet, bus, journal, lock)
+    finally:
+        _finish(fleet, lock, bus, journal)
+
+
+def _finish(fleet: Fleet, lock: PlanLock | FleetLocks, bus: Bus, journal: JournalSink) -> None:
+    """The journal's final state stored while the lock still fences it (only its local
+    copy once the lock is lost), then the lock released, then the other sinks closed."""
+    try:
+        journal.close()
+    finally:
+        _fence(fleet, None)
+        if lock.release():
+            bus.emit("lock", action="released", lease=lock.name,
+                     namespace=lock.namespace, holder=bus.run_id)
+        bus.close()  # the journal's close again: nothing left to write
+
+
+def _fence(fleet: Fleet, lock: PlanLock | FleetLocks | None) -> None:
+    """Every request that writes for this run asks the lock first (None: no longer)."""
+    for kube in {id(k): k for k in fleet.kubes.values()}.values():
+        kube.guard = lock
 
 
 def _preflight(fleet: Fleet, plan: Plan, steps: list[Step]) -> None:
@@ -109,14 +144,9 @@ def _run(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: Journ
          lock: PlanLock | FleetLocks) -> int:
     kube = fleet.primary
     steps = _selected(plan, options, journal.doc)
-    changes = ChangeLog.from_json(journal.doc.get("changes") or {},
-                                  lambda record: journal.changes_changed(changes.to_json(record)))
+    changes = _change_log(journal)
     executor = _executor(plan, options, fleet, bus, journal, changes)
-    def lost(why: str) -> None:  # someone --force-unlock'ed: stop, as on Ctrl-C
-        bus.emit("lock", action="lost", lease=lock.name, namespace=lock.namespace, holder=why)
-        executor.interrupt(f"the lock was lost: {why}")
-
-    lock.on_lost = lost
+    lock.on_lost = _stopper(lock, executor, bus)
     ident = kube.identity()
     bus.emit("run_started", plan=plan.name, file=plan.file, run_id=bus.run_id,
              server=ident.server, user=journal.doc.get("user"),
@@ -129,12 +159,47 @@ def _run(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: Journ
     journal.checkpoint()  # the ConfigMap exists before any step (approvals are written to it)
     started = time.monotonic()
     with _signals(executor.interrupt):
-        state = executor.run(steps, lambda k: _rollback(k, fleet, changes, bus))
-    status = "interrupted" if state.interrupted else FAILED if state.failed() else "succeeded"
+        state = executor.run(steps, lambda k: [] if lock.lost else
+                             _rollback(k, fleet, changes, bus))
+    status = (RunStatus.INTERRUPTED if state.interrupted else
+              RunStatus.FAILED if state.failed() else RunStatus.SUCCEEDED)
     bus.emit("run_finished", status=status, duration=round(time.monotonic() - started, 3),
              counts=_counts(state, steps), failed=state.failed(),
-             rolled_back=state.rolled_back, summary=_summary(state, status, bus.run_id))
-    return 130 if state.interrupted else 1 if state.failed() else 0
+             rolled_back=state.rolled_back, summary=_summary(state, status, bus.run_id, lock))
+    return 4 if lock.lost else 130 if state.interrupted else 1 if state.failed() else 0
+
+
+def _stopper(lock: PlanLock | FleetLocks, executor: Executor, bus: Bus
+             ) -> Callable[[str], None]:
+    """The lock's on_lost: taken over, deleted or expired -> stop, as on Ctrl-C."""
+    def lost(why: str) -> None:
+        executor.interrupt(f"the lock was lost: {why}")
+        loss = lock.loss
+        bus.emit("lock", action="lost", lease=lock.name, namespace=lock.namespace, holder=why,
+                 lost=loss.to_json() if loss else {"reason": why})
+
+    return lost
+
+
+def _change_log(journal: JournalSink) -> ChangeLog:
+    """The run's change log, journaling each record as it comes (see `changed`)."""
+    journaled: set[tuple[Any, ...]] = set()  # objects whose after-image the journal holds
+
+    def changed(record: ChangedObject) -> None:
+        # Saved and waited for: a before-image, what the run created (a rollback deletes
+        # it), and an after-image replacing one already journaled (else a resume would
+        # take the run's own newer write for drift). A first after-image goes with the
+        # step's finish: until then the journal's "never answered" makes resume re-run it.
+        key = (record.cluster, record.api_version, record.kind, record.namespace, record.name)
+        sync = record.after is None or record.before is None or key in journaled
+        if record.after is not None:
+            journaled.add(key)
+        journal.changes_changed(changes.to_json(record), write_ahead=sync)
+
+    changes = ChangeLog.from_json(journal.doc.get("changes") or {}, changed)
+    journaled.update((r.cluster, r.api_version, r.kind, r.namespace, r.name)
+                     for r in changes.records() if r.after is not None)
+    return changes
 
 
 def _executor(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: JournalSink,
@@ -187,16 +252,20 @@ def _rollback(kube: Kube, fleet: Fleet, changes: ChangeLog, bus: Bus) -> list[st
 def _counts(state: RunState, steps: tuple[Step, ...]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for step in steps:
-        status = state.statuses.get(step.id, "not_run")
+        status = state.statuses.get(step.id, StepStatus.NOT_RUN)
         counts[status] = counts.get(status, 0) + 1
     return counts
 
 
-def _summary(state: RunState, status: str, run_id: str) -> list[str]:
+def _summary(state: RunState, status: str, run_id: str,
+             lock: PlanLock | FleetLocks) -> list[str]:
     lines = [f"{sid} failed: {failure_text(err)}" for sid, err in state.errors.items()]
+    if lock.loss is not None:  # first: why the rest did not happen
+        lines.insert(0, f"{lock.loss.text()} (the run that holds the plan now must not "
+                        "be undone)")
     if state.rolled_back:
         lines.append("rolled back: " + "; ".join(state.rolled_back))
-    if status != "succeeded":
+    if status != RunStatus.SUCCEEDED:
         lines.append(f"journal: runplan runs; continue with: runplan resume {run_id}")
     return lines
 

@@ -61,6 +61,14 @@ class WriteRecorder(Protocol):
     def after_write(self, res: Resource, obj: Obj) -> None: ...
 
 
+class WriteGuard(Protocol):
+    """Asked before every mutating request of a guarded Kube (the run's lock fence,
+    runner.engine.lock.PlanLock): raises (LockLost) when the run may no longer write,
+    and then nothing is sent."""
+
+    def check_write(self, call: Call) -> None: ...
+
+
 RECORDED_SUBRESOURCES = (None, "scale")  # pods/status (readiness gates) is not the run's change
 
 
@@ -90,6 +98,7 @@ class Kube:
         self._discovered: dict[tuple[str, str], Resource] = {}
         self.discovery = Discovery()  # shared by recording twins: one cache per run
         self._recorder: WriteRecorder | None = None
+        self.guard: WriteGuard | None = None  # set while a run holds its lock (copied into twins)
         # Run-wide: every wait through this client ends when the run is cancelled.
         self.cancel = CancelToken()
         # Run-wide too: one list + watch per (resource, namespace) for every wait.
@@ -153,6 +162,8 @@ class Kube:
                 timeout: Any = REQUEST_TIMEOUT) -> Obj:
         """One API call with retries; returns the decoded JSON body."""
         def once() -> Obj:
+            if self.guard is not None and method != "GET":  # each attempt, retries too
+                self.guard.check_write(call)
             return self._once(method, path, call, query=query, body=body,
                               content_type=content_type, timeout=timeout)
 

@@ -1,6 +1,6 @@
 """Has a rollout settled? Pure functions over the API's dicts, one per kind.
 
-DESIGN.md "wait_ready means settled, per kind" is the specification. Unlike
+The README's "Running plans" (wait_ready: settled, per kind) is the contract. Unlike
 `kubectl rollout status`, a StatefulSet is checked pod by pod (ordinal,
 revision, readiness) rather than by status counters, and a paused
 Deployment is settled once its canary batch is ready instead of never.

@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from runner.errors import ClusterError, RunplanError
 
 if TYPE_CHECKING:
+    from runner.engine.journal_doc import JournalDoc
     from runner.kube import Kube
 
 Doc = dict[str, Any]
@@ -82,41 +83,26 @@ def load(run_id: str, kube: Kube | None, namespace: str | None = None,
     from runner.engine import journal
 
     local_dir = journal.LOCAL_DIR if local_dir is None else local_dir
-    cm = _configmap(run_id, kube, namespace) if kube is not None else None
-    remote = journal._from_configmap(cm) if cm else None
-    local = journal._read_local(Path(local_dir) / f"{run_id}.json")
-    if local is not None and namespace and local.get("namespace") != namespace:
-        local = None
-    doc = journal._newer(remote, local)
-    if doc is None and namespace:
-        raise RunplanError(f"no run {run_id} in namespace {namespace} (in the cluster or "
-                           f"{local_dir}); without -n every namespace is searched")
-    if doc is None:
-        journal.load_run(run_id, kube, local_dir)  # raises, naming the runs it knows
-        raise RunplanError(f"no run {run_id}")
-    if doc is remote and cm is not None:
-        meta = cm.get("metadata") or {}
-        source = f"cluster: ConfigMap {meta.get('namespace')}/{meta.get('name')}"
-        return timeline(doc, source, (cm.get("data") or {}))
-    return timeline(doc, f"local copy: {Path(local_dir) / f'{run_id}.json'}", {})
-
-
-def _configmap(run_id: str, kube: Kube, namespace: str | None) -> Doc | None:
-    from runner.engine import journal
-
-    selector = f"{journal.LABEL_RUN}={journal.dns_label(run_id)}"
     try:
-        items = journal._list_configmaps(kube, selector, namespace)
-    except ClusterError:
-        return None
-    ours = [cm for cm in items if (journal._from_configmap(cm) or {}).get("run_id") == run_id]
-    return ours[0] if ours else None
+        try:
+            copy = journal.read_run(run_id, kube, local_dir, namespace)
+        except ClusterError:  # the cluster cannot be read: the local copy still tells it
+            copy = journal.read_run(run_id, None, local_dir, namespace)
+    except RunplanError:
+        if namespace:
+            raise RunplanError(f"no run {run_id} in namespace {namespace} (in the cluster or "
+                               f"{local_dir}); without -n every namespace is searched"
+                               ) from None
+        raise
+    where = f"cluster: {copy.where}" if copy.source == "cluster" else f"local copy: {copy.where}"
+    return timeline(dict(copy.doc), where, copy.data)
 
 
 def timeline(doc: Doc, source: str, cm_data: dict[str, str]) -> Timeline:
+    from runner.engine.journal_doc import step_records
+
     selected = list(doc.get("selected") or ())
-    records: dict[str, Doc] = {k: v for k, v in (doc.get("steps") or {}).items()
-                               if isinstance(v, dict)}
+    records: dict[str, Any] = dict(step_records(cast("JournalDoc", doc)))
     order = selected + sorted((k for k in records if k not in selected),
                               key=lambda k: str(records[k].get("started") or ""))
     steps = tuple(_step(sid, records.get(sid), sid in selected, cm_data) for sid in order)

@@ -13,13 +13,10 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import NotFound
 from runner.kube.history import revision_template
 from runner.review.history import NEW, matching, number_of
-from runner.steps.wait_ready import selector_text
 from runner.targets import parse_ordinals
 from runner.workloads import StatefulSetLayout
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from runner.plan.model import Step
     from runner.review.project import Entry, Projection
     from runner.steps.base import StepKind
@@ -30,9 +27,6 @@ Obj = dict[str, Any]
 def lines(kind: StepKind, step: Step, projection: Projection) -> tuple[str, ...]:
     """Expectation lines for a step the review does not project: its kind's `expect()`."""
     namespace = projection.namespace_of(step)
-    here = NOT_MOVED_YET.get(step.kind)
-    if here is not None:
-        return here(kind, step, projection, namespace)
     return kind.expect(step, projection, namespace)
 
 
@@ -97,7 +91,7 @@ def sts_pods(projection: Projection, entry: Entry) -> dict[int, Obj | None]:
     return {o: spec.get("template") if layout.moves(o) else current for o in layout.ordinals}
 
 
-def _wait_ready(projection: Projection, entry: Entry) -> tuple[str, ...]:
+def wait_ready_lines(projection: Projection, entry: Entry) -> tuple[str, ...]:
     if entry.res.kind == "StatefulSet":
         return _wait_statefulset(projection, entry)
     spec = spec_of(entry)
@@ -132,7 +126,7 @@ def _wait_statefulset(projection: Projection, entry: Entry) -> tuple[str, ...]:
             f"all {len(pods)} Ready",)
 
 
-def _verify_pods(projection: Projection, entry: Entry, params: Obj) -> tuple[str, ...]:
+def verify_pods_lines(projection: Projection, entry: Entry, params: Obj) -> tuple[str, ...]:
     if entry.res.kind != "StatefulSet" or not isinstance(params.get("images"), dict):
         return ()
     pods = sts_pods(projection, entry)
@@ -170,39 +164,3 @@ def selected_workloads(projection: Projection, service: Entry) -> list[Entry]:
         if selector and same_ns and all(labels.get(k) == v for k, v in selector.items()):
             found.append(entry)
     return found
-
-
-# --- kinds whose modules are reworked on another branch ---------------------------------
-# wait_ready, verify_pods and wait_for belong to the watch work until it is merged; their
-# lines move into those kinds' expect() then, as verify_dns's did. Until then: here.
-
-
-def _wait_ready_lines(kind: StepKind, step: Step, projection: Projection,
-                      namespace: str) -> tuple[str, ...]:
-    if step.deferred:
-        return ()
-    if "target" in step.params:
-        return _wait_ready(projection, entry(step, projection))
-    return (f"every pod {selector_text(step.params['selector'])} exists and is Ready",)
-
-
-def _verify_pods_lines(kind: StepKind, step: Step, projection: Projection,
-                       namespace: str) -> tuple[str, ...]:
-    if step.deferred:
-        return ()
-    return _verify_pods(projection, entry(step, projection), step.params)
-
-
-def _wait_for_lines(kind: StepKind, step: Step, projection: Projection,
-                    namespace: str) -> tuple[str, ...]:
-    from runner.steps.wait_for import WaitFor
-
-    assert isinstance(kind, WaitFor)
-    return kind.review_lines(step, projection, namespace)
-
-
-NOT_MOVED_YET: dict[str, Callable[[StepKind, Step, Projection, str], tuple[str, ...]]] = {
-    "wait_ready": _wait_ready_lines,
-    "verify_pods": _verify_pods_lines,
-    "wait_for": _wait_for_lines,
-}

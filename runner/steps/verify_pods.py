@@ -16,7 +16,8 @@ from runner.workloads import StatefulSetLayout
 
 if TYPE_CHECKING:
     from runner.kube import Cache
-    from runner.plan.model import Target
+    from runner.plan.model import Step, Target
+    from runner.review.project import Projection
     from runner.steps.context import StepContext
 
 Obj = dict[str, Any]
@@ -56,6 +57,14 @@ class VerifyPods(StepKind):
 
     def needs(self, params: dict[str, Any], target: Target | None) -> list[Need]:
         return rollout_needs(target.kind) if target else needs_on("pod", "list", "watch")
+
+    def expect(self, step: Step, projection: Projection, namespace: str) -> tuple[str, ...]:
+        """The projected image of each ordinal, and a warning where the check would fail."""
+        from runner.review.expect import entry, verify_pods_lines  # review imports steps
+
+        if step.deferred:
+            return ()
+        return verify_pods_lines(projection, entry(step, projection), step.params)
 
     def describe(self, params: dict[str, Any]) -> str:
         ready = " and are Ready" if params.get("ready", True) else ""

@@ -89,7 +89,7 @@ class WaitFor(StepKind):
                            lambda v: ctx.progress(v.reason))
         return {"objects": list(verdict.objects), "values": dict(verdict.values)}
 
-    def review_lines(self, step: Step, projection: Projection, namespace: str) -> tuple[str, ...]:
+    def expect(self, step: Step, projection: Projection, namespace: str) -> tuple[str, ...]:
         """What the review says: the goal, and how it stands in the projected cluster."""
         params = step.params
         if "selector" in params or step.deferred:

@@ -9,7 +9,8 @@ from runner.steps.base import Need, StepKind, needs_on, one_of, rollout_needs
 from runner.targets import WORKLOADS, target_text
 
 if TYPE_CHECKING:
-    from runner.plan.model import Target
+    from runner.plan.model import Step, Target
+    from runner.review.project import Projection
     from runner.steps.context import StepContext
 
 
@@ -34,6 +35,16 @@ class WaitReady(StepKind):
         if target is None or target.kind == "pod":  # by selector, or one pod by name
             return needs_on("pod", "list", "watch")
         return rollout_needs(target.kind)
+
+    def expect(self, step: Step, projection: Projection, namespace: str) -> tuple[str, ...]:
+        """The projected end state the wait settles on (the review's lines)."""
+        from runner.review.expect import entry, wait_ready_lines  # review imports steps
+
+        if step.deferred:
+            return ()
+        if "target" in step.params:
+            return wait_ready_lines(projection, entry(step, projection))
+        return (f"every pod {selector_text(step.params['selector'])} exists and is Ready",)
 
     def describe(self, params: dict[str, Any]) -> str:
         within = f" (at most {params['timeout']})" if "timeout" in params else ""

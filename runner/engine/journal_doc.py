@@ -1,0 +1,126 @@
+"""The journal document: its shape (TypedDicts) and where copies of it live.
+
+The session builds the document (runner/engine/runlog.py), JournalStore writes
+it (runner/engine/journal.py), and everything that reads a stored one goes
+through `runner/engine/runs.read_run` and the accessors here -- `runplan
+approve`, `runplan runs`, `runplan runs show`, `runplan resume` -- instead of
+digging through nested `.get()`s. Statuses are runner.status values.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, TypedDict
+
+from runner.engine.lease import dns_label
+from runner.status import DONE, StepStatus
+
+LOCAL_DIR = Path(".runplan/runs")
+CONFIGMAP = "configmap"
+DATA_KEY = "journal.json"
+LABEL_PLAN = "runplan.dev/plan"
+LABEL_RUN = "runplan.dev/run"
+ANN_PLAN = "runplan.dev/plan-name"  # the plan's own name (the label is sanitised)
+
+
+class StepRecord(TypedDict, total=False):
+    """`steps.<id>`: one step of the run."""
+
+    status: str  # a StepStatus
+    kind: str | None
+    started: str | None  # runner.clock.stamp
+    finished: str | None
+    attempts: int
+    duration: float
+    outputs: dict[str, Any]
+    error: str
+    details: list[str]
+    measurements: list[dict[str, Any]]  # verify_metrics: the newest ones
+
+
+class RestoredObject(TypedDict, total=False):
+    object: str
+    status: str  # a RestoreStatus
+    fields: list[str]
+    message: str
+
+
+class RollbackRecord(TypedDict, total=False):
+    """`rollback`, once `on_failure: rollback` ran."""
+
+    started: str | None
+    finished: str | None
+    objects: list[RestoredObject]
+
+
+class LockLostRecord(TypedDict, total=False):
+    """`lock_lost`, once the run lost its lock (runner.engine.lock.LockLoss)."""
+
+    reason: str
+    last_held: str
+    noticed: str
+
+
+class CompileRecord(TypedDict, total=False):
+    """What the plan was compiled with, so that a resume renders the same plan."""
+
+    cli_vars: list[list[Any]]
+    vars_files: list[str]
+    namespace: str | None
+
+
+class JournalDoc(TypedDict, total=False):
+    """The whole document, as stored in the ConfigMap and the local copy."""
+
+    run_id: str
+    plan: str
+    file: str
+    digest: str
+    namespace: str
+    server: str
+    context: str | None
+    user: str | None
+    host: str
+    status: str  # a RunStatus
+    started: str
+    finished: str | None
+    compile: CompileRecord
+    selected: list[str]  # the step ids this run executes, in plan order
+    resumes: list[str]  # when it was resumed
+    steps: dict[str, StepRecord]
+    changes: dict[str, Any]  # the change log (runner.engine.changes.ChangeLog.to_json)
+    rollback: RollbackRecord
+    lock_lost: LockLostRecord
+    clusters: dict[str, dict[str, Any]]  # waves: what each cluster name was
+    saved_at: str  # set by JournalStore on every write
+
+
+def configmap_name(run_id: str) -> str:
+    return "runplan-run-" + dns_label(run_id, 63 - len("runplan-run-"))
+
+
+def parse(text: str | None) -> JournalDoc | None:
+    """A stored journal's text as a document; None when it is not one."""
+    try:
+        doc = json.loads(text or "")
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("steps", {}), dict):
+        return None
+    return doc  # type: ignore[return-value]  # the shape is ours: written by JournalStore
+
+
+def step_records(doc: JournalDoc) -> dict[str, StepRecord]:
+    """Every step's record (entries that are not records left out)."""
+    return {sid: rec for sid, rec in (doc.get("steps") or {}).items() if isinstance(rec, dict)}
+
+
+def step_status(doc: JournalDoc, step_id: str) -> str:
+    """A step's status; `pending` when it has not started (or its start is not written yet)."""
+    return str(step_records(doc).get(step_id, {}).get("status") or StepStatus.PENDING)
+
+
+def done_steps(doc: JournalDoc) -> int:
+    """How many steps count as done (succeeded or skipped)."""
+    return sum(1 for rec in step_records(doc).values() if rec.get("status") in DONE)

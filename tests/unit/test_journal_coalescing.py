@@ -1,0 +1,84 @@
+"""The journal sink's write policy (runner/engine/runlog.py): about one write per
+finished step, before-images written (and waited for) before the write they protect.
+
+A real JournalStore writing only its local copy (no cluster), counting its writes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from runner.engine.journal import JournalStore
+from runner.engine.runlog import LINGER, JournalSink
+from runner.report.events import Event
+
+
+class CountingStore(JournalStore):
+    def __init__(self, local_dir: Path) -> None:
+        super().__init__(None, "ns", "run-1", "plan", local_dir)
+        self.texts: list[str] = []
+        self.written = threading.Condition()
+
+    def _write(self, seq: int, text: str) -> None:
+        super()._write(seq, text)
+        with self.written:
+            self.texts.append(text)
+            self.written.notify_all()
+
+
+def sink(tmp_path: Path) -> tuple[JournalSink, CountingStore]:
+    store = CountingStore(tmp_path)
+    doc: dict[str, Any] = {"run_id": "run-1", "status": "running", "steps": {},
+                           "changes": {}, "resumes": []}
+    return JournalSink(store, doc), store
+
+
+def started(step: str) -> Event:
+    return Event("step_started", "run-1", {"step": step, "kind": "wait"})
+
+
+def finished(step: str) -> Event:
+    return Event("step_finished", "run-1", {"step": step, "status": "succeeded",
+                                            "duration": 0.1, "outputs": {}, "error": ""})
+
+
+def test_a_burst_of_finished_steps_is_one_write(tmp_path: Path) -> None:
+    journal, store = sink(tmp_path)
+    for step in ("a", "b", "c"):
+        journal.emit(started(step))
+        journal.emit(finished(step))
+    with store.written:
+        assert store.written.wait_for(lambda: store.texts, timeout=LINGER + 5)
+    time.sleep(LINGER + 0.2)  # nothing more may follow for the same burst
+    assert len(store.texts) == 1
+    doc = json.loads(store.texts[0])
+    assert {s: r["status"] for s, r in doc["steps"].items()} == dict.fromkeys("abc", "succeeded")
+    journal.close()
+    assert len(store.texts) == 1  # nothing new at the end: no second write
+
+
+def test_a_started_step_waits_for_the_next_write(tmp_path: Path) -> None:
+    journal, store = sink(tmp_path)
+    journal.emit(started("a"))
+    time.sleep(LINGER + 0.3)
+    assert store.texts == []  # detail only: not worth a write of its own
+    journal.checkpoint()  # a before-image: written now, with the started step
+    assert len(store.texts) == 1
+    assert json.loads(store.texts[0])["steps"]["a"]["status"] == "running"
+    journal.close()
+    assert len(store.texts) == 1
+
+
+def test_a_before_image_is_stored_before_changes_changed_returns(tmp_path: Path) -> None:
+    journal, store = sink(tmp_path)
+    journal.changes_changed({"objects": [{"name": "web", "after": None}]})
+    assert len(store.texts) == 1  # synchronous: the write it protects comes after
+    assert json.loads(store.texts[0])["changes"]["objects"][0]["name"] == "web"
+    journal.changes_changed({"objects": [{"name": "web", "after": {}}]}, write_ahead=False)
+    assert len(store.texts) == 1  # an after-image goes later, with the step's finish
+    journal.close()
+    assert len(store.texts) == 2
