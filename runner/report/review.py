@@ -31,7 +31,7 @@ def shown(value: Any) -> Any:
 
 def safe(values: dict[str, Any]) -> dict[str, Any]:
     """User values as a review may show them: secret-looking names and values redacted."""
-    from runner.engine.journal import scrub
+    from runner.engine.redact import scrub  # not the journal store: the review writes none
 
     clean: dict[str, Any] = scrub({"params": values})["params"]
     return clean
