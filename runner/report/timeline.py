@@ -68,6 +68,7 @@ class Timeline:
     rollback_started: str | None
     rolled_back: tuple[Restored, ...]
     resumes: tuple[str, ...]
+    lock_lost: dict[str, str] | None = None  # reason, last_held, noticed (exit 4)
 
 
 # --- reading --------------------------------------------------------------------------
@@ -113,7 +114,8 @@ def timeline(doc: Doc, source: str, cm_data: dict[str, str]) -> Timeline:
     return Timeline(str(doc.get("run_id")), str(doc.get("plan")), str(doc.get("file")),
                     str(doc.get("namespace")), str(doc.get("status")), str(doc.get("user")),
                     doc.get("started"), doc.get("finished"), source, steps,
-                    rollback.get("started"), restored, tuple(doc.get("resumes") or ()))
+                    rollback.get("started"), restored, tuple(doc.get("resumes") or ()),
+                    dict(doc["lock_lost"]) if doc.get("lock_lost") else None)
 
 
 def _step(sid: str, record: Doc | None, selected: bool, cm_data: dict[str, str]) -> StepTime:
@@ -176,6 +178,7 @@ def text(line: Timeline) -> str:
             f"{line.status}; started {line.started or '-'} by {line.user}, finished "
             f"{line.finished or '-'}" + _total(line), f"journal: {line.source}"]
     head += [f"resumed at {', '.join(line.resumes)}"] if line.resumes else []
+    head += _lock_lost_lines(line, start)
     rows = [("STEP", "STATUS", "START", "DURATION", "TRIES", "")]
     for step in line.steps:
         note = step.decided_by or ((step.error or "").splitlines() or [""])[0]
@@ -188,6 +191,16 @@ def text(line: Timeline) -> str:
              + "  " + r[5] for r in rows]
     return "\n".join(head + ["", *(t.rstrip() for t in table), *_failure_lines(line),
                              *_rollback_lines(line, start)])
+
+
+def _lock_lost_lines(line: Timeline, start: datetime | None) -> list[str]:
+    """Why the run stopped writing: another run may own what came after."""
+    lost = line.lock_lost
+    if not lost:
+        return []
+    return [f"lock lost: {lost.get('reason', '?')}; last held at "
+            f"{_offset(start, lost.get('last_held'))}, noticed at "
+            f"{_offset(start, lost.get('noticed'))} (nothing written after; no rollback)"]
 
 
 def _failure_lines(line: Timeline) -> list[str]:

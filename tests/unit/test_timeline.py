@@ -113,3 +113,17 @@ def test_an_unreachable_cluster_falls_back_to_the_local_copy(tmp_path: Path, mon
     captured = capsys.readouterr()
     assert "reading the local copy only" in captured.err and f"127.0.0.1:{port}" in captured.err
     assert f"journal: local copy: .runplan/runs/{DOC['run_id']}.json" in captured.out
+
+
+def test_a_run_that_lost_its_lock_says_when_it_last_held_it() -> None:
+    doc = {**DOC, "status": "interrupted", "rollback": {},
+           "lock_lost": {"reason": "the Lease is held by run B",
+                         "last_held": "2026-12-01T20:00:02.000000Z",
+                         "noticed": "2026-12-01T20:00:08.500000Z"}}
+    line = timeline.timeline(doc, "local copy", {})
+    out = timeline.text(line)
+    assert ("lock lost: the Lease is held by run B; last held at +2.0s, noticed at +8.5s "
+            "(nothing written after; no rollback)") in out.splitlines()
+    assert json.loads(timeline.render(line, "json"))["lock_lost"]["reason"] == (
+        "the Lease is held by run B")
+    assert "lock lost" not in timeline.text(timeline.timeline(DOC, "local copy", {}))
