@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import ClusterError, WaitFailed
+from runner.errors import ClusterError, WaitFailed, WaitTimedOut
 from runner.kube.events import last_events
 from runner.kube.resources import Resource, resource_for, selector_string
 from runner.kube.rollout import RolloutState, rollout_state
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
 
 Obj = dict[str, Any]
 ROLLOUT_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CloneSet")
+# The kubelet (kwok) reports a stuck container in the pod's status first and its
+# Warning Event a moment later; a failure noticed at once waits this long for it.
+EXPLANATION_WAIT = 1.0
 
 
 def wait_rollout(kube: Kube, kind: str, name: str, ns: str | None = None,
@@ -82,9 +86,31 @@ def _events(kube: Kube, kind: str, name: str, ns: str | None, last: object) -> l
     pods = [p for p in getattr(last, "pods", ()) if f"pod {p}" in text][:3]
     for what, who in [(kind, name), *(("pod", p) for p in pods)]:
         try:
-            found = last_events(kube, what, who, ns)
+            found = (_explained(kube, who, ns) if what == "pod" else
+                     last_events(kube, what, who, ns))
         except ClusterError:  # the failure matters more than its decoration
             continue
         lines += [f"{what.lower()}/{who}: {line}" for line in found]
     return lines
 
+
+
+@dataclass(frozen=True)
+class _Warned:
+    settled: bool
+    failure: str = ""
+
+
+def _explained(kube: Kube, pod: str, ns: str | None) -> list[str]:
+    """The pod's last Events, once one is a Warning (or after EXPLANATION_WAIT)."""
+    found = last_events(kube, "pod", pod, ns)
+    if any(line.startswith("Warning") for line in found):
+        return found
+    source = Source("event", ns, field_selector=f"involvedObject.name={pod},"
+                                                "involvedObject.kind=Pod")
+    try:
+        wait_for(kube, [source], lambda cache: _Warned(any(
+            e.get("type") == "Warning" for e in cache.values())), EXPLANATION_WAIT)
+    except WaitTimedOut:
+        return found
+    return last_events(kube, "pod", pod, ns)
