@@ -28,6 +28,7 @@ from runner.fieldpaths import (
     show,
 )
 from runner.kube import Kube, Resource, wait_rollout
+from runner.status import RestoreStatus
 
 if TYPE_CHECKING:
     from runner.engine.changes import ChangedObject, ChangeLog
@@ -37,7 +38,8 @@ Emit = Callable[..., Any]
 SETTLING_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CloneSet")
 PATCH_ATTEMPTS = 5  # re-read and recompute when a write races ours
 RESTORED, UNCHANGED, CONFLICT, DELETED, FAILED = (
-    "restored", "unchanged", "conflict", "deleted", "failed")
+    RestoreStatus.RESTORED, RestoreStatus.UNCHANGED, RestoreStatus.CONFLICT,
+    RestoreStatus.DELETED, RestoreStatus.FAILED)
 
 
 # --- what to set back ------------------------------------------------------------------

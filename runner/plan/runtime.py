@@ -9,6 +9,7 @@ from typing import Any
 from runner.errors import StepFailure
 from runner.plan.model import Step
 from runner.plan.render import Collector, Renderer, RenderError, evaluate
+from runner.status import StepStatus
 
 _RENDERER = Renderer()
 
@@ -59,7 +60,8 @@ def _context(
     statuses = statuses or {}
     finished = set(outputs) | set(statuses)
     steps = {
-        sid: {"status": statuses.get(sid, "succeeded"), "outputs": dict(outputs.get(sid, {}))}
+        sid: {"status": str(statuses.get(sid, StepStatus.SUCCEEDED)),
+              "outputs": dict(outputs.get(sid, {}))}
         for sid in finished
     }
     if step.prefix:  # an included plan names its own steps by their ids in its file

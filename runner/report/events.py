@@ -29,7 +29,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-STEP_STATUSES = ("succeeded", "failed", "skipped", "not_run", "cancelled")
+from runner.status import StepStatus
+
+STEP_STATUSES = tuple(s.value for s in StepStatus if s not in (StepStatus.PENDING,
+                                                                 StepStatus.RUNNING))
 
 
 @dataclass(frozen=True)

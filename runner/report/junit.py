@@ -9,8 +9,10 @@ from pathlib import Path
 
 from runner.report.events import Event
 from runner.report.text import RunRecord, StepRecord, duration
+from runner.status import StepStatus
 
-SKIP_REASONS = {"skipped": "skipped", "not_run": "not run", "cancelled": "cancelled"}
+SKIP_REASONS: dict[str, str] = {StepStatus.SKIPPED: "skipped", StepStatus.NOT_RUN: "not run",
+                StepStatus.CANCELLED: "cancelled"}
 
 
 class JUnitReport:
@@ -54,7 +56,7 @@ def testcase(record: RunRecord, step: StepRecord) -> ET.Element:
     status = record.final_status(step)
     case = ET.Element("testcase", {"classname": record.plan or "plan", "name": step.id,
                                    "time": f"{step.duration or 0.0:.3f}"})
-    if status == "failed":
+    if status == StepStatus.FAILED:
         failure = ET.SubElement(case, "failure", {"message": step.error or "failed"})
         failure.text = "\n".join(step.details) or None
     elif status in SKIP_REASONS:

@@ -28,11 +28,16 @@ from runner.report.text import (
     duration,
     plural,
 )
+from runner.status import RestoreStatus, StepStatus
 
-STYLES = {PENDING: "dim", RUNNING: "bold yellow", "succeeded": "green", "failed": "bold red",
-          "skipped": "cyan", "not_run": "dim", "cancelled": "magenta"}
-RESTORED_STYLES = {"restored": "green", "unchanged": "dim", "deleted": "green",
-                   "conflict": "bold yellow", "failed": "bold red"}
+STYLES: dict[str, str] = {
+    PENDING: "dim", RUNNING: "bold yellow", StepStatus.SUCCEEDED: "green",
+    StepStatus.FAILED: "bold red", StepStatus.SKIPPED: "cyan", StepStatus.NOT_RUN: "dim",
+    StepStatus.CANCELLED: "magenta"}
+RESTORED_STYLES: dict[str, str] = {
+    RestoreStatus.RESTORED: "green", RestoreStatus.UNCHANGED: "dim",
+    RestoreStatus.DELETED: "green", RestoreStatus.CONFLICT: "bold yellow",
+    RestoreStatus.FAILED: "bold red"}
 NARROW, WIDE = 28, 48  # terminal widths below which the time, the progress column go
 CHROME_LINES = 6  # title, header, rules, caption: rows the table needs besides steps
 
@@ -147,7 +152,7 @@ def _title(record: RunRecord) -> str:
 def _progress(step: StepRecord) -> Text:
     if step.status == RUNNING:
         return Text(step.progress or step.description)
-    if step.status == "failed":
+    if step.status == StepStatus.FAILED:
         return Text(step.error, style="red")
     if step.earlier:
         return Text("before the resume", style="dim")
@@ -159,14 +164,15 @@ def _rows_shown(steps: list[StepRecord], room: int) -> tuple[list[StepRecord], i
     excess = len(steps) - room
     if excess <= 0:
         return steps, 0
-    quiet = [s.id for s in steps if s.status in ("succeeded", "skipped")][: excess + 1]
+    quiet = [s.id for s in steps
+             if s.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED)][: excess + 1]
     return [s for s in steps if s.id not in quiet], len(quiet)
 
 
 def _log_lines(record: RunRecord, event: Event) -> list[Text]:
     """What goes above the table (and so stays in the scrollback)."""
     data = event.data
-    if event.type == "step_finished" and data.get("status") == "failed":
+    if event.type == "step_finished" and data.get("status") == StepStatus.FAILED:
         step = record.step(str(event.step))
         lines = [Text(f"✗ {step.id} failed: {step.error}", style="bold red")]
         return lines + [Text(f"    {line}") for line in step.details]
@@ -211,5 +217,5 @@ _OTHER_LINES = {"rollback_started": _rollback_started, "object_restored": _objec
 def _summary_texts(record: RunRecord) -> list[Text]:
     first, *rest = record.summary()
     status = record.finished.data.get("status") if record.finished else "interrupted"
-    style = "bold green" if status == "succeeded" else "bold red"
+    style = "bold green" if status == StepStatus.SUCCEEDED else "bold red"
     return [Text(first, style=style)] + [Text(f"  {line}") for line in rest]

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from runner.report.events import STEP_STATUSES, Event
+from runner.status import StepStatus
 
-PENDING, RUNNING = "pending", "running"
+PENDING, RUNNING = StepStatus.PENDING, StepStatus.RUNNING
 
 
 @dataclass
@@ -76,8 +77,8 @@ class RunRecord:
     def final_status(self, step: StepRecord) -> str:
         """A step the run never finished: running ones were cut off, pending ones never ran."""
         if step.status == RUNNING:
-            return "cancelled"
-        return "not_run" if step.status == PENDING else step.status
+            return StepStatus.CANCELLED
+        return StepStatus.NOT_RUN if step.status == PENDING else step.status
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STEP_STATUSES, 0)
@@ -102,7 +103,7 @@ class RunRecord:
 
     def _failed_lines(self, failed: list[str] | None) -> list[str]:
         if failed is None:
-            failed = [s.id for s in self.steps.values() if s.status == "failed"]
+            failed = [s.id for s in self.steps.values() if s.status == StepStatus.FAILED]
         lines = []
         for step_id in failed:
             error = self.steps[step_id].error if step_id in self.steps else ""
@@ -135,7 +136,7 @@ def _step_retry(step: StepRecord, event: Event) -> None:
 
 def _step_finished(step: StepRecord, event: Event) -> None:
     data = event.data
-    step.status = str(data.get("status", "failed"))
+    step.status = str(data.get("status", StepStatus.FAILED))
     step.kind = str(data.get("kind") or step.kind)
     step.duration = _float(data.get("duration"))
     step.error = str(data.get("error") or "")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from runner.errors import ClusterError, RunplanError
+from runner.status import StepStatus
 
 if TYPE_CHECKING:
     from runner.engine.journal_doc import JournalDoc
@@ -120,7 +121,7 @@ def timeline(doc: Doc, source: str, cm_data: dict[str, str]) -> Timeline:
 
 def _step(sid: str, record: Doc | None, selected: bool, cm_data: dict[str, str]) -> StepTime:
     record = record or {}
-    status = str(record.get("status") or "not_run")
+    status = str(record.get("status") or StepStatus.NOT_RUN)
     return StepTime(sid, record.get("kind"), Phase.RUN if selected else Phase.ON_FAILURE,
                     status, record.get("started"), record.get("finished"),
                     record.get("duration"), int(record.get("attempts") or 0),
@@ -229,8 +230,8 @@ def _rollback_lines(line: Timeline, start: datetime | None) -> list[str]:
     return out
 
 
-_MERMAID_TAGS = {"succeeded": "done, ", "failed": "crit, ", "running": "active, ",
-                 "cancelled": "crit, "}
+_MERMAID_TAGS: dict[str, str] = {StepStatus.SUCCEEDED: "done, ", StepStatus.FAILED: "crit, ",
+                 StepStatus.RUNNING: "active, ", StepStatus.CANCELLED: "crit, "}
 _MERMAID_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
