@@ -84,9 +84,11 @@ def _events(kube: Kube, kind: str, name: str, ns: str | None, last: object) -> l
     lines = []
     text = " ".join([getattr(last, "failure", None) or "", *getattr(last, "waiting_for", ())])
     pods = [p for p in getattr(last, "pods", ()) if f"pod {p}" in text][:3]
+    failed_now = bool(getattr(last, "failure", None))
     for what, who in [(kind, name), *(("pod", p) for p in pods)]:
         try:
-            found = (_explained(kube, who, ns) if what == "pod" else
+            # Only a failure waits for its explanation: a timeout is a deadline.
+            found = (_explained(kube, who, ns) if what == "pod" and failed_now else
                      last_events(kube, what, who, ns))
         except ClusterError:  # the failure matters more than its decoration
             continue

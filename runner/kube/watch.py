@@ -116,7 +116,11 @@ class Watcher:
             for line in _lines(resp):
                 got_any = True
                 self._failures = 0
-                yield from self._event(json.loads(line), call)
+                try:
+                    event = json.loads(line)
+                except ValueError:  # a garbled line is a lost event: list again
+                    raise Gone(f"{call}: the watch sent an unreadable event", 410) from None
+                yield from self._event(event, call)
         except TRANSPORT_ERRORS as exc:
             if not self._stopped.is_set():
                 raise from_exception(exc, call) from None
