@@ -36,6 +36,8 @@ NOT_SHARED = frozenset({"ConfigMap", "Secret"})
 # the waits follow, so the watch is opened once for both.
 CACHED_READS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "CloneSet"})
 PAUSE_AFTER_GIVING_UP = 5.0  # seconds before a watch that gave up is reopened
+PAUSE_AFTER_A_BUG = 0.2  # seconds before a watch that raised something unexpected is reopened
+BUGS_BEFORE_FAILING = 5  # unexpected errors in a row before the informer is marked failed
 
 
 class Subscription:
@@ -126,22 +128,40 @@ class Informer:
             watcher.stop()
 
     def _follow(self) -> None:
-        """Thread body: watch from the list's version until stopped; reopen after giving up."""
+        """Thread body: watch from the list's version until stopped; reopen after giving up.
+        Nothing may end this thread silently: a dead informer would leave its waits
+        hearing nothing until their deadline, so anything unexpected reopens the watch
+        (from the version reached, with the cache as known state) and, repeated, marks
+        the informer failed: its waits get the error and the next wait builds a new one."""
+        bugs = 0
         while not self._stopped.is_set():
-            with self._lock:
-                watcher = Watcher(self.kube, self.res, self.namespace, self._version,
-                                  known=dict(self._store))
-                self._watcher = watcher
-            if self._stopped.is_set():
-                return
             try:
-                for event, obj in watcher:
-                    self._change(event, obj)
+                self._watch_once()
+                bugs = 0
             except RetryLater:  # the watch gave up after many failures: try again later
                 self._stopped.wait(PAUSE_AFTER_GIVING_UP)
             except ClusterError as error:  # permanent (Forbidden, the kind went away)
                 self._fail(error)
                 return
+            except Exception as error:  # noqa: BLE001 - see the docstring
+                bugs += 1
+                if bugs >= BUGS_BEFORE_FAILING:
+                    self._fail(ClusterError(f"the watch of {self.res.plural} failed: "
+                                            f"{type(error).__name__}: {error}"))
+                    return
+                self._stopped.wait(PAUSE_AFTER_A_BUG)
+
+    def _watch_once(self) -> None:
+        with self._lock:
+            watcher = Watcher(self.kube, self.res, self.namespace, self._version,
+                              known=dict(self._store))
+            self._watcher = watcher
+        if self._stopped.is_set():
+            return
+        try:
+            for event, obj in watcher:
+                self._change(event, obj)
+        finally:
             self._version = watcher.resource_version or self._version
 
     def _change(self, event: str, obj: Obj, through: bool = False) -> None:
@@ -152,7 +172,10 @@ class Informer:
                     self._early.append(obj)
                 return
             held = self._store.get(key)
-            if held is not None and not _newer(obj, held, event):
+            # A watch's DELETED is final whatever version it carries (a relist reports
+            # a deletion with the last version it knew, older than a write-through's).
+            final = event == "DELETED" and not through
+            if held is not None and not final and not _newer(obj, held, event):
                 return  # a write-through got here first, or the event repeats it
             if through and held is None:
                 event = "ADDED"

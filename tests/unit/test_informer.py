@@ -132,3 +132,34 @@ def test_informers_are_one_per_resource_and_namespace_and_end_with_close(
     assert kube.lists == 1 and informers.count() == 1
     informers.close()
     assert informers.informer("pod", None) is None
+
+
+def test_a_relists_deletion_is_final_even_with_an_older_version() -> None:
+    # A relist reports a deletion with the last version the watch knew, which may
+    # be older than a write-through's (the delete's own answer): still gone.
+    cache = informer([pod("web-2", "5")])
+    cache.observe(pod("web-2", "9"))  # the delete's answer: terminating, version 9
+    cache._change("DELETED", pod("web-2", "5"))
+    assert cache.get("web-2", "shop") is None
+
+
+class BrokenWatchKube(FakeKube):
+    def __init__(self) -> None:
+        super().__init__([])
+        self.opened = 0
+
+    def open_stream(self, *args: Any, **kwargs: Any) -> Any:
+        self.opened += 1
+        raise KeyError("something the watch did not expect")
+
+
+def test_an_unexpected_error_reopens_the_watch_then_fails_the_informer() -> None:
+    kube = BrokenWatchKube()
+    cache = Informer(kube, resource_for("pod"), "shop")  # type: ignore[arg-type]
+    events: queue.Queue[Any] = queue.Queue()
+    cache._synced = True
+    cache.subscribe(lambda obj: True, events)
+    cache._follow()  # returns only once it has given up: the thread never dies silently
+    assert kube.opened == 5
+    assert cache.failure is not None and "KeyError" in str(cache.failure)
+    assert isinstance(events.get_nowait(), Exception)  # the waiting step hears of it
