@@ -73,6 +73,7 @@ class Informer:
         self._version = ""
         self._watcher: Watcher | None = None
         self._stopped = threading.Event()
+        self._bugs = 0  # unexpected errors in a row while following the watch
 
     def start(self) -> None:
         """List (the first caller; the others wait for it), then watch in a thread."""
@@ -133,19 +134,17 @@ class Informer:
         hearing nothing until their deadline, so anything unexpected reopens the watch
         (from the version reached, with the cache as known state) and, repeated, marks
         the informer failed: its waits get the error and the next wait builds a new one."""
-        bugs = 0
         while not self._stopped.is_set():
             try:
                 self._watch_once()
-                bugs = 0
             except RetryLater:  # the watch gave up after many failures: try again later
                 self._stopped.wait(PAUSE_AFTER_GIVING_UP)
             except ClusterError as error:  # permanent (Forbidden, the kind went away)
                 self._fail(error)
                 return
             except Exception as error:  # noqa: BLE001 - see the docstring
-                bugs += 1
-                if bugs >= BUGS_BEFORE_FAILING:
+                self._bugs += 1
+                if self._bugs >= BUGS_BEFORE_FAILING:
                     self._fail(ClusterError(f"the watch of {self.res.plural} failed: "
                                             f"{type(error).__name__}: {error}"))
                     return
@@ -161,6 +160,7 @@ class Informer:
         try:
             for event, obj in watcher:
                 self._change(event, obj)
+                self._bugs = 0  # events flow again: only errors in a row count
         finally:
             self._version = watcher.resource_version or self._version
 
@@ -172,10 +172,10 @@ class Informer:
                     self._early.append(obj)
                 return
             held = self._store.get(key)
-            # A watch's DELETED is final whatever version it carries (a relist reports
-            # a deletion with the last version it knew, older than a write-through's).
-            final = event == "DELETED" and not through
-            if held is not None and not final and not _newer(obj, held, event):
+            # A DELETED is final whatever version it carries: a relist reports a
+            # deletion with the last version it knew, older than a write-through's,
+            # and forget() passes the held object itself.
+            if held is not None and event != "DELETED" and not _newer(obj, held):
                 return  # a write-through got here first, or the event repeats it
             if through and held is None:
                 event = "ADDED"
@@ -194,14 +194,14 @@ class Informer:
             sub.events.put(error)
 
 
-def _newer(obj: Obj, held: Obj, event: str) -> bool:
+def _newer(obj: Obj, held: Obj) -> bool:
     """Whether `obj` is a later state than the cached `held` (resourceVersions are
     etcd revisions: numbers; anything else is taken in arrival order)."""
     try:
         new, old = int(_version(obj)), int(_version(held))
     except ValueError:
         return True
-    return new >= old if event == "DELETED" else new > old
+    return new > old
 
 
 def _version(obj: Obj) -> str:
