@@ -11,8 +11,9 @@ kubernetes client (about 0.3 s of start-up).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from runner.lazy import attributes
 
 if TYPE_CHECKING:
     from runner.kube.client import Kube, connect
@@ -49,13 +50,7 @@ _HOMES = {
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # once: later lookups are plain module attributes
-    return value
+__getattr__ = attributes(__name__, _MODULE_OF)
 
 
 __all__ = [

@@ -10,8 +10,9 @@ The names below load on first use (PEP 562), so importing one stage's module
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from runner.lazy import attributes
 
 if TYPE_CHECKING:
     from runner.plan.compiler import compile_plan
@@ -26,13 +27,7 @@ _MODULE_OF = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # once: later lookups are plain module attributes
-    return value
+__getattr__ = attributes(__name__, _MODULE_OF)
 
 
 __all__ = [

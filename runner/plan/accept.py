@@ -23,7 +23,9 @@ ANNOTATIONS = frozenset({
     "title", "description", "default", "examples", "format", "x-ref", "patternErrorMessage",
     "$schema", "$id", "$comment", "deprecated", "readOnly", "writeOnly",
 })
-_TYPES: dict[str, Accept] = {
+# The JSON types as Python tests (a bool is not a number in JSON Schema); explain
+# uses them too.
+TYPE_TESTS: dict[str, Accept] = {
     "string": lambda v: isinstance(v, str),
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
@@ -78,9 +80,9 @@ def _every(checks: list[Accept]) -> Accept:
 
 def _type(names: Any) -> Accept:
     listed = [names] if isinstance(names, str) else names
-    if not all(name in _TYPES for name in listed):
+    if not all(name in TYPE_TESTS for name in listed):
         return _never
-    tests = [_TYPES[name] for name in listed]
+    tests = [TYPE_TESTS[name] for name in listed]
     return tests[0] if len(tests) == 1 else _some(tests)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from runner.errors import did_you_mean
+from runner.plan.accept import TYPE_TESTS
 from runner.plan.values import parse_duration
 from runner.targets import normalize_kind, split_target
 
@@ -27,15 +28,6 @@ _TYPES = {
     "object": "a mapping",
     "array": "a list",
     "null": "nothing",
-}
-_PY_TYPES: dict[str, Callable[[Any], bool]] = {
-    "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "null": lambda v: v is None,
 }
 # Formats whose failures code explains better than a pattern can (nearest kind, unit).
 _FORMATS: dict[str, Callable[[Any], object]] = {
@@ -182,7 +174,7 @@ def _fits(schema: dict[str, Any], instance: Any, root: dict[str, Any]) -> bool:
     if "anyOf" in schema:
         return any(_fits(_resolve(b, root), instance, root) for b in schema["anyOf"])
     types = _types(schema)
-    return not types or any(_PY_TYPES[t](instance) for t in types)
+    return not types or any(TYPE_TESTS[t](instance) for t in types)
 
 
 def _title(raw: Any, schema: dict[str, Any]) -> str:
