@@ -28,16 +28,17 @@ def elapsed() -> float:
     return time.monotonic()
 
 
-def stamp(when: datetime | float | None = None) -> str:
-    """The one timestamp format: RFC 3339 UTC with microseconds and `Z` (a MicroTime).
-
-    `when`: a datetime, an epoch (seconds), or None for now.
-    """
+def stamp(when: datetime | float | None = None, digits: int = 6) -> str:
+    """The one timestamp format: RFC 3339 UTC with `Z` and `digits` of the second
+    (6, a MicroTime, for the journal; 3 for event lines; 0 where an API field is a
+    metav1.Time). `when`: a datetime, an epoch (seconds), or None for now."""
     if when is None:
         when = now()
     elif isinstance(when, (int, float)):
         when = datetime.fromtimestamp(when, timezone.utc)
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    when = when.astimezone(timezone.utc)
+    fraction = f".{when.microsecond:06d}"[:digits + 1] if digits else ""  # truncated, not rounded
+    return f"{when.strftime('%Y-%m-%dT%H:%M:%S')}{fraction}Z"
 
 
 _TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from runner.clock import stamp
 from runner.status import StepStatus
 
 STEP_STATUSES = tuple(s.value for s in StepStatus if s not in (StepStatus.PENDING,
@@ -48,9 +49,7 @@ class Event:
 
     def as_json(self) -> dict[str, Any]:
         """The `--output json` line: type, ISO time, run id, then the event's fields."""
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.time))
-        millis = int((self.time % 1) * 1000)
-        return {"event": self.type, "time": f"{stamp}.{millis:03d}Z", "run_id": self.run_id,
+        return {"event": self.type, "time": stamp(self.time, digits=3), "run_id": self.run_id,
                 **self.data}
 
 

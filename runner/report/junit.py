@@ -82,4 +82,5 @@ def _run_time(record: RunRecord) -> float:
 
 
 def _timestamp(started: float | None) -> str:
+    # Not runner.clock.stamp: the JUnit schema's timestamp is an xs:dateTime with no zone.
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started if started else time.time()))

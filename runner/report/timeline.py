@@ -16,6 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from runner.clock import parse as parse_time
 from runner.errors import ClusterError, RunplanError
 from runner.status import StepStatus
 
@@ -159,22 +160,13 @@ def render(line: Timeline, fmt: str) -> str:
     return mermaid(line) if fmt == "mermaid" else text(line)
 
 
-def _parse(stamp: str | None) -> datetime | None:
-    if not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _offset(start: datetime | None, stamp: str | None) -> str:
-    at = _parse(stamp)
+    at = parse_time(stamp)
     return f"+{(at - start).total_seconds():.1f}s" if at and start else "-"
 
 
 def text(line: Timeline) -> str:
-    start = _parse(line.started)
+    start = parse_time(line.started)
     head = [f"run {line.run_id}: plan {line.plan} ({line.file}), namespace {line.namespace}",
             f"{line.status}; started {line.started or '-'} by {line.user}, finished "
             f"{line.finished or '-'}" + _total(line), f"journal: {line.source}"]
@@ -215,7 +207,7 @@ def _failure_lines(line: Timeline) -> list[str]:
 
 
 def _total(line: Timeline) -> str:
-    a, b = _parse(line.started), _parse(line.finished)
+    a, b = parse_time(line.started), parse_time(line.finished)
     return f" ({(b - a).total_seconds():.1f}s)" if a and b else ""
 
 
@@ -240,7 +232,7 @@ def mermaid(line: Timeline) -> str:
     out = ["gantt", f"    title run {line.run_id} of {_label(line.plan)}: {line.status}",
            "    dateFormat YYYY-MM-DD HH:mm:ss.SSS", "    axisFormat %H:%M:%S"]
     for phase, title in ((Phase.RUN, "steps"), (Phase.ON_FAILURE, "on_failure")):
-        bars = [s for s in line.steps if s.phase is phase and _parse(s.started)]
+        bars = [s for s in line.steps if s.phase is phase and parse_time(s.started)]
         if bars:
             out.append(f"    section {title}")
         for number, step in enumerate(bars):
@@ -258,9 +250,9 @@ def mermaid(line: Timeline) -> str:
 
 def _bar(started: str | None, finished: str | None) -> str:
     """`start, end` in the chart's date format; a bar is at least 1ms wide."""
-    begin = _parse(started)
+    begin = parse_time(started)
     assert begin is not None
-    end = _parse(finished) or begin
+    end = parse_time(finished) or begin
     end = max(end, begin + timedelta(milliseconds=1))
     return f"{begin.strftime(_MERMAID_TIME)[:-3]}, {end.strftime(_MERMAID_TIME)[:-3]}"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from runner.clock import stamp
 from runner.errors import NotFound, StepFailure, WaitFailed, WaitTimedOut
 from runner.kube.pods import conditions, name, terminating
 from runner.steps import podsel
@@ -268,8 +268,8 @@ def _every(job: _Job, candidates: list[Obj]) -> _Verdict:
 
 def _approve(ctx: StepContext, job: _Job, pod: str) -> bool:
     """PATCH pods/<pod>/status; False when the pod went away meanwhile."""
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    condition = {"type": job.condition, "status": job.status, "lastTransitionTime": now,
+    # metav1.Time: whole seconds, as a kubelet writes it
+    condition = {"type": job.condition, "status": job.status, "lastTransitionTime": stamp(digits=0),
                  "reason": REASON, "message": f"set by runplan step {job.step_id}"}
     try:
         ctx.kube.patch("pod", pod, job.namespace, {"status": {"conditions": [condition]}},

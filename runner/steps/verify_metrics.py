@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from runner.clock import stamp
 from runner.errors import StepFailure
 from runner.evidence.judge import (
     Budget,
@@ -95,8 +96,7 @@ class Measurement:
     results: tuple[MetricResult, ...]
 
     def as_json(self, budget: Budget) -> dict[str, Any]:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.at))
-        return {"number": self.number, "time": f"{stamp}.{int(self.at % 1 * 1000):03d}Z",
+        return {"number": self.number, "time": stamp(self.at, digits=3),
                 "verdict": self.verdict.value, "metrics": [r.as_json() for r in self.results],
                 "budget": budget.as_json()}
 
