@@ -379,6 +379,12 @@ METHOD = """\
   the 50-Deployment fan-out (the cluster needed 36 s for it, now about 6). The
   machine is shared (other builds and tests may run beside it), so absolute figures
   are noisy; the ratios compare contenders measured in the same session, interleaved.
+- **Installed code.** Every contender runs as installed: the Ansible venv and the
+  kubernetes client were byte-compiled by `pip install`, and `bench.run` byte-compiles
+  runplan's checkout (`compileall runner`) before it measures, as `pip install` of a
+  wheel would. Without that, an editable checkout on a machine that sets
+  `PYTHONDONTWRITEBYTECODE` (this one does) compiles all of runplan's ~100 modules
+  from source on every start: about 0.1 s more per process.
 - **Pod timing.** kwok's stages (`localcluster/kwok-stages.yaml`) are the same for
   every contender: a scheduled pod becomes Running and Ready with no delay, so the
   limit is the control plane's own reaction time, and a tool's fixed costs

@@ -33,7 +33,7 @@ from bench import (
     wait_latency,
     waves,
 )
-from bench.common import REPO, STATE_DIR, bench_cluster, log
+from bench.common import REPO, STATE_DIR, bench_cluster, byte_compile, log
 
 SLOW_START = "1s"  # --pod-start-delay of the second end-to-end cluster
 
@@ -83,6 +83,7 @@ def main() -> int:
             log(results["crashed"][-1])
             return None
 
+    byte_compile()  # runplan as installed (see bench/common.py)
     load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     results["compile"] = stage("compile scaling", compile_bench.run) or []
     results["startup"] = stage("start-up", startup.run) or {}
