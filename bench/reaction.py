@@ -7,6 +7,12 @@ ratio; the time from that moment to the run's `rollback_started` event (sent
 just before the first restoring write) is the reaction time. Target: p50 <=
 scrape interval (1s) + measurement interval (1s) + 0.2s.
 
+It also counts the requests runplan sends to Prometheus: Prometheus' own counter
+of its query handlers (`prometheus.query_requests`) before and after each run,
+against the metrics x measurements of the analysis' step_progress events.
+Target: one request per metric per measurement. The bench itself sends no
+query during a run (it waits on the exporter's scrapes), so the delta is runplan's.
+
     python -m bench.reaction [--runs 10]   (brings up its own bench cluster; also a
                                             stage of `make bench`)
 """
@@ -18,6 +24,7 @@ import json
 import os
 import subprocess
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, config
@@ -37,38 +44,53 @@ from localcluster.exporter import Exporter, write_targets
 
 PLAN = REPO / "playbooks" / "deployment-canary-analysis.yaml"
 TARGET = 1.0 + 1.0 + 0.2
+STEP = "analysis"  # the playbook's verify_metrics step
 
 
-def one_run(api: client.ApiClient, run: int, env: dict[str, str]) -> float:
+@dataclass(frozen=True)
+class RunFigures:
+    reaction: float  # seconds from the breach to rollback_started
+    queries: int  # query requests Prometheus answered during the run
+    measured: int  # metrics x measurements of the analysis, from its step_progress events
+
+
+def one_run(api: client.ApiClient, run: int, env: dict[str, str]) -> RunFigures:
     ns = f"reaction-{run}"
     client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     exporter = Exporter()
     write_targets(STATE_DIR, [{"targets": [exporter.address], "labels": {"namespace": ns}}])
     exporter.wait_scrapes(3)
+    url = env["RUNPLAN_PROMETHEUS_URL"]
     try:
-        return _breach(ns, exporter, env)
+        before = prometheus.query_requests(url)
+        reaction, measured = _breach(ns, exporter, env)
+        return RunFigures(reaction, prometheus.query_requests(url) - before, measured)
     finally:
         write_targets(STATE_DIR, [])
         exporter.close()
         delete_namespace(api, ns)
 
 
-def _breach(ns: str, exporter: Exporter, env: dict[str, str]) -> float:
+def _breach(ns: str, exporter: Exporter, env: dict[str, str]) -> tuple[float, int]:
+    """(reaction time, metrics x measurements) of one breaching run."""
     argv = [str(RUNPLAN), str(PLAN), "-e", f"ns={ns}", "-e", "soak=120s",
             "-e", "failure_limit=0", "--output", "json"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=REPO,
                             env={**os.environ, **env})
     assert proc.stdout is not None
     breach = reacted = 0.0
+    measured = 0
     for line in proc.stdout:
         event = json.loads(line) if line.startswith("{") else {}
-        if event.get("measurement") and not breach:
-            exporter.error_ratio, breach = 0.5, time.monotonic()
+        if event.get("step") == STEP and event.get("measurement"):
+            measured += len(event["measurement"]["metrics"])
+            if not breach:
+                exporter.error_ratio, breach = 0.5, time.monotonic()
         if event.get("event") == "rollback_started" and not reacted:
             reacted = time.monotonic()
     if proc.wait() != 1 or not (breach and reacted):
         raise RuntimeError(f"run in {ns}: exit {proc.returncode}, no breach/rollback seen")
-    return reacted - breach
+    return reacted - breach, measured
 
 
 def run(bench: Bench, runs: int) -> dict[str, Any]:
@@ -77,16 +99,26 @@ def run(bench: Bench, runs: int) -> dict[str, Any]:
     endpoints = cluster.up(STATE_DIR, log=log, extras=("prometheus",))
     env = {"KUBECONFIG": str(bench.kubeconfig), "RUNPLAN_PROMETHEUS_URL": str(endpoints.prometheus)}
     api = config.new_client_from_config(config_file=str(bench.kubeconfig))
-    times = []
+    figures = []
     try:
         for number in range(runs):
-            times.append(one_run(api, number, env))
-            log(f"reaction run {number}: {times[-1]:.2f}s from breach to the first rollback write")
+            figures.append(one_run(api, number, env))
+            log(f"reaction run {number}: {figures[-1].reaction:.2f}s from breach to the first "
+                f"rollback write; {figures[-1].queries} Prometheus queries for "
+                f"{figures[-1].measured} metric measurements")
     finally:
         api.close()
         prometheus.stop(STATE_DIR)
+    return summarize(figures)
+
+
+def summarize(figures: list[RunFigures]) -> dict[str, Any]:
+    times = [f.reaction for f in figures]
+    queries, measured = sum(f.queries for f in figures), sum(f.measured for f in figures)
     return {"runs": len(times), "p50": percentile(times, 50), "p90": percentile(times, 90),
-            "min": min(times), "max": max(times), "target": TARGET}
+            "min": min(times), "max": max(times), "target": TARGET,
+            "queries": queries, "metric_measurements": measured,
+            "queries_per_measurement": queries / measured if measured else float("nan")}
 
 
 def main() -> int:

@@ -187,9 +187,23 @@ def reaction_section(r: dict[str, Any]) -> str:
     table = _table(["runs", "p50 s", "p90 s", "min s", "max s", "goal: p50 <= s", "met"],
                    [[str(r["runs"]), _f(r["p50"]), _f(r["p90"]), _f(r["min"]), _f(r["max"]),
                      _f(r["target"], 1), _goal(r["p50"] <= r["target"])]])
+    goals = _table(["goal (from issue 11)", "measured", ""], [_queries_row(r)])
     return (table + "\n\nFrom the moment the exporter serves the breaching value to the "
             "run's `rollback_started` event (just before the first restoring write); "
-            "goal = scrape interval 1 s + measurement interval 1 s + 0.2 s.")
+            "goal = scrape interval 1 s + measurement interval 1 s + 0.2 s.\n\n" + goals
+            + "\n\nRequests: Prometheus' own `prometheus_http_requests_total` of "
+            "`/api/v1/query` and `/api/v1/query_range`, read before and after each run; "
+            "metric measurements: the metrics of each `step_progress` measurement of the "
+            "analysis, summed over the runs.")
+
+
+def _queries_row(r: dict[str, Any]) -> list[str]:
+    goal = "requests to Prometheus: one per metric per measurement"
+    if "queries" not in r or not r.get("metric_measurements"):
+        return [goal, "n/a", "n/a"]
+    return [goal, f"{_f(r['queries_per_measurement'])} ({r['queries']} requests for "
+            f"{r['metric_measurements']} metric measurements)",
+            _goal(r["queries"] == r["metric_measurements"])]
 
 
 def waves_section(w: dict[str, Any]) -> str:
@@ -452,6 +466,8 @@ METHOD = """\
   `failure_limit=0`, `interval` 1 s and a 120 s soak against a loopback exporter
   (`localcluster/exporter.py`) that switches to a 50 % error ratio at the analysis' first
   measurement; the time to the `rollback_started` event is taken from `--output json`.
+  Prometheus' own request counter of its query handlers, read from its `/metrics` before
+  and after each run (the bench sends no query itself), gives runplan's requests.
 - **Start-up.** `bench/startup.py`, no cluster needed: `python -c pass` (the interpreter
   runplan runs on), `kubectl version --client` (the locally built kubectl) and runplan's
   `--version`, `validate`, `graph`, `steps`, `schema` and `PLAN --dry-run --offline` of

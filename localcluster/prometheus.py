@@ -13,12 +13,16 @@ The build uses the `remove_all_sd` tag: of the ~25 service-discovery plugins
 only file and http stay (plugins/minimum.go), which drops the cloud SDKs and
 roughly halves what is compiled. The web UI assets are not embedded (no
 `builtinassets` tag): the HTTP API is all runplan uses.
+
+`query_requests` reads Prometheus' own request counter, so a test or a benchmark
+can count the queries runplan sent without a proxy in between.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -27,6 +31,8 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Collection
 from pathlib import Path
+
+import urllib3
 
 from localcluster import processes, versions
 from localcluster.errors import ClusterSetupError
@@ -38,6 +44,10 @@ BUILD_TAGS = "remove_all_sd"
 SCRAPE_INTERVAL = "1s"
 APISERVER_INTERVAL = "5s"
 READY_TIMEOUT = 60.0
+# The handlers runplan's verify_metrics posts to (runner/evidence/prom.py).
+QUERY_HANDLERS = frozenset({"/api/v1/query", "/api/v1/query_range"})
+_REQUESTS = re.compile(r'^prometheus_http_requests_total\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)')
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 def cache_root() -> Path:
@@ -215,3 +225,24 @@ def status(state_dir: Path) -> dict[str, bool]:
     if state is None or not state.pids:
         return {}
     return {name: processes.alive(pid, state.bin_dir) for name, pid in state.pids.items()}
+
+
+def query_requests(base: str, handlers: Collection[str] = QUERY_HANDLERS) -> int:
+    """Requests this Prometheus has answered so far (any status) on `handlers`, from its
+    own `prometheus_http_requests_total` on /metrics. Reading /metrics is not a query,
+    so the count is not disturbed by reading it; a handler never hit has no series (0)."""
+    resp = urllib3.PoolManager(retries=False).request("GET", f"{base.rstrip('/')}/metrics",
+                                                      timeout=5.0)
+    if resp.status != 200:
+        raise ClusterSetupError(f"{base}/metrics answered {resp.status}")
+    return count_query_requests(resp.data.decode(), handlers)
+
+
+def count_query_requests(exposition: str, handlers: Collection[str] = QUERY_HANDLERS) -> int:
+    """The sum of the counters of `handlers` in a text exposition."""
+    total = 0.0
+    for line in exposition.splitlines():
+        match = _REQUESTS.match(line)
+        if match and dict(_LABEL.findall(match["labels"])).get("handler") in handlers:
+            total += float(match["value"])
+    return int(total)

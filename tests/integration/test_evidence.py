@@ -19,6 +19,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from localcluster import prometheus
 from localcluster.exporter import Exporter, QuietHandler, serve_loopback, write_targets
 from tests.integration.conftest import STATE_DIR
 from tests.integration.test_playbooks import REPO, RUNPLAN, output, playbook, runplan
@@ -199,6 +200,38 @@ def test_prometheus_unreachable_is_a_clear_error(namespace: str, tmp_path: Path,
     assert "Prometheus at http://127.0.0.1:9 did not answer" in output(proc)
     assert "2 query error(s) in a row, error_limit is 1" in output(proc)
     assert "Traceback" not in output(proc)
+
+
+def test_one_query_request_per_metric_per_measurement(namespace: str, tmp_path: Path,
+                                                      local_cluster: Any) -> None:
+    """Counted by Prometheus itself (its request counter per handler), not by runplan."""
+    doc = {"apiVersion": "runplan/v1", "kind": "Plan", "metadata": {"name": "counted"},
+           "namespace": namespace, "steps": [{"id": "gate", "verify_metrics": {
+               "interval": "500ms", "count": 3, "metrics": [
+                   {"name": "up-now", "query": 'up{job="kube-apiserver"}',
+                    "success": "value == 1"},
+                   # A constant has a sample at every step even on a Prometheus that
+                   # started a second ago: the range query is counted, not the history.
+                   {"name": "one-10s", "query": "vector(1)", "window": "10s",
+                    "step": "1s", "success": "values | min == 1"}]}}]}
+    plan = tmp_path / "counted.yaml"
+    plan.write_text(yaml.safe_dump(doc))
+    url = local_cluster.prometheus
+
+    def counts() -> tuple[int, int]:
+        return (prometheus.query_requests(url, {"/api/v1/query"}),
+                prometheus.query_requests(url, {"/api/v1/query_range"}))
+
+    before = counts()
+    proc = runplan(str(plan), "--output", "json")
+    after = counts()
+    assert proc.returncode == 0, output(proc)
+    measured = [e["measurement"] for e in events_of(proc.stdout)
+                if e["event"] == "step_progress" and e.get("step") == "gate"
+                and e.get("measurement")]
+    assert [len(m["metrics"]) for m in measured] == [2, 2, 2]
+    sent = (after[0] - before[0], after[1] - before[1])
+    assert sent == (3, 3), f"(instant, range) requests {sent} for 3 measurements of 2 metrics"
 
 
 class Health:

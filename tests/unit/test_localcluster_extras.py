@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from localcluster import __main__ as cli
-from localcluster import cluster, gatewayapi, versions
+from localcluster import cluster, gatewayapi, prometheus, versions
 from localcluster.errors import ClusterSetupError
 
 
@@ -28,3 +28,21 @@ def test_gateway_api_is_cached_outside_the_core_fingerprint() -> None:
     assert folder.name == f"gateway-api-{versions.GATEWAY_API}"
     assert versions.GATEWAY_API not in versions.fingerprint()
     assert versions.fingerprint() not in str(folder)
+
+
+EXPOSITION = """\
+# HELP prometheus_http_requests_total Counter of HTTP requests.
+# TYPE prometheus_http_requests_total counter
+prometheus_http_requests_total{code="200",handler="/api/v1/query"} 7
+prometheus_http_requests_total{code="400",handler="/api/v1/query"} 2
+prometheus_http_requests_total{code="200",handler="/api/v1/query_range"} 1.5e+01
+prometheus_http_requests_total{code="200",handler="/metrics"} 40
+prometheus_http_requests_total_created{code="200",handler="/api/v1/query"} 1.7e+09
+prometheus_http_request_duration_seconds_count{handler="/api/v1/query"} 9
+"""
+
+
+def test_query_requests_sum_the_query_handlers_of_every_status() -> None:
+    assert prometheus.count_query_requests(EXPOSITION) == 7 + 2 + 15
+    assert prometheus.count_query_requests(EXPOSITION, {"/api/v1/query_range"}) == 15
+    assert prometheus.count_query_requests("") == 0  # no query yet: no series at all
