@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from runner.cli import main
+from runner.cli import entry
 
-sys.exit(main())
+sys.exit(entry())
