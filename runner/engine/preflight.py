@@ -4,11 +4,13 @@ The union of what the selected steps need (each kind's `needs()`; `apply`
 from its manifests' kinds), what the engine needs (the Lease, the journal
 ConfigMap) and what `on_failure` needs (a rollback reads, patches and, for
 objects the run created, deletes every object the run may change, then
-watches the workloads settle) — one SelfSubjectAccessReview per permission,
-asked in parallel. Anything refused: exit 3 with one line per permission,
-the steps that need it and a ready `kubectl create role`; nothing written.
-`--dry-run` lists the same lines as review errors; `runplan rbac PLAN`
-prints the Role that grants them all.
+watches the workloads settle) — one SelfSubjectRulesReview per namespace,
+matched locally with RBAC's rules (rbac_rules.py); a SelfSubjectAccessReview
+per permission only for what those do not allow (so a run in one namespace
+that has its permissions asks once, not once per permission). Anything
+refused: exit 3 with one line per permission, the steps that need it and a
+ready `kubectl create role`; nothing written. `--dry-run` lists the same
+lines as review errors; `runplan rbac PLAN` prints the Role that grants them all.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.engine.lock import dns_label
+from runner.engine.rbac_rules import Rule, allows, parse
 from runner.errors import ClusterError, ClusterUnreachable, UsageError
 from runner.kube.resources import KINDS
 from runner.steps import REGISTRY
@@ -34,6 +37,7 @@ LOCK = "the lock (Lease)"
 JOURNAL = "the journal (ConfigMap)"
 ROLLBACK = "on_failure: rollback"
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+SSRR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews"
 PARALLEL = 8
 # Kinds whose rollback waits until the restored rollout settles.
 ROLLOUT_KINDS = {"deployment", "statefulset", "daemonset", "cloneset"}
@@ -150,10 +154,38 @@ def _who(step: Step) -> str:
 
 
 def missing(kube: Kube, needs: list[Required]) -> list[Required]:
-    """The permissions a SelfSubjectAccessReview says no to, asked in parallel."""
+    """The permissions the API says no to. One SelfSubjectRulesReview per namespace,
+    matched here, allows; a SelfSubjectAccessReview per permission decides the rest
+    (cluster-wide ones, a review that failed, and every miss: a rules review may
+    not list all the identity may do, see rbac_rules.parse). All asked in parallel;
+    a run that has its permissions costs one request per namespace."""
+    spaces = sorted({r.need.namespace for r in needs if r.need.namespace is not None})
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-        verdicts = list(pool.map(lambda r: allowed(kube, r.need), needs))
-    return [r for r, ok in zip(needs, verdicts, strict=True) if not ok]
+        reviews = {ns: pool.submit(rules_for, kube, ns) for ns in spaces}
+        asked = {r.need: pool.submit(allowed, kube, r.need) for r in needs
+                 if r.need.namespace is None}
+        granted = {r.need for r in needs if r.need.namespace is not None
+                   and allows(reviews[r.need.namespace].result(), r.need)}
+        asked |= {r.need: pool.submit(allowed, kube, r.need) for r in needs
+                  if r.need not in granted and r.need not in asked}
+        verdicts = {n: f.result() for n, f in asked.items()}
+    return [r for r in needs if r.need not in granted and not verdicts[r.need]]
+
+
+def rules_for(kube: Kube, namespace: str) -> tuple[Rule, ...]:
+    """What the identity may do in `namespace`, as far as a rules review lists it;
+    nothing when the review cannot be had (the access reviews then decide, and
+    report an unreachable API)."""
+    from runner.kube.errors import Call
+
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+              "spec": {"namespace": namespace}}
+    try:
+        answer = kube.request("POST", SSRR_PATH, Call("create selfsubjectrulesreviews"),
+                              body=review)
+    except ClusterError:
+        return ()
+    return parse(answer)
 
 
 def allowed(kube: Kube, need: Need) -> bool:

@@ -32,6 +32,7 @@ from runner.kube.errors import (
 from runner.kube.informer import Informers
 from runner.kube.kubeconfig import Identity, load
 from runner.kube.resources import Resource, resource_for
+from runner.kube.sent import Sent
 
 Query = list[tuple[str, Any]]
 Obj = dict[str, Any]
@@ -103,6 +104,7 @@ class Kube:
         self.cancel = CancelToken()
         # Run-wide too: one list + watch per (resource, namespace) for every wait.
         self.informers = Informers(self)
+        self.sent = Sent()  # every request, twins included (they share it)
 
     def recording(self, recorder: WriteRecorder) -> Kube:
         """This client (same connection) telling `recorder` about each create, patch and apply.
@@ -190,6 +192,7 @@ class Kube:
     def _send(self, method: str, path: str, call: Call, query: Query | None, body: Any,
               content_type: str | None, timeout: Any) -> Any:
         headers = {"Accept": "application/json"}
+        self.sent.add(method, path)
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
         try:

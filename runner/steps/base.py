@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, order=True)
 class Need:
-    """One API permission a step needs: what a SelfSubjectAccessReview asks.
+    """One API permission a step needs: what the preflight checks (runner/engine/preflight.py).
 
     `group` is the API group ("" for core), `resource` the plural
     (`deployments`), `subresource` e.g. `status` or `scale`. The namespace is
@@ -157,7 +157,7 @@ class StepKind:
         """The API permissions this step needs (namespace left to the preflight).
 
         Every kind that talks to the API overrides this; the preflight checks the
-        union with SelfSubjectAccessReviews before anything is written.
+        union (a rules review per namespace) before anything is written.
         """
         return []
 

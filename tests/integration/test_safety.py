@@ -79,13 +79,16 @@ def user(name: str, namespace: str, *groups: str) -> Path:
     return path
 
 
-def grant(kube: Kube, namespace: str, name: str, rules: list[tuple[str, str, list[str]]],
+def grant(kube: Kube, namespace: str, name: str,
+          rules: list[tuple[str, str, list[str]]] | list[Obj],
           users: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> None:
-    """A Role and its RoleBinding, applied as the admin."""
+    """A Role and its RoleBinding, applied as the admin; a rule is (group, resource,
+    verbs) or a PolicyRule as written in a Role (wildcards, resourceNames)."""
     kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
                 "metadata": {"name": name, "namespace": namespace},
-                "rules": [{"apiGroups": [g], "resources": [r], "verbs": v}
-                          for g, r, v in rules]}, ns=namespace)
+                "rules": [r if isinstance(r, dict)
+                          else {"apiGroups": [r[0]], "resources": [r[1]], "verbs": r[2]}
+                          for r in rules]}, ns=namespace)
     subjects = [{"kind": "User", "name": u, "apiGroup": "rbac.authorization.k8s.io"}
                 for u in users]
     subjects += [{"kind": "Group", "name": g, "apiGroup": "rbac.authorization.k8s.io"}

@@ -146,7 +146,10 @@ class FakeKube:
 
     def request(self, method: str, path: str, call: Any, *, query: Any = None,
                 body: Any = None, **_: Any) -> Obj:
-        if path.endswith("/selfsubjectaccessreviews"):  # the preflight's questions: all yes
+        if path.endswith("/selfsubjectrulesreviews"):  # the preflight's question: all yes
+            return {**body, "status": {"resourceRules": [
+                {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]}}
+        if path.endswith("/selfsubjectaccessreviews"):  # cluster-wide permissions: yes too
             return {**body, "status": {"allowed": True}}
         assert ("dryRun", "All") in query, f"{method} {path} without dryRun"
         if self.refuse:
