@@ -1,7 +1,8 @@
 """`up`, `down` and `status` of the local control plane.
 
 Start order matters: etcd, then kube-apiserver (until /readyz), then the
-controllers, scheduler, kwok and CoreDNS, which all need the API. `up` returns
+controllers, scheduler, kwok and CoreDNS, which all need the API. What each is
+started with (flags, kubeconfig, Corefile, audit policy): localcluster/components.py. `up` returns
 only once 3 fake nodes are Ready, the `default` ServiceAccount exists and CoreDNS
 answers for kubernetes.default -- the point from which a test can rely on it.
 """
@@ -16,24 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from localcluster import build, certs, gatewayapi, processes, stages
+from localcluster import build, certs, components, gatewayapi, processes, stages
 from localcluster import prometheus as prom
+from localcluster.components import audit_log_path
 from localcluster.errors import ClusterSetupError
 from localcluster.processes import State
 
-SERVICE_CIDR = "10.96.0.0/16"
-POD_CIDR = "10.244.0.1/16"
 NODE_NAMES = ("kwok-node-0", "kwok-node-1", "kwok-node-2")
-NODE_ANNOTATION = "kwok.x-k8s.io/node"
 STAGES = stages.SOURCE  # what kwok runs is generated from it: localcluster/stages.py
-COMPONENTS = (
-    "etcd",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kwok",
-    "coredns",
-)
 
 
 @dataclass(frozen=True)
@@ -101,7 +92,7 @@ def up(
         _start_all(state_dir, state, audit_log)
         from localcluster import readiness  # the kubernetes client loads only here
 
-        readiness.wait_cluster_ready(state_dir, state, NODE_NAMES, NODE_ANNOTATION)
+        readiness.wait_cluster_ready(state_dir, state, NODE_NAMES, components.NODE_ANNOTATION)
         _install_extras(state_dir, state, extras, log)
     except BaseException:
         prom.stop(state_dir)
@@ -157,9 +148,10 @@ def start_apiserver(state_dir: Path) -> None:
     flags; returns once it is ready."""
     state_dir = state_dir.resolve()
     state = _running_state(state_dir)
-    argv = [str(Path(state.bin_dir) / "kube-apiserver"), *_apiserver_args(state_dir, state.ports)]
+    argv = [str(Path(state.bin_dir) / "kube-apiserver"),
+            *components.apiserver_args(state_dir, state.ports)]
     if audit_log_path(state_dir).exists():
-        argv += _audit_args(state_dir)
+        argv += components.audit_args(state_dir)
     state.pids["kube-apiserver"] = processes.start(state_dir, "kube-apiserver", argv).pid
     state.save(state_dir)
     _wait(lambda: _api_ready(state_dir, state.ports["apiserver"]), "kube-apiserver",
@@ -199,43 +191,17 @@ def _clean_stale(state_dir: Path, state: State | None, log: Callable[[str], None
     shutil.rmtree(state_dir, ignore_errors=True)
 
 
-def audit_log_path(state_dir: Path) -> Path:
-    return state_dir.resolve() / "audit.log"
-
-
-# Metadata level: who asked what (verb, URI, user agent, namespace, status, times),
-# no request or response bodies. RequestReceived is dropped: one event per request
-# (a watch logs ResponseStarted when it opens and ResponseComplete when it closes).
-AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: [RequestReceived]
-rules:
-- level: Metadata
-"""
-
-
-def _audit_args(state_dir: Path) -> list[str]:
-    policy = state_dir / "audit-policy.yaml"
-    policy.write_text(AUDIT_POLICY)
-    return [
-        f"--audit-policy-file={policy}",
-        f"--audit-log-path={audit_log_path(state_dir)}",
-        "--audit-log-format=json",
-        "--audit-log-maxsize=0",  # one file, never rotated: the cluster is throwaway
-    ]
-
-
 def _start_all(state_dir: Path, state: State, audit_log: bool = False) -> None:
     for name in ("etcd_client", "etcd_peer", "apiserver", "kcm", "scheduler", "dns", "kwok"):
         state.ports[name] = processes.free_port(taken=state.ports.values())
     certs.generate(state_dir / "pki")
-    _write_kubeconfig(state_dir, state.ports["apiserver"])
-    _write_corefile(state_dir, state.ports["dns"])
+    components.write_kubeconfig(state_dir, state.ports["apiserver"])
+    components.write_corefile(state_dir, state.ports["dns"])
     bin_dir = Path(state.bin_dir)
-    for name in COMPONENTS:
-        argv = [str(bin_dir / name), *_ARGS[name](state_dir, state.ports)]
+    for name in components.COMPONENTS:
+        argv = [str(bin_dir / name), *components.ARGS[name](state_dir, state.ports)]
         if name == "kube-apiserver" and audit_log:
-            argv += _audit_args(state_dir)
+            argv += components.audit_args(state_dir)
         state.pids[name] = processes.start(state_dir, name, argv).pid
         state.save(state_dir)
         if name == "etcd":
@@ -298,138 +264,3 @@ def _api_ready(state_dir: Path, port: int) -> bool:
         return False
 
 
-def _write_kubeconfig(state_dir: Path, port: int) -> None:
-    pki = state_dir / "pki"
-    (state_dir / "kubeconfig").write_text(
-        f"""apiVersion: v1
-kind: Config
-clusters:
-- name: runplan-local
-  cluster:
-    server: https://127.0.0.1:{port}
-    certificate-authority: {pki / "ca.crt"}
-users:
-- name: runplan-admin
-  user:
-    client-certificate: {pki / "admin.crt"}
-    client-key: {pki / "admin.key"}
-contexts:
-- name: runplan-local
-  context: {{cluster: runplan-local, user: runplan-admin, namespace: default}}
-current-context: runplan-local
-"""
-    )
-    (state_dir / "kubeconfig").chmod(0o600)
-
-
-def _write_corefile(state_dir: Path, port: int) -> None:
-    # No `forward` and no `cache`: nothing leaves the machine, and answers follow
-    # the API at once (tests assert DNS right after a rollout settles).
-    (state_dir / "Corefile").write_text(
-        f"""cluster.local:{port} in-addr.arpa:{port} ip6.arpa:{port} {{
-    bind 127.0.0.1
-    errors
-    kubernetes cluster.local in-addr.arpa ip6.arpa {{
-        kubeconfig {state_dir / "kubeconfig"} runplan-local
-        pods insecure
-        ttl 1
-    }}
-}}
-"""
-    )
-
-
-CLIENT_LIMITS = ("--kube-api-qps=500", "--kube-api-burst=1000")
-
-
-def _etcd_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
-    client, peer = (
-        f"http://127.0.0.1:{ports['etcd_client']}",
-        f"http://127.0.0.1:{ports['etcd_peer']}",
-    )
-    return [
-        "--name=runplan",
-        f"--data-dir={state_dir / 'etcd'}",
-        f"--listen-client-urls={client}",
-        f"--advertise-client-urls={client}",
-        f"--listen-peer-urls={peer}",
-        f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster=runplan={peer}",
-        "--log-level=warn",
-        "--unsafe-no-fsync",  # throwaway data: durability only costs test time
-    ]
-
-
-def _apiserver_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
-    pki = state_dir / "pki"
-    return [
-        f"--etcd-servers=http://127.0.0.1:{ports['etcd_client']}",
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
-        f"--secure-port={ports['apiserver']}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        f"--tls-cert-file={pki / 'apiserver.crt'}",
-        f"--tls-private-key-file={pki / 'apiserver.key'}",
-        f"--client-ca-file={pki / 'ca.crt'}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        f"--service-account-key-file={pki / 'sa.pub'}",
-        f"--service-account-signing-key-file={pki / 'sa.key'}",
-        "--authorization-mode=RBAC",
-        "--allow-privileged=true",
-        "--profiling=false",
-    ]
-
-
-def _kcm_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
-    pki = state_dir / "pki"
-    return [
-        f"--kubeconfig={state_dir / 'kubeconfig'}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={ports['kcm']}",
-        "--leader-elect=false",
-        # nodelifecycle stays: it lifts the not-ready taint that admission puts on
-        # every new node. nodeipam goes: kwok hands out pod IPs from its own CIDR.
-        "--controllers=*,-nodeipam",
-        f"--service-account-private-key-file={pki / 'sa.key'}",
-        f"--root-ca-file={pki / 'ca.crt'}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        # The default client limit (20 requests/s, burst 30) is what throttles a
-        # fan-out of 50 Deployments here (about 15 writes each), not the controllers:
-        # loopback and one etcd take far more, as large real clusters are tuned to.
-        *CLIENT_LIMITS,
-    ]
-
-
-def _scheduler_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
-    return [
-        f"--kubeconfig={state_dir / 'kubeconfig'}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={ports['scheduler']}",
-        "--leader-elect=false",
-        *CLIENT_LIMITS,
-    ]
-
-
-def _kwok_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
-    return [
-        f"--kubeconfig={state_dir / 'kubeconfig'}",
-        f"--config={stages.path(state_dir)}",
-        f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
-        f"--cidr={POD_CIDR}",
-        "--node-ip=10.0.0.1",
-        f"--server-address=127.0.0.1:{ports['kwok']}",
-    ]
-
-
-def _coredns_args(state_dir: Path, ports: dict[str, int]) -> list[str]:
-    return ["-conf", str(state_dir / "Corefile")]
-
-
-_ARGS: dict[str, Callable[[Path, dict[str, int]], list[str]]] = {
-    "etcd": _etcd_args,
-    "kube-apiserver": _apiserver_args,
-    "kube-controller-manager": _kcm_args,
-    "kube-scheduler": _scheduler_args,
-    "kwok": _kwok_args,
-    "coredns": _coredns_args,
-}

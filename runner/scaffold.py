@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from runner.errors import NotFound, UsageError, did_you_mean
+from runner.workloads import WorkloadView
 
 if TYPE_CHECKING:
     from runner.kube import Kube
@@ -72,22 +73,23 @@ def read(kube: Kube, ref: str, namespace: str, container: str | None = None) -> 
     except NotFound:
         raise UsageError(f"init: {kind.value}/{name} not found in namespace {namespace}") from None
     spec = obj.get("spec") or {}
-    _check_strategy(kind, f"{kind.value}/{name}", spec)
+    view = WorkloadView.of(kind.value, spec)
+    _check_strategy(kind, f"{kind.value}/{name}", view)
     pod = (spec.get("template") or {}).get("spec") or {}
     chosen = _container(pod.get("containers") or [], container, f"{kind.value}/{name}")
     gates = [g.get("conditionType") for g in pod.get("readinessGates") or []]
-    return Workload(kind, name, namespace, int(spec.get("replicas", 1)), str(chosen["name"]),
-                    str(chosen.get("image")), int((spec.get("ordinals") or {}).get("start", 0)),
+    return Workload(kind, name, namespace, view.replicas, str(chosen["name"]),
+                    str(chosen.get("image")), view.start,
                     str(gates[0]) if gates and kind is Kind.DEPLOYMENT else None)
 
 
-def _check_strategy(kind: Kind, title: str, spec: Obj) -> None:
+def _check_strategy(kind: Kind, title: str, view: WorkloadView) -> None:
     """A canary needs a rolling strategy: OnDelete ignores the partition, Recreate
     stops every old pod before the first new one starts."""
-    if kind is Kind.STATEFULSET and (spec.get("updateStrategy") or {}).get("type") == "OnDelete":
+    if kind is Kind.STATEFULSET and view.on_delete:
         raise UsageError(f"init: {title} has updateStrategy OnDelete, which ignores a "
                          "partition: a partition canary needs RollingUpdate")
-    if kind is Kind.DEPLOYMENT and (spec.get("strategy") or {}).get("type") == "Recreate":
+    if kind is Kind.DEPLOYMENT and view.strategy == "Recreate":
         raise UsageError(f"init: {title} has strategy Recreate (every old pod stops first): "
                          "a canary needs RollingUpdate")
 

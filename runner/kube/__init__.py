@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from runner.lazy import attributes
 
 if TYPE_CHECKING:
-    from runner.kube.client import Kube, connect
+    from runner.kube.client import Kube
+    from runner.kube.connection import connect
     from runner.kube.errors import retry_conflicts
     from runner.kube.events import last_events
     from runner.kube.history import (
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
     from runner.kube.watch import Cache, Source, Watcher, of_kind, wait_for
 
 _HOMES = {
-    "client": ("Kube", "connect"), "errors": ("retry_conflicts",), "events": ("last_events",),
+    "client": ("Kube",), "connection": ("connect",), "errors": ("retry_conflicts",),
+    "events": ("last_events",),
     "history": ("Revision", "Undo", "deployment_revisions", "statefulset_revisions",
                 "undo_deployment", "undo_statefulset"),
     "kubeconfig": ("Identity",), "resources": ("Resource", "resource_for", "selector_string"),

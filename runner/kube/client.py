@@ -1,89 +1,39 @@
-"""`connect()` and `Kube`: every API call runplan makes, as plain JSON dicts.
+"""`Kube`: every API object verb runplan uses (get, list, create, patch, apply,
+delete, discovery), as plain JSON dicts.
 
-Requests go through `ApiClient.param_serialize` (auth headers, token refresh)
-and `call_api` unparsed: bodies are `json.loads`-ed, never turned into models.
-Errors are mapped once (runner/kube/errors.py); temporary ones are retried
-with backoff here, so callers see either a dict or a runplan error.
+The wire is runner/kube/transport.py, the connect-time check runner/kube/connection.py
+(`connect()`), what a write sends and who hears of it runner/kube/writes.py. Here:
+paths, namespaces, paging, and keeping the run's change log (a recording twin) and
+its shared watches (write-through) up to date with each write.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from kubernetes.client import ApiClient
 
 from runner.cancel import CancelToken
-from runner.errors import ClusterError, ClusterUnreachable, Invalid, NotFound, RetryLater
+from runner.errors import Invalid, NotFound
 from runner.kube import resources
 from runner.kube.discovery import Discovery
-from runner.kube.errors import (
-    DEFAULT_RETRY,
-    TRANSPORT_ERRORS,
-    Call,
-    Gone,
-    RetryPolicy,
-    error_for,
-    from_exception,
-    with_backoff,
-)
+from runner.kube.errors import DEFAULT_RETRY, Call, Gone, RetryPolicy
 from runner.kube.informer import Informers
-from runner.kube.kubeconfig import Identity, load
+from runner.kube.kubeconfig import Identity
 from runner.kube.resources import Resource, resource_for
-from runner.kube.sent import Sent
+from runner.kube.transport import REQUEST_TIMEOUT, Query, Transport
+from runner.kube.writes import (
+    CONTENT_TYPES,
+    RECORDED_SUBRESOURCES,
+    WriteGuard,
+    WriteRecorder,
+    write_query,
+)
 
-Query = list[tuple[str, Any]]
 Obj = dict[str, Any]
 Items = list[Obj]  # module-level: inside Kube, `list` names the method
-
-CONTENT_TYPES = {
-    "merge": "application/merge-patch+json",
-    "strategic": "application/strategic-merge-patch+json",
-    "json": "application/json-patch+json",
-    "apply": "application/apply-patch+yaml",
-}
-REQUEST_TIMEOUT = (10.0, 60.0)  # (connect, read) seconds for ordinary calls
-CONNECT_TIMEOUT = (5.0, 15.0)  # the connect-time check must fail fast
-
-
-class WriteRecorder(Protocol):
-    """Told about every real write of a recording Kube (runner.engine.changes implements it).
-
-    `before_write` runs before the request is sent and may call `read` (the live
-    object, None when absent) to keep a before-image; if it raises, nothing is sent.
-    `after_write` gets the object the API answered (for a scale, the parent workload).
-    """
-
-    def before_write(self, res: Resource, name: str, ns: str | None,
-                     read: Callable[[], Obj | None]) -> None: ...
-
-    def after_write(self, res: Resource, obj: Obj) -> None: ...
-
-
-class WriteGuard(Protocol):
-    """Asked before every mutating request of a guarded Kube (the run's lock fence,
-    runner.engine.lock.PlanLock): raises (LockLost) when the run may no longer write,
-    and then nothing is sent."""
-
-    def check_write(self, call: Call) -> None: ...
-
-
-RECORDED_SUBRESOURCES = (None, "scale")  # pods/status (readiness gates) is not the run's change
-
-
-def connect(kubeconfig: str | None = None, context: str | None = None,
-            namespace: str | None = None) -> Kube:
-    """A checked client: raises ClusterUnreachable (exit 3) if the API is not usable."""
-    settings = load(kubeconfig, context, namespace)
-    kube = Kube(ApiClient(settings.configuration), settings.namespace, settings.identity)
-    try:
-        kube.check()
-    except ClusterUnreachable:
-        kube.close()
-        raise
-    return kube
 
 
 class Kube:
@@ -92,10 +42,9 @@ class Kube:
     def __init__(self, api: ApiClient, namespace: str, identity: Identity,
                  retry: RetryPolicy = DEFAULT_RETRY) -> None:
         self.api = api
+        self.transport = Transport(api, retry)
         self.namespace = namespace
-        self.retry = retry
         self._identity = identity
-        api.user_agent = "runplan"
         self._discovered: dict[tuple[str, str], Resource] = {}
         self.discovery = Discovery()  # shared by recording twins: one cache per run
         self._recorder: WriteRecorder | None = None
@@ -104,7 +53,7 @@ class Kube:
         self.cancel = CancelToken()
         # Run-wide too: one list + watch per (resource, namespace) for every wait.
         self.informers = Informers(self)
-        self.sent = Sent()  # every request, twins included (they share it)
+        self.sent = self.transport.sent  # every request, twins included (they share it)
 
     def recording(self, recorder: WriteRecorder) -> Kube:
         """This client (same connection) telling `recorder` about each create, patch and apply.
@@ -130,30 +79,6 @@ class Kube:
         self.informers.close()
         self.api.close()
 
-    # --- connection check -------------------------------------------------
-
-    def check(self) -> Identity:
-        """Ask the API who we are; unreachable or unauthorized -> ClusterUnreachable."""
-        try:
-            user = self._whoami()
-        except ClusterError as exc:
-            raise ClusterUnreachable(_unreachable(self._identity, exc)) from None
-        self._identity = Identity(self._identity.server, self._identity.context,
-                                  self._identity.user, user)
-        return self._identity
-
-    def _whoami(self) -> str | None:
-        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-        try:
-            answer = self._once("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-                                Call("create selfsubjectreviews"), body=review,
-                                timeout=CONNECT_TIMEOUT)
-        except NotFound:  # API servers before 1.28: an authenticated read proves access
-            self._once("GET", "/api", Call("get /api"), timeout=CONNECT_TIMEOUT)
-            return None
-        user = ((answer.get("status") or {}).get("userInfo") or {}).get("username")
-        return str(user) if user else None
-
     def version(self) -> Obj:
         return self.request("GET", "/version", Call("get /version"))
 
@@ -162,53 +87,15 @@ class Kube:
     def request(self, method: str, path: str, call: Call, *, query: Query | None = None,
                 body: Any = None, content_type: str | None = None,
                 timeout: Any = REQUEST_TIMEOUT) -> Obj:
-        """One API call with retries; returns the decoded JSON body."""
-        def once() -> Obj:
-            if self.guard is not None and method != "GET":  # each attempt, retries too
-                self.guard.check_write(call)
-            return self._once(method, path, call, query=query, body=body,
-                              content_type=content_type, timeout=timeout)
-
-        # A POST that failed with 5xx or a dropped connection may have been done:
-        # retrying a create would report AlreadyExists for our own success.
-        if method == "POST":
-            return with_backoff(once, self.retry, retryable=lambda e: e.status == 429)
-        return with_backoff(once, self.retry)
+        """One API call with retries (each attempt of a write asks the guard first);
+        returns the decoded JSON body. Every verb below goes through it."""
+        return self.transport.request(method, path, call, query=query, body=body,
+                                      content_type=content_type, timeout=timeout,
+                                      guard=self.guard)
 
     def open_stream(self, path: str, call: Call, query: Query, timeout: Any) -> Any:
         """A GET whose body is read incrementally (watches); returns the urllib3 response."""
-        return self._send("GET", path, call, query, None, None, timeout).response
-
-    def _once(self, method: str, path: str, call: Call, *, query: Query | None = None,
-              body: Any = None, content_type: str | None = None,
-              timeout: Any = REQUEST_TIMEOUT) -> Obj:
-        resp = self._send(method, path, call, query, body, content_type, timeout)
-        try:
-            data = resp.read()
-        except TRANSPORT_ERRORS as exc:
-            raise from_exception(exc, call) from None
-        return json.loads(data) if data else {}
-
-    def _send(self, method: str, path: str, call: Call, query: Query | None, body: Any,
-              content_type: str | None, timeout: Any) -> Any:
-        headers = {"Accept": "application/json"}
-        self.sent.add(method, path)
-        if body is not None:
-            headers["Content-Type"] = content_type or "application/json"
-        try:
-            prepared = self.api.param_serialize(
-                method, path, query_params=list(query or []), header_params=headers,
-                body=body, auth_settings=["BearerToken"])
-            resp = self.api.call_api(*prepared, _request_timeout=timeout)
-        except TRANSPORT_ERRORS as exc:
-            raise from_exception(exc, call) from None
-        if not 200 <= resp.status < 300:
-            try:
-                data = resp.read()
-            except TRANSPORT_ERRORS:
-                data = b""
-            raise error_for(resp.status, data, call, resp.headers)
-        return resp
+        return self.transport.open_stream(path, call, query, timeout)
 
     # --- objects ------------------------------------------------------------
 
@@ -271,7 +158,7 @@ class Kube:
         res = self.resource_of(obj)
         ns = self.namespace_for(res, obj.get("metadata", {}).get("namespace") or ns)
         name = obj.get("metadata", {}).get("name")
-        query = _write_query(dry_run)
+        query = write_query(dry_run)
         return self._write(res, name, ns, dry_run, None, lambda: self.request(
             "POST", res.path(ns), Call("create", res, name, ns), query=query, body=obj))
 
@@ -287,7 +174,7 @@ class Kube:
             patch_type = "merge"  # custom resources do not support strategic merge patches
         return self._write(res, name, ns, dry_run, subresource, lambda: self.request(
             "PATCH", res.path(ns, name, subresource), Call("patch", res, name, ns),
-            query=_write_query(dry_run), body=patch, content_type=CONTENT_TYPES[patch_type]))
+            query=write_query(dry_run), body=patch, content_type=CONTENT_TYPES[patch_type]))
 
     def apply(self, obj: Obj, field_manager: str = "runplan", dry_run: bool = False,
               force: bool = True, ns: str | None = None) -> Obj:
@@ -300,7 +187,7 @@ class Kube:
             raise Invalid(f"apply {res.kind.lower()}: the object has no metadata.name", 0)
         if "managedFields" in meta:  # the API refuses applied objects that carry them
             obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
-        query = [("fieldManager", field_manager), ("force", force), *_write_query(dry_run)]
+        query = [("fieldManager", field_manager), ("force", force), *write_query(dry_run)]
         return self._write(res, name, ns, dry_run, None, lambda: self.request(
             "PATCH", res.path(ns, name), Call("patch", res, name, ns), query=query, body=obj,
             content_type=CONTENT_TYPES["apply"]))
@@ -400,24 +287,3 @@ class Kube:
         self._discovered[(api_version, kind)] = found
         return found
 
-
-def _write_query(dry_run: bool) -> Query:
-    # Strict like kubectl's default --validate=strict: an unknown or duplicate
-    # field is an error, not a warning the API silently drops.
-    query: Query = [("fieldValidation", "Strict")]
-    if dry_run:
-        query.append(("dryRun", "All"))
-    return query
-
-
-def _unreachable(identity: Identity, exc: ClusterError) -> str:
-    where = f"the Kubernetes API at {identity.server}"
-    if identity.context:
-        where += f" (context {identity.context}, user {identity.user or '-'})"
-    if exc.status == 401:
-        return f"{where} rejected the credentials (401 Unauthorized)"
-    if exc.status == 403:
-        return f"{where} refused access: {exc}"
-    if isinstance(exc, RetryLater) and exc.status == 0:
-        return f"cannot reach {where}: {str(exc).split(': ', 1)[-1]}"
-    return f"cannot use {where}: {exc}"

@@ -25,6 +25,7 @@ from runner.kube.pods import (
 from runner.kube.pods import name as name_of
 from runner.kube.resources import selector_string
 from runner.kube.rollout import REVISION_ANNOTATION, new_replicaset
+from runner.workloads import WorkloadView
 
 if TYPE_CHECKING:
     from runner.kube.client import Kube
@@ -148,7 +149,7 @@ def plan_deployment_undo(deployment: Obj, replicasets: Sequence[Obj],
     name = name_of(deployment)
     rs = pick_replicaset(deployment, replicasets, to_revision)
     number = _revision(rs) or 0
-    if (deployment.get("spec") or {}).get("paused"):
+    if WorkloadView.of("deployment", deployment.get("spec") or {}).paused:
         raise ClusterError(f"cannot roll back paused deployment/{name}: resume it first "
                            "(as kubectl rollout undo requires)")
     patch = deployment_undo_patch(deployment, rs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 Obj = dict[str, Any]
@@ -50,6 +51,16 @@ def ordinal(pod_name: str, sts_name: str) -> int | None:
     """`web-3` of StatefulSet `web` -> 3; None for a pod that is not `<sts>-<n>`."""
     match = re.fullmatch(re.escape(sts_name) + r"-(0|[1-9][0-9]*)", pod_name)
     return int(match.group(1)) if match else None
+
+
+def pods_by_ordinal(sts_name: str, pods: Iterable[Obj]) -> dict[int, Obj]:
+    """A StatefulSet's pods by ordinal; pods not named `<sts>-<n>` have no place in it."""
+    found = {}
+    for pod in pods:
+        number = ordinal(name(pod), sts_name)
+        if number is not None:
+            found[number] = pod
+    return found
 
 
 def controlled_by(obj: Obj, owner: Obj) -> bool:

@@ -8,7 +8,6 @@ Deployment is settled once its canary batch is ready instead of never.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,15 +24,16 @@ from runner.kube.pods import (
     ordinal,
     pod_ready,
     pod_revision,
+    pods_by_ordinal,
     same_template,
     stuck,
     terminating,
 )
 from runner.kube.resources import resource_for
-from runner.workloads import StatefulSetLayout
+from runner.workloads import WorkloadView
 
 __all__ = ["RolloutState", "rollout_state", "new_replicaset", "pod_ready", "pod_revision",
-           "ordinal", "last_events", "cloneset_partition"]
+           "ordinal", "last_events"]
 
 Obj = dict[str, Any]
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
@@ -121,7 +121,7 @@ def new_replicaset(deployment: Obj, replicasets: Sequence[Obj]) -> Obj | None:
 
 def _deployment(d: Obj, pods: Sequence[Obj], replicasets: Sequence[Obj]) -> RolloutState:
     owned = [rs for rs in replicasets if controlled_by(rs, d)]
-    paused = bool((d.get("spec") or {}).get("paused"))
+    paused = WorkloadView.of("deployment", d.get("spec") or {}).paused
     new_rs = new_replicaset(d, owned) or (None if paused else _by_revision(d, owned))
     hashes = {labels(rs).get(TEMPLATE_HASH_LABEL) for rs in owned}
     mine = [p for p in pods if not owned or labels(p).get(TEMPLATE_HASH_LABEL) in hashes]
@@ -149,7 +149,7 @@ def _by_revision(d: Obj, owned: Sequence[Obj]) -> Obj | None:
 
 def _progressing(d: Obj, canary: Sequence[Obj], kw: dict[str, Any]) -> RolloutState:
     spec, status = d.get("spec") or {}, d.get("status") or {}
-    replicas = spec.get("replicas", 1)
+    replicas = WorkloadView.of("deployment", spec).replicas
     updated, total = status.get("updatedReplicas", 0), status.get("replicas", 0)
     available = status.get("availableReplicas", 0)
     progress = f"{updated}/{replicas} pods on new revision, {available} available"
@@ -203,10 +203,9 @@ def _paused(d: Obj, new_rs: Obj | None, owned: Sequence[Obj], canary: Sequence[O
 
 def _statefulset(s: Obj, pods: Sequence[Obj]) -> RolloutState:
     spec, status, sts = s.get("spec") or {}, s.get("status") or {}, name(s)
-    layout = StatefulSetLayout.of(spec)
+    layout = WorkloadView.of("statefulset", spec)
     replicas = layout.replicas
-    strategy = (spec.get("updateStrategy") or {}).get("type") or "RollingUpdate"
-    by_ordinal = _by_ordinal(s, pods)
+    by_ordinal = pods_by_ordinal(sts, [p for p in pods if controlled_by(p, s)])
     update = status.get("updateRevision")
     kw: dict[str, Any] = {"revision": update, "pods": _names(list(by_ordinal.values()))}
     failure = _stuck_failure(s, list(by_ordinal.values()))
@@ -219,19 +218,10 @@ def _statefulset(s: Obj, pods: Sequence[Obj]) -> RolloutState:
     on_new = sum(1 for p in by_ordinal.values() if pod_revision(p) == update)
     ready = sum(1 for p in by_ordinal.values() if pod_ready(p) and not terminating(p))
     progress = f"{on_new}/{replicas} pods on new revision, {ready}/{replicas} ready"
-    return _state(waiting, _sts_done(s, strategy, layout, on_new), progress, **kw)
+    return _state(waiting, _sts_done(s, layout, on_new), progress, **kw)
 
 
-def _by_ordinal(s: Obj, pods: Sequence[Obj]) -> dict[int, Obj]:
-    found = {}
-    for pod in pods:
-        number = ordinal(name(pod), name(s))
-        if number is not None and controlled_by(pod, s):
-            found[number] = pod
-    return found
-
-
-def _sts_waits(sts: str, layout: StatefulSetLayout, by_ordinal: dict[int, Obj],
+def _sts_waits(sts: str, layout: WorkloadView, by_ordinal: dict[int, Obj],
                update: str) -> list[str]:
     """Per ordinal: exists, not terminating, on `update` if the partition moves it, Ready.
     Under OnDelete no ordinal moves, so revisions are not required."""
@@ -257,9 +247,9 @@ def _ordinal_waits(sts: str, number: int, pod: Obj | None, want: str | None) -> 
     return []
 
 
-def _sts_done(s: Obj, strategy: str, layout: StatefulSetLayout, on_new: int) -> str:
+def _sts_done(s: Obj, layout: WorkloadView, on_new: int) -> str:
     title, partition, replicas = _title(s), layout.partition or 0, layout.replicas
-    if strategy == "OnDelete":
+    if layout.on_delete:
         return (f"{title}: all {replicas} pods ready; updateStrategy OnDelete: pods change only "
                 f"when deleted ({on_new}/{replicas} on the new revision)")
     if partition >= replicas and replicas:
@@ -287,34 +277,18 @@ def _daemonset(ds: Obj, pods: Sequence[Obj]) -> RolloutState:
         return _state([unobserved], "", "", **kw)
     desired = status.get("desiredNumberScheduled", 0)
     updated, available = status.get("updatedNumberScheduled", 0), status.get("numberAvailable", 0)
-    strategy = (spec.get("updateStrategy") or {}).get("type") or "RollingUpdate"
+    rolling = WorkloadView.of("daemonset", spec).strategy == "RollingUpdate"
     waiting = []
-    if updated < desired and strategy == "RollingUpdate":
+    if updated < desired and rolling:
         waiting.append(f"{updated} of {desired} pods updated to the new revision")
     if available < desired:
         waiting.append(f"{available} of {desired} pods available")
     if waiting:
         waiting += [describe_not_ready(p) for p in mine if not pod_ready(p)]
-    on_delete = strategy != "RollingUpdate"
-    note = "; updateStrategy OnDelete: pods change only when deleted" if on_delete else ""
+    note = "" if rolling else "; updateStrategy OnDelete: pods change only when deleted"
     done = f"{_title(ds)} rolled out: {available} of {desired} pods available{note}"
     return _state(waiting, done, f"{updated}/{desired} pods on new revision, {available} available",
                   **kw)
-
-
-def cloneset_partition(partition: int | str | None, replicas: int) -> int:
-    """Pods a CloneSet keeps on the old revision, rounded like Kruise's
-    CalculatePartitionReplicas: a percentage rounds up, but below "100%" at
-    least one pod is updated when there are several; clamped to [0, replicas]."""
-    if partition is None:
-        return 0
-    if isinstance(partition, str) and partition.endswith("%"):
-        value = math.ceil(replicas * float(partition[:-1]) / 100)
-        if replicas > 1 and value == replicas and partition != "100%":
-            value = replicas - 1
-    else:
-        value = int(partition)
-    return max(0, min(value, replicas))
 
 
 def _cloneset(cs: Obj, pods: Sequence[Obj]) -> RolloutState:
@@ -328,8 +302,8 @@ def _cloneset(cs: Obj, pods: Sequence[Obj]) -> RolloutState:
     unobserved = not_observed(cs)
     if unobserved:
         return _state([unobserved], "", "", **kw)
-    replicas = spec.get("replicas", 1)
-    partition = cloneset_partition((spec.get("updateStrategy") or {}).get("partition"), replicas)
+    view = WorkloadView.of("cloneset", spec)
+    replicas, partition = view.replicas, view.partition or 0
     expected = replicas - partition
     updated, ready = status.get("updatedReplicas", 0), status.get("readyReplicas", 0)
     waiting = []

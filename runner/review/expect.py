@@ -14,7 +14,7 @@ from runner.errors import NotFound
 from runner.kube.history import revision_template
 from runner.review.history import NEW, matching, number_of
 from runner.targets import parse_ordinals
-from runner.workloads import StatefulSetLayout
+from runner.workloads import WorkloadView
 
 if TYPE_CHECKING:
     from runner.plan.model import Step
@@ -60,6 +60,10 @@ def spec_of(entry: Entry) -> Obj:
     return (entry.obj or {}).get("spec") or {}
 
 
+def view_of(entry: Entry) -> WorkloadView:
+    return WorkloadView.of(entry.res.kind, spec_of(entry))
+
+
 def revision_text(projection: Projection, entry: Entry) -> str:
     """`revision 3, web-6d4f8c`, or `a new revision 4` when the run would create it."""
     found = matching(entry.res.kind, projection.history(entry), spec_of(entry).get("template"))
@@ -85,18 +89,17 @@ def current_template(projection: Projection, entry: Entry) -> Obj | None:
 
 def sts_pods(projection: Projection, entry: Entry) -> dict[int, Obj | None]:
     """Projected template of each ordinal of a StatefulSet."""
-    spec = spec_of(entry)
-    layout = StatefulSetLayout.of(spec)
+    template, layout = spec_of(entry).get("template"), view_of(entry)
     current = current_template(projection, entry)
-    return {o: spec.get("template") if layout.moves(o) else current for o in layout.ordinals}
+    return {o: template if layout.moves(o) else current for o in layout.ordinals}
 
 
 def wait_ready_lines(projection: Projection, entry: Entry) -> tuple[str, ...]:
     if entry.res.kind == "StatefulSet":
         return _wait_statefulset(projection, entry)
-    spec = spec_of(entry)
-    template, replicas = spec.get("template"), spec.get("replicas", 1)
-    if entry.res.kind == "Deployment" and spec.get("paused"):
+    template, workload = spec_of(entry).get("template"), view_of(entry)
+    replicas = workload.replicas
+    if entry.res.kind == "Deployment" and workload.paused:
         old = current_template(projection, entry)
         if old == template:
             return (f"paused with nothing to roll out: {replicas} pods on {images_text(old)}",)
@@ -114,7 +117,7 @@ def _wait_statefulset(projection: Projection, entry: Entry) -> tuple[str, ...]:
     moving = [o for o, t in pods.items() if t == template]
     staying = [o for o, t in pods.items() if t != template]
     revision = revision_text(projection, entry)
-    if spec_of(entry).get("updateStrategy", {}).get("type") == "OnDelete":
+    if view_of(entry).on_delete:
         return (f"OnDelete: no pod moves by itself; waits for {len(pods)} pods Ready",)
     if not staying:
         entry.current = template

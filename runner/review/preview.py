@@ -18,6 +18,7 @@ from runner.report.review import safe, shown
 from runner.review import expect
 from runner.review.diff import FieldChange, diff, redacted, status_diff
 from runner.steps import REGISTRY
+from runner.workloads import spec_partition
 
 if TYPE_CHECKING:
     from runner.plan.model import Step, Target
@@ -193,8 +194,7 @@ def end_state(obj: Obj | None) -> dict[str, Any]:
     if obj is None:
         return {}
     spec = obj.get("spec") or {}
-    strategy = spec.get("updateStrategy") or {}
-    partition = (strategy.get("rollingUpdate") or {}).get("partition", strategy.get("partition"))
+    partition = spec_partition(spec)  # as written: the run's end state is compared field by field
     containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
     state = {"images": {c.get("name"): c.get("image") for c in containers} or None,
              "replicas": spec.get("replicas"), "partition": partition,

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import StepFailure
 from runner.kube.pods import controlled_by, labels, name, ordinal, terminating
 from runner.kube.resources import resource_for, selector_string
-from runner.kube.rollout import cloneset_partition, new_replicaset, not_observed
-from runner.workloads import StatefulSetLayout
+from runner.kube.rollout import new_replicaset, not_observed
+from runner.workloads import WorkloadView
 
 if TYPE_CHECKING:
     from runner.kube import Cache, Kube, Source
@@ -158,7 +158,7 @@ def _statefulset(workload: Obj, replicasets: list[Obj], update: bool) -> Revisio
     wanted = status.get("updateRevision" if update else "currentRevision")
     if not wanted:
         return "the StatefulSet reports no update revision yet"
-    layout = StatefulSetLayout.of(spec)
+    layout = WorkloadView.of("statefulset", spec)
     if layout.partition is None:
         ordinals = tuple(layout.ordinals)  # OnDelete: any pod may be on either revision
     else:
@@ -184,10 +184,10 @@ def _cloneset(workload: Obj, replicasets: list[Obj], update: bool) -> Revision |
     wanted = status.get("updateRevision" if update else "currentRevision")
     if not wanted:
         return "the CloneSet reports no update revision yet"
-    replicas = spec.get("replicas", 1)
-    kept = cloneset_partition((spec.get("updateStrategy") or {}).get("partition"), replicas)
+    layout = WorkloadView.of("cloneset", spec)
+    kept = layout.partition or 0
     return Revision(f"revision {wanted}", REVISION_LABEL, frozenset({wanted}),
-                    want=replicas - kept if update else kept)
+                    want=layout.replicas - kept if update else kept)
 
 
 _REVISIONS: dict[str, Callable[[Obj, list[Obj], bool], Revision | str]] = {

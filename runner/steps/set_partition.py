@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import StepFailure
 from runner.steps.base import Change, Need, StepKind, is_template, needs_on
 from runner.targets import target_text
+from runner.workloads import WorkloadView, spec_partition
 
 if TYPE_CHECKING:
     from runner.plan.model import Target
@@ -64,15 +65,15 @@ class SetPartition(StepKind):
                history: list[dict[str, Any]] | None = None) -> Change:
         if target.kind not in self.target_kinds:
             raise StepFailure(step_id, DEPLOYMENT.removeprefix("target: "))
-        strategy = (obj.get("spec") or {}).get("updateStrategy") or {}
+        spec = obj.get("spec") or {}
+        previous = spec_partition(spec)
         if target.kind == "cloneset":
-            previous = strategy.get("partition", 0)
             patch = {"spec": {"updateStrategy": {"partition": params["partition"]}}}
         else:
-            if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+            strategy = WorkloadView.of(target.kind, spec).strategy
+            if strategy != "RollingUpdate":
                 raise StepFailure(step_id, f"{target} uses updateStrategy "
-                                  f"{strategy.get('type')}: a partition needs RollingUpdate")
-            previous = (strategy.get("rollingUpdate") or {}).get("partition", 0)
+                                  f"{strategy}: a partition needs RollingUpdate")
             patch = {"spec": {"updateStrategy": {"rollingUpdate": {
                 "partition": params["partition"]}}}}
-        return Change(patch, "merge", outputs={"previous": previous})
+        return Change(patch, "merge", outputs={"previous": 0 if previous is None else previous})

@@ -62,9 +62,14 @@ class VerifyDns(StepKind):
     def expect(self, step: Step, projection: Projection, namespace: str) -> tuple[str, ...]:
         """What the projected Service resolves to: its ClusterIP, or the ready pods of
         the workloads it selects (a headless one)."""
-        from runner.review.expect import entry, ordinals_text, selected_workloads, spec_of
+        from runner.review.expect import (
+            entry,
+            ordinals_text,
+            selected_workloads,
+            spec_of,
+            view_of,
+        )
         from runner.steps.wait_ready import selector_text
-        from runner.workloads import StatefulSetLayout
 
         if step.deferred:
             return ()
@@ -76,13 +81,13 @@ class VerifyDns(StepKind):
             ip = spec.get("clusterIP") if service.live else "(allocated when it is created)"
             return (f"{service.name} resolves to its ClusterIP {ip}",)
         owners = selected_workloads(projection, service)
-        count = sum(int(spec_of(w).get("replicas", 1)) for w in owners)
+        count = sum(view_of(w).replicas for w in owners)
         whose = ", ".join(w.title for w in owners)
         out = [f"{service.name} resolves to {count} ready pods ({whose})" if owners else
                f"{service.name} resolves to the ready pods "
                f"{selector_text(spec.get('selector') or {})}"]
         if step.params.get("pods"):
-            out += [f"{ordinals_text(w.name, list(StatefulSetLayout.of(spec_of(w)).ordinals))}"
+            out += [f"{ordinals_text(w.name, list(view_of(w).ordinals))}"
                     f".{service.name}.{service.namespace}.svc each resolve to their pod"
                     for w in owners if w.res.kind == "StatefulSet"]
         return tuple(out)

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import StepFailure, WaitFailed, WaitTimedOut
-from runner.kube.pods import describe_not_ready, name, pod_ready, pod_revision
+from runner.kube.pods import describe_not_ready, name, pod_ready, pod_revision, pods_by_ordinal
 from runner.kube.pods import ordinal as pod_ordinal
 from runner.steps import podsel
 from runner.steps.base import Need, StepKind, at_most_one_of, needs_on, rollout_needs, truthy
 from runner.steps.workload import containers
 from runner.targets import WORKLOADS, parse_ordinals, target_text
-from runner.workloads import StatefulSetLayout
+from runner.workloads import WorkloadView
 
 if TYPE_CHECKING:
     from runner.kube import Cache
@@ -200,7 +200,7 @@ def _ordinal_problems(scope: podsel.Scope, expect: _Expectation, workload: Obj,
                       pods: list[Obj]) -> list[str]:
     """Per mapped ordinal: the pod exists, runs its image, is on the update revision
     when at or above the partition (as the controller leaves it), and is Ready."""
-    by_ordinal = {pod_ordinal(name(p), scope.name): p for p in pods}
+    by_ordinal = pods_by_ordinal(scope.name, pods)
     update, first = _rolling(workload)
     problems = [f"{scope.title}: {update}"] if first is None else []
     for number, image in sorted(expect.images.items()):
@@ -221,7 +221,7 @@ def _rolling(workload: Obj) -> tuple[str, int | None]:
     spec, status = workload.get("spec") or {}, workload.get("status") or {}
     if waiting or not status.get("updateRevision"):
         return waiting or "no update revision reported yet", None
-    first = StatefulSetLayout.of(spec).first_updated
+    first = WorkloadView.of("statefulset", spec).first_updated
     return str(status["updateRevision"]), (1 << 31) if first is None else first
 
 

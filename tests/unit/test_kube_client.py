@@ -17,7 +17,8 @@ import yaml
 from kubernetes.client import ApiClient, Configuration
 
 from runner.errors import ClusterError, ClusterUnreachable, NotFound, RetryLater, UsageError
-from runner.kube.client import Kube, connect
+from runner.kube.client import Kube
+from runner.kube.connection import connect
 from runner.kube.errors import RetryPolicy
 from runner.kube.kubeconfig import Identity, load
 

@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from runner.kube.pods import ordinal, pod_ready, pod_revision
-from runner.kube.rollout import RolloutState, cloneset_partition, rollout_state
+from runner.kube.rollout import RolloutState, rollout_state
+from runner.workloads import cloneset_partition
 
 CASES = sorted((Path(__file__).parent / "rollout_cases").glob("*.yaml"))
 
