@@ -101,6 +101,18 @@ def journal(kube: Kube, run_id: str) -> Obj:
     return doc
 
 
+def journaled(kube: Kube, run_id: str, step: str, timeout: float = 10) -> None:
+    """Until the run's journal in `kube` says `step` succeeded. A finished step is
+    journaled LINGER (0.5 s) later with whatever follows (runner/engine/runlog.py): a
+    run killed sooner is resumed by running that step again, as it must be, which is
+    not what the tests that kill a run mid-way check."""
+    deadline = time.monotonic() + timeout
+    while ((journal(kube, run_id).get("steps") or {}).get(step) or {}).get(
+            "status") != "succeeded":
+        assert time.monotonic() < deadline, f"{step} not journaled in {timeout}s"
+        time.sleep(0.05)  # a few reads of one ConfigMap while the writer lingers
+
+
 def run_id_of(lines: list[Obj]) -> str:
     return str(next(e["run_id"] for e in lines if e["event"] == "run_started"))
 
@@ -270,6 +282,7 @@ def test_second_run_is_locked_out_and_a_killed_run_resumes_after_the_lease_expir
     proc = start(tmp_path, str(plan), "--output", "json", "--lock-duration", "3")
     lines = _read_until(proc, lambda e: e.get("step") == "hold" and e["event"] == "step_started")
     run_id = run_id_of(lines)
+    journaled(kube, run_id, "first")
     code, _, err = runplan(tmp_path, str(plan))
     assert code == 4
     assert run_id in err and "locked" in err

@@ -129,6 +129,22 @@ class Cluster:
     def sts(self, name: str) -> Any:
         return self.apps.read_namespaced_stateful_set(name, self.ns)
 
+    def sts_counted(self, name: str, ready: int, updated: int | None = None) -> Any:
+        """The StatefulSet once its controller's status for the current generation
+        counts `ready` (and `updated`) replicas: runplan's wait_ready judges the pods
+        themselves, and the controller's counters (what `kubectl get` shows) follow
+        them a moment later."""
+        def counted(objects: dict[str, Any]) -> bool:
+            sts = objects.get(name)
+            status = sts.status if sts else None
+            return bool(status) and status.observed_generation == sts.metadata.generation \
+                and (status.ready_replicas or 0) == ready \
+                and (updated is None or (status.updated_replicas or 0) == updated)
+
+        return kubewait.until(self.apps.list_namespaced_stateful_set, counted, timeout=30,
+                              what=f"statefulset/{name} status: {ready} ready",
+                              namespace=self.ns)[name]
+
     def deploy(self, name: str) -> Any:
         return self.apps.read_namespaced_deployment(name, self.ns)
 
@@ -349,7 +365,7 @@ def test_statefulset_partition_canary_checkpoints(api: client.ApiClient, namespa
     cluster, name = Cluster(api, namespace), "statefulset-partition-canary"
     run_ok(segment(name, tmp_path, "install", "hold"), namespace)
     assert cluster.core.read_namespaced_service("web", namespace).spec.cluster_ip == "None"
-    sts = cluster.sts("web")
+    sts = cluster.sts_counted("web", 5)
     r1 = sts.status.update_revision
     assert sts.status.current_revision == r1 and sts.status.ready_replicas == 5
     assert sts.status.observed_generation == sts.metadata.generation
@@ -361,7 +377,7 @@ def test_statefulset_partition_canary_checkpoints(api: client.ApiClient, namespa
                for p in before.values())
 
     run_ok(segment(name, tmp_path, "canary", "verify-canary"), namespace)
-    sts = cluster.sts("web")
+    sts = cluster.sts_counted("web", 5, updated=3)
     r2 = sts.status.update_revision
     assert r2 != r1 and sts.status.current_revision == r1
     assert sts.spec.template.spec.containers[0].image == STS_NEW
@@ -376,7 +392,7 @@ def test_statefulset_partition_canary_checkpoints(api: client.ApiClient, namespa
         assert (pod.metadata.uid == before[f"web-{i}"].metadata.uid) == old
 
     run_ok(segment(name, tmp_path, "widen"), namespace)
-    sts = cluster.sts("web")
+    sts = cluster.sts_counted("web", 5, updated=5)
     assert sts.status.current_revision == sts.status.update_revision == r2
     assert sts.spec.update_strategy.rolling_update.partition == 0
     done = cluster.pods()

@@ -45,13 +45,18 @@ def half_way(tmp_path: Path, namespace: str) -> tuple[Path, Plan]:
     return path, compile_plan(path)
 
 
+def needs_of(tmp_path: Path, namespace: str) -> list[preflight.Required]:
+    """What the half-way plan needs in `namespace`, as the preflight computes it."""
+    _, plan = half_way(tmp_path, namespace)
+    return preflight.required(plan, plan.steps, namespace, offline_resolver)
+
+
 @pytest.mark.parametrize("as_user", ["granted"], indirect=True)
 def test_a_plan_in_one_namespace_costs_one_rules_review(
         tmp_path: Path, kube: Kube, namespace: str, as_user: Kube) -> None:
     grant(kube, namespace, "all", [*ALMOST, ("", "pods/status", ["patch"])],
           users=("granted",))
-    _, plan = half_way(tmp_path, namespace)
-    needs = preflight.required(plan, plan.steps, namespace, offline_resolver)
+    needs = needs_of(tmp_path, namespace)
     before = as_user.sent.count()
     assert preflight.missing(as_user, needs) == []
     assert as_user.sent.count("POST", preflight.SSRR_PATH) == 1
@@ -63,8 +68,7 @@ def test_a_plan_in_one_namespace_costs_one_rules_review(
 def test_only_what_the_rules_review_does_not_allow_is_asked_one_by_one(
         tmp_path: Path, kube: Kube, namespace: str, as_user: Kube) -> None:
     grant(kube, namespace, "almost", ALMOST, users=("halfway",))
-    _, plan = half_way(tmp_path, namespace)
-    needs = preflight.required(plan, plan.steps, namespace, offline_resolver)
+    needs = needs_of(tmp_path, namespace)
     lacking = preflight.missing(as_user, needs)
     assert [str(r.need) for r in lacking] == [f"patch pods/status in namespace {namespace}"]
     assert as_user.sent.count("POST", preflight.SSRR_PATH) == 1
@@ -75,8 +79,7 @@ def test_only_what_the_rules_review_does_not_allow_is_asked_one_by_one(
 def test_wildcards_and_resource_names_are_judged_as_the_api_server_does(
         tmp_path: Path, kube: Kube, namespace: str, as_user: Kube) -> None:
     grant(kube, namespace, "wild", WILD, users=("wild",))
-    _, plan = half_way(tmp_path, namespace)
-    needs = preflight.required(plan, plan.steps, namespace, offline_resolver)
+    needs = needs_of(tmp_path, namespace)
     rules = preflight.rules_for(as_user, namespace)
     matched = {r.need for r in needs if allows(rules, r.need)}
     assert {(r.need.verb, r.need.rbac_resource) for r in needs if r.need not in matched} \

@@ -26,6 +26,7 @@ from tests.integration.test_engine import (
     events,
     finish,
     journal,
+    journaled,
     lease_exists,
     run_id_of,
     runplan,
@@ -205,6 +206,7 @@ def test_the_lock_in_prod_refuses_a_prod_only_run_and_resume_continues_in_prod(
     lines = _read_until(proc, lambda e: e.get("step") == "prod.hold"
                         and e["event"] == "step_started")
     run_id = run_id_of(lines)
+    journaled(waves["prod"], run_id, "stage")  # resume reads prod's copy
     code, _, err = runplan(tmp_path, str(plan), "--only", "prod")  # touches only prod
     assert code == 4 and "cluster prod" in err and run_id in err
     os.kill(proc.pid, signal.SIGKILL)
