@@ -193,8 +193,9 @@ class _Steps:
         preds = graph.predecessors(leaf.id) if leaf.id in graph else []
         needs = sorted(preds, key=lambda n: graph.nodes[n]["position"])
         step = self.builder.build(leaf, tuple(needs))
-        if step is not None and until_of(graph, leaf.id):
-            step = dataclasses.replace(step, until=until_of(graph, leaf.id))
+        until = until_of(graph, leaf.id)
+        if step is not None and until:
+            step = dataclasses.replace(step, until=until)
         if step is not None and leaf.id in graph:
             graph.nodes[leaf.id]["step"] = step
         return step

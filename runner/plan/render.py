@@ -80,9 +80,13 @@ class Compiled:
     # one result per distinct scalar values is enough (Renderer._evaluate).
     pure: bool = False
 
-    @property
-    def deferred(self) -> bool:
-        return bool(self.names & DEFERRED_NAMES)
+    # Read for every value rendered: computed once, not per read.
+    deferred: bool = field(init=False, repr=False)
+    ordered: tuple[str, ...] = field(init=False, repr=False)  # names, sorted
+
+    def __post_init__(self) -> None:
+        self.deferred = bool(self.names & DEFERRED_NAMES)
+        self.ordered = tuple(sorted(self.names))
 
     def evaluate(self, ctx: dict[str, Any], deadline: Deadline | None = None) -> Any:
         if self._run is None:
@@ -153,10 +157,11 @@ class Renderer:
 
     def compile(self, source: str, expression: bool = False) -> Compiled:
         """Compile a template (or, with `expression`, a bare `when` expression)."""
-        key = ("\0" if expression else "") + source
-        if key not in self._cache:
-            self._cache[key] = self._compile(source, expression)
-        return self._cache[key]
+        key = "\0" + source if expression else source
+        compiled = self._cache.get(key)
+        if compiled is None:
+            compiled = self._cache[key] = self._compile(source, expression)
+        return compiled
 
     def _compile(self, source: str, expression: bool) -> Compiled:
         inner = source if expression else _exact_expression(source)
@@ -252,7 +257,7 @@ def _result_key(compiled: Compiled, ctx: dict[str, Any]) -> tuple[Any, ...] | No
     """What a pure template's result depends on, when all of it is scalar; else None."""
     if not compiled.pure or not compiled.names <= ctx.keys():
         return None
-    values = tuple((name, type(ctx[name]), ctx[name]) for name in sorted(compiled.names))
+    values = tuple((name, type(ctx[name]), ctx[name]) for name in compiled.ordered)
     if not all(isinstance(value, _SCALARS) for _, _, value in values):
         return None
     return (compiled.source, values)
