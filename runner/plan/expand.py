@@ -17,7 +17,7 @@ from typing import Any
 from runner.errors import PlanError, Problem
 from runner.plan.explain import show
 from runner.plan.include import Includes, Inherited, Source
-from runner.plan.kinds import REGISTRY
+from runner.plan.kinds import names
 from runner.plan.limits import MAX_STEPS
 from runner.plan.loader import Document, PathT
 from runner.plan.render import Collector, Renderer, is_template
@@ -107,7 +107,8 @@ def expand(doc: Document, path: PathT, renderer: Renderer, scope: dict[str, Any]
 
 
 def action_key(raw: dict[str, Any]) -> str | None:
-    return next((key for key in raw if key in REGISTRY), None)
+    kinds = names()
+    return next((key for key in raw if key in kinds), None)
 
 
 def path_text(path: PathT) -> str:

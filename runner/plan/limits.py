@@ -177,16 +177,22 @@ def _plainly_within(root: yaml.Node) -> bool:
     most files, checked by one flat walk. Anything else goes to _Measure."""
     seen: set[int] = set()
     total = 1
-    stack = [(root, 0)] if type(root) is not yaml.ScalarNode else []
+    scalar = yaml.ScalarNode
+    stack = [(root, 0)] if type(root) is not scalar else []
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH or id(node) in seen:
             return False
         seen.add(id(node))
-        mapping = type(node) is yaml.MappingNode
-        for child in (c for pair in node.value for c in pair) if mapping else node.value:
-            total += 1
-            if type(child) is not yaml.ScalarNode:
-                stack.append((child, depth + 1))
+        if type(node) is not yaml.MappingNode:
+            total += len(node.value)
+            stack += [(child, depth + 1) for child in node.value if type(child) is not scalar]
+            continue
+        total += 2 * len(node.value)  # a pair at a time: this walk meets every node
+        for key, value in node.value:
+            if type(key) is not scalar:
+                stack.append((key, depth + 1))
+            if type(value) is not scalar:
+                stack.append((value, depth + 1))
     return total <= MAX_NODES
 

@@ -128,8 +128,9 @@ class Renderer:
         """`value` with every non-deferred template rendered; problems go to `out`."""
         if isinstance(value, str):
             return self._string(value, ctx, out, path) if is_template(value) else value
-        if isinstance(value, dict):
-            return {k: self.render(v, ctx, out, (*path, k)) for k, v in value.items()}
+        if isinstance(value, dict):  # plain text (not is_template) as is, with no call per value
+            return {k: v if type(v) is str and "{{" not in v and "{%" not in v else
+                    self.render(v, ctx, out, (*path, k)) for k, v in value.items()}
         if isinstance(value, list):
             return [self.render(v, ctx, out, (*path, i)) for i, v in enumerate(value)]
         return value
