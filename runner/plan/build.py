@@ -99,7 +99,10 @@ class StepBuilder:
         source = leaf.container.source
         self.renderer.site = functools.partial(source.problem, leaf.path)
         self.renderer.check_deadline()
-        control = {key: self._control(leaf, key) for key in _CONTROL}
+        raw, inherited = leaf.raw, leaf.container.inherited
+        # Most fields are unset on most steps: their default, without a call each.
+        control = {key: self._control(leaf, key) if key in raw or key in inherited else default
+                   for key, (_, default) in _CONTROL.items()}
         self._check_cluster(leaf, control["cluster"])
         namespace = control["namespace"] or self.namespace
         params, deferred, changed = self._params(leaf)

@@ -190,14 +190,16 @@ class _Steps:
             return file_order
 
     def _build(self, leaf: Leaf, graph: dag.DiGraph) -> Step | None:
-        preds = graph.predecessors(leaf.id) if leaf.id in graph else []
-        needs = sorted(preds, key=lambda n: graph.nodes[n]["position"])
+        attrs = graph.nodes.get(leaf.id)
+        needs = list(graph.predecessors(leaf.id)) if attrs is not None else []
+        if len(needs) > 1:  # in file order
+            needs.sort(key=lambda n: graph.nodes[n]["position"])
         step = self.builder.build(leaf, tuple(needs))
-        until = until_of(graph, leaf.id)
+        until = until_of(graph, leaf.id) if attrs is not None else ()
         if step is not None and until:
             step = dataclasses.replace(step, until=until)
-        if step is not None and leaf.id in graph:
-            graph.nodes[leaf.id]["step"] = step
+        if step is not None and attrs is not None:
+            attrs["step"] = step
         return step
 
     def _clashes(self, leaves: list[Leaf]) -> list[Problem]:

@@ -305,25 +305,31 @@ class _Builder:
         if self.merges:
             self.loader.flatten_mapping(node)
         out: dict[str, Any] = {}
-        key_marks = self.key_marks
         for key_node, value_node in node.value:
             if type(key_node) is _ScalarNode and key_node.tag == _STR:
                 key = key_node.value  # what _key says of a string key, without asking it
             else:
                 key = self._key(key_node, path)
-            child = (*path, key)
-            if key in out:
-                if not self.every_mark:
-                    raise _NeedMarks
-                first = key_marks[child]
-                self._problem(key_node, path, f"duplicate key '{key}' (first at line {first[0]})")
             if self.every_mark:
-                mark = key_node.start_mark
-                key_marks[child] = (mark.line + 1, mark.column + 1)
-                mark = value_node.start_mark
-                self.marks[child] = (mark.line + 1, mark.column + 1)
-            out[key] = self.build(value_node, child)
+                out[key] = self._marked(out, key, key_node, value_node, path)
+            elif key in out:
+                raise _NeedMarks
+            elif type(value_node) is _ScalarNode and value_node.tag == _STR:
+                out[key] = value_node.value  # a string: no path needed, no mark kept
+            else:
+                out[key] = self.build(value_node, (*path, key))
         return out
+
+    def _marked(self, out: dict[str, Any], key: str, key_node: yaml.Node,
+                value_node: yaml.Node, path: PathT) -> Any:
+        """A pair's value, with its own and its key's marks (and a duplicate reported)."""
+        child = (*path, key)
+        if key in out:
+            first = self.key_marks[child]
+            self._problem(key_node, path, f"duplicate key '{key}' (first at line {first[0]})")
+        self.key_marks[child] = _mark(key_node)
+        self.marks[child] = _mark(value_node)
+        return self.build(value_node, child)
 
     def _unquoted_template(self, node: yaml.MappingNode, path: PathT) -> str | None:
         """`image: {{ image }}` is a mapping in YAML; take the text, and say to quote it."""
