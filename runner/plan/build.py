@@ -221,9 +221,11 @@ class StepBuilder:
             return {}, False, []  # the schema stage reported it
         out = Collector()
         params = self.renderer.render(raw, leaf.container.scope, out)
-        base = (*leaf.path, leaf.kind or "")
-        self.problems += [self._at(leaf, (*base, *rel), message) for rel, message in out.errors]
-        self.refs += [(leaf, (*base, *rel), ref) for rel, c in out.deferred for ref in c.step_refs]
+        if out.errors or out.deferred:
+            base = (*leaf.path, leaf.kind or "")
+            self.problems += [self._at(leaf, (*base, *rel), m) for rel, m in out.errors]
+            self.refs += [(leaf, (*base, *rel), ref) for rel, c in out.deferred
+                          for ref in c.step_refs]
         changed = [key for key, value in params.items() if value != raw.get(key)]
         return params, bool(out.deferred), changed
 

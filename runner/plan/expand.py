@@ -129,11 +129,14 @@ class _Expander:
         self.problems: list[Problem] = []
 
     def fill(self, items: list[Any], path: PathT, container: Container) -> None:
+        text = path_text(path)  # the items' own: this and `[index]`
         for index, raw in enumerate(items):
             if isinstance(raw, dict):  # anything else was reported by the schema stage
-                container.children.append(self._item(raw, (*path, index), container))
+                item = self._item(raw, (*path, index), container, f"{text}[{index}]")
+                container.children.append(item)
 
-    def _item(self, raw: dict[str, Any], path: PathT, container: Container) -> Leaf | Group:
+    def _item(self, raw: dict[str, Any], path: PathT, container: Container,
+              text: str) -> Leaf | Group:
         local = raw["id"] if isinstance(raw.get("id"), str) and raw["id"] else f"#{path[-1]}"
         full = f"{container.id}.{local}" if container.id else local
         kind = action_key(raw)
@@ -148,7 +151,7 @@ class _Expander:
             self._group(node, include=True)
         else:
             self._bounded(path, container.source)
-            where = f"{path_text(path)} ({container.source.local(full)})"
+            where = f"{text} ({container.source.local(full)})"
             node = Leaf(full, raw, path, where, len(self.leaves), container, kind)
             self._register(full, node, path)
             self.leaves.append(node)
