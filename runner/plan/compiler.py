@@ -181,13 +181,11 @@ class _Steps:
 
     @staticmethod
     def _order(graph: dag.DiGraph, leaves: list[Leaf], broken: bool) -> list[str]:
-        file_order = list(dict.fromkeys(leaf.id for leaf in leaves))
-        if broken:
-            return file_order
-        try:
-            return execution_order(graph)
-        except dag.Unfeasible:  # a duplicate id (reported) merged two steps
-            return file_order
+        if not broken:
+            # A duplicate id (reported) can merge two steps into a cycle: file order then.
+            with contextlib.suppress(dag.Unfeasible):
+                return execution_order(graph)
+        return list(dict.fromkeys(leaf.id for leaf in leaves))
 
     def _build(self, leaf: Leaf, graph: dag.DiGraph) -> Step | None:
         attrs = graph.nodes.get(leaf.id)

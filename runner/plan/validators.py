@@ -135,11 +135,16 @@ class Checker:
         quick = self.quick.get(key)
         if quick is None:
             return []  # not a property of the schema: the shell judged it
-        cheap = _cheap_key(value)
+        # Scalars first, without a call: most values are (ids, targets, images).
+        cheap = (type(value), value) if type(value) in _SCALAR_TYPES else _cheap_key(value)
         if cheap is not None:
             memo_key = (key, cheap)  # verdicts of repeated values: looked up
-            if memo_key not in self.memo and quick(value):
-                self.memo[memo_key] = []
+            verdict = self.memo.get(memo_key)
+            if verdict is not None:
+                return verdict
+            if quick(value):
+                verdict = self.memo[memo_key] = []
+                return verdict
         elif quick(value):  # cheaper than a key for it (json.dumps)
             return []
         else:
@@ -150,6 +155,7 @@ class Checker:
 
 
 _SCALARS = (str, int, float, bool, type(None))
+_SCALAR_TYPES = frozenset(_SCALARS)
 
 
 def _cheap_key(value: Any) -> Any:
