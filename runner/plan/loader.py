@@ -73,7 +73,9 @@ class Document:
         A mapping or list value is pointed at by its key (`steps:`), which a
         block collection's own mark (its first item, a line below) is not.
         """
-        if self.text is not None and not (path in self.marks and _item(path)):
+        if self.text is not None:
+            if path in self.marks and _item(path):  # a list item's mark is its own
+                return Location(self.file, *self.marks[path])
             self._mark_all()
         # A list item (a step) has no key mark: no need to find its node first.
         at_key = path in self.key_marks and (
