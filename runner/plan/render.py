@@ -57,6 +57,7 @@ _PURE_NODES = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nod
                nodes.BinExpr, nodes.UnaryExpr, nodes.Compare, nodes.Operand, nodes.CondExpr,
                nodes.Concat, nodes.List, nodes.Tuple)
 _SCALARS = (str, int, float, bool, type(None))
+_MISSING = object()  # not a scalar: a name the context lacks gives no result key
 
 
 class RenderError(Exception):
@@ -256,12 +257,15 @@ def evaluate(compiled: Compiled, ctx: dict[str, Any], deadline: Deadline | None 
 
 def _result_key(compiled: Compiled, ctx: dict[str, Any]) -> tuple[Any, ...] | None:
     """What a pure template's result depends on, when all of it is scalar; else None."""
-    if not compiled.pure or not compiled.names <= ctx.keys():
+    if not compiled.pure:
         return None
-    values = tuple((name, type(ctx[name]), ctx[name]) for name in compiled.ordered)
-    if not all(isinstance(value, _SCALARS) for _, _, value in values):
-        return None
-    return (compiled.source, values)
+    values = []
+    for name in compiled.ordered:  # a loop: this runs for each template value rendered
+        value = ctx.get(name, _MISSING)
+        if not isinstance(value, _SCALARS):
+            return None
+        values.append((name, type(value), value))
+    return (compiled.source, tuple(values))
 
 
 def _shown(source: str) -> str:

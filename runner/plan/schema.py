@@ -49,7 +49,8 @@ def iter_steps(data: Any, path: PathT = ()) -> Iterator[tuple[PathT, Any]]:
             continue
         for index, step in enumerate(items):
             yield (*path, key, index), step
-            yield from iter_steps(step, (*path, key, index))
+            if isinstance(step, dict) and isinstance(step.get("steps"), list):  # a group
+                yield from iter_steps(step, (*path, key, index))
 
 
 def to_problems(doc: Document, base: PathT, found: list[Finding]) -> list[Problem]:
