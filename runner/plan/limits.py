@@ -41,8 +41,9 @@ def budget_for(size: int) -> float:
     """CPU seconds a plan of `size` bytes may take to compile: 0.5 s + 10 s per MiB.
 
     CPU time, not wall time, so a loaded CI machine does not refuse good plans.
-    The 10,000-step benchmark plan (878 KiB) compiles in about 1.6 s and gets 8.9 s
-    (room for a machine three times slower); a 1 KB hostile plan gets 0.5 s.
+    The 10,000-step benchmark plan (878 KiB) compiles in 0.65 s of CPU on a quiet
+    2-core machine (about twice that under make bench's load) and gets 8.9 s: room
+    for a machine five times slower; a 1 KB hostile plan gets 0.5 s.
     RUNPLAN_COMPILE_BUDGET (seconds) overrides.
     """
     try:

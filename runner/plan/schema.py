@@ -96,8 +96,6 @@ def _step_keys() -> frozenset[str]:
     return frozenset(plan_schema()["$defs"]["step"]["properties"])
 
 
-
-
 def _structure(doc: Document, path: PathT, step: dict[str, Any]) -> list[Problem]:
     """Unknown keys, and not exactly one action key (or a group)."""
     shape = tuple(step)
