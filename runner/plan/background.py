@@ -13,6 +13,7 @@ means all of it. Naming B itself or a step that runs before B is a plan error.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -48,11 +49,17 @@ def rewire(doc: Document, tree: Tree, graph: dag.DiGraph) -> list[Problem]:
 
 
 def _until(leaf: Leaf) -> str | None:
-    if leaf.kind is None or not getattr(REGISTRY[leaf.kind], "background", False):
+    if leaf.kind not in _background_kinds():
         return None
     params = leaf.raw.get(leaf.kind)
     value = params.get(UNTIL) if isinstance(params, dict) else None
     return value if isinstance(value, str) else None
+
+
+@functools.cache
+def _background_kinds() -> frozenset[str]:
+    """The kinds that take `until` (asked of every step: a set, not a lookup each)."""
+    return frozenset(k for k, kind in REGISTRY.items() if getattr(kind, "background", False))
 
 
 def _resolve(tree: Tree, leaf: Leaf, name: str) -> list[str]:

@@ -99,7 +99,10 @@ class StepBuilder:
         source = leaf.container.source
         self.renderer.site = functools.partial(source.problem, leaf.path)
         self.renderer.check_deadline()
-        control = {key: self._control(leaf, key) for key in _CONTROL}
+        raw, inherited = leaf.raw, leaf.container.inherited
+        # Most fields are unset on most steps: their default, without a call each.
+        control = {key: self._control(leaf, key) if key in raw or key in inherited else default
+                   for key, (_, default) in _CONTROL.items()}
         self._check_cluster(leaf, control["cluster"])
         namespace = control["namespace"] or self.namespace
         params, deferred, changed = self._params(leaf)
@@ -218,9 +221,11 @@ class StepBuilder:
             return {}, False, []  # the schema stage reported it
         out = Collector()
         params = self.renderer.render(raw, leaf.container.scope, out)
-        base = (*leaf.path, leaf.kind or "")
-        self.problems += [self._at(leaf, (*base, *rel), message) for rel, message in out.errors]
-        self.refs += [(leaf, (*base, *rel), ref) for rel, c in out.deferred for ref in c.step_refs]
+        if out.errors or out.deferred:
+            base = (*leaf.path, leaf.kind or "")
+            self.problems += [self._at(leaf, (*base, *rel), m) for rel, m in out.errors]
+            self.refs += [(leaf, (*base, *rel), ref) for rel, c in out.deferred
+                          for ref in c.step_refs]
         changed = [key for key, value in params.items() if value != raw.get(key)]
         return params, bool(out.deferred), changed
 

@@ -181,22 +181,23 @@ class _Steps:
 
     @staticmethod
     def _order(graph: dag.DiGraph, leaves: list[Leaf], broken: bool) -> list[str]:
-        file_order = list(dict.fromkeys(leaf.id for leaf in leaves))
-        if broken:
-            return file_order
-        try:
-            return execution_order(graph)
-        except dag.Unfeasible:  # a duplicate id (reported) merged two steps
-            return file_order
+        if not broken:
+            # A duplicate id (reported) can merge two steps into a cycle: file order then.
+            with contextlib.suppress(dag.Unfeasible):
+                return execution_order(graph)
+        return list(dict.fromkeys(leaf.id for leaf in leaves))
 
     def _build(self, leaf: Leaf, graph: dag.DiGraph) -> Step | None:
-        preds = graph.predecessors(leaf.id) if leaf.id in graph else []
-        needs = sorted(preds, key=lambda n: graph.nodes[n]["position"])
+        attrs = graph.nodes.get(leaf.id)
+        needs = list(graph.predecessors(leaf.id)) if attrs is not None else []
+        if len(needs) > 1:  # in file order
+            needs.sort(key=lambda n: graph.nodes[n]["position"])
         step = self.builder.build(leaf, tuple(needs))
-        if step is not None and until_of(graph, leaf.id):
-            step = dataclasses.replace(step, until=until_of(graph, leaf.id))
-        if step is not None and leaf.id in graph:
-            graph.nodes[leaf.id]["step"] = step
+        until = until_of(graph, leaf.id) if attrs is not None else ()
+        if step is not None and until:
+            step = dataclasses.replace(step, until=until)
+        if step is not None and attrs is not None:
+            attrs["step"] = step
         return step
 
     def _clashes(self, leaves: list[Leaf]) -> list[Problem]:

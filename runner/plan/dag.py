@@ -38,26 +38,36 @@ class DiGraph:
         return len(self.nodes)
 
     def add_node(self, node: Node, **attrs: Any) -> None:
-        if node not in self.nodes:
-            self.nodes[node] = {}
+        known = self.nodes.get(node)
+        if known is None:
+            self.nodes[node] = attrs  # a fresh dict per call (**attrs): ours to keep
             self._succ[node] = {}
             self._pred[node] = {}
-        self.nodes[node].update(attrs)
+        elif attrs:
+            known.update(attrs)
 
     def add_nodes_from(self, nodes: Iterable[Node]) -> None:
         for node in nodes:
             self.add_node(node)
 
     def add_edge(self, tail: Node, head: Node) -> None:
-        for node in (tail, head):
-            if node not in self.nodes:
-                self.add_node(node)
+        if tail not in self._succ:
+            self.add_node(tail)
+        if head not in self._succ:
+            self.add_node(head)
         self._succ[tail][head] = None
         self._pred[head][tail] = None
 
     def add_edges_from(self, edges: Iterable[tuple[Node, Node]]) -> None:
+        # The compiler adds tens of thousands of edges: one loop, no call per edge.
+        succ, pred = self._succ, self._pred
         for tail, head in edges:
-            self.add_edge(tail, head)
+            if tail not in succ:
+                self.add_node(tail)
+            if head not in succ:
+                self.add_node(head)
+            succ[tail][head] = None
+            pred[head][tail] = None
 
     def remove_edge(self, tail: Node, head: Node) -> None:
         del self._succ[tail][head]

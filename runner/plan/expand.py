@@ -17,7 +17,7 @@ from typing import Any
 from runner.errors import PlanError, Problem
 from runner.plan.explain import show
 from runner.plan.include import Includes, Inherited, Source
-from runner.plan.kinds import REGISTRY
+from runner.plan.kinds import names
 from runner.plan.limits import MAX_STEPS
 from runner.plan.loader import Document, PathT
 from runner.plan.render import Collector, Renderer, is_template
@@ -107,7 +107,8 @@ def expand(doc: Document, path: PathT, renderer: Renderer, scope: dict[str, Any]
 
 
 def action_key(raw: dict[str, Any]) -> str | None:
-    return next((key for key in raw if key in REGISTRY), None)
+    kinds = names()
+    return next((key for key in raw if key in kinds), None)
 
 
 def path_text(path: PathT) -> str:
@@ -128,11 +129,14 @@ class _Expander:
         self.problems: list[Problem] = []
 
     def fill(self, items: list[Any], path: PathT, container: Container) -> None:
+        text = path_text(path)  # the items' own: this and `[index]`
         for index, raw in enumerate(items):
             if isinstance(raw, dict):  # anything else was reported by the schema stage
-                container.children.append(self._item(raw, (*path, index), container))
+                item = self._item(raw, (*path, index), container, f"{text}[{index}]")
+                container.children.append(item)
 
-    def _item(self, raw: dict[str, Any], path: PathT, container: Container) -> Leaf | Group:
+    def _item(self, raw: dict[str, Any], path: PathT, container: Container,
+              text: str) -> Leaf | Group:
         local = raw["id"] if isinstance(raw.get("id"), str) and raw["id"] else f"#{path[-1]}"
         full = f"{container.id}.{local}" if container.id else local
         kind = action_key(raw)
@@ -147,7 +151,7 @@ class _Expander:
             self._group(node, include=True)
         else:
             self._bounded(path, container.source)
-            where = f"{path_text(path)} ({container.source.local(full)})"
+            where = f"{text} ({container.source.local(full)})"
             node = Leaf(full, raw, path, where, len(self.leaves), container, kind)
             self._register(full, node, path)
             self.leaves.append(node)

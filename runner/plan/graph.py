@@ -15,6 +15,7 @@ The markers are then contracted away, leaving edges between leaf steps only.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from runner.errors import Problem, did_you_mean
@@ -150,15 +151,27 @@ def _contract(graph: dag.DiGraph) -> dag.DiGraph:
     leaves = dag.DiGraph()
     carried: dict[Marker, set[Leaf]] = {}
     for vertex in dag.topological_sort(graph):
-        before: set[Leaf] = set()
-        for pred in graph.predecessors(vertex):
-            before |= {pred} if isinstance(pred, Leaf) else carried[pred]
+        before = _preceding(graph.predecessors(vertex), carried)
         if isinstance(vertex, Marker):
             carried[vertex] = before
             continue
         leaves.add_node(vertex.id, position=vertex.position)
         leaves.add_edges_from((dep.id, vertex.id) for dep in before)
     return leaves
+
+
+def _preceding(preds: Iterable[Vertex], carried: dict[Marker, set[Leaf]]) -> set[Leaf]:
+    """The leaves just before a vertex. A lone marker's set is shared, not copied
+    (no carried set is changed afterwards): most markers follow one other vertex."""
+    own, passed = [], []
+    for pred in preds:
+        if isinstance(pred, Leaf):
+            own.append(pred)
+        else:
+            passed.append(carried[pred])
+    if not own and len(passed) == 1:
+        return passed[0]
+    return set(own).union(*passed)
 
 
 def _cycles(graph: dag.DiGraph) -> list[Problem]:

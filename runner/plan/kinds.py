@@ -41,6 +41,13 @@ class _Kinds(Mapping[str, "type[StepKind]"]):
 REGISTRY: Mapping[str, type[StepKind]] = _Kinds()
 
 
+@functools.cache
+def names() -> frozenset[str]:
+    """The action keys as a set: the compiler tests each key of each step against it
+    (a set lookup, where `key in REGISTRY` is a Python call)."""
+    return frozenset(REGISTRY)
+
+
 def load() -> None:
     """Import the kinds now: compile_plan calls it before its time budget starts, so
     the budget measures the plan, not the kinds' imports."""

@@ -41,8 +41,9 @@ def budget_for(size: int) -> float:
     """CPU seconds a plan of `size` bytes may take to compile: 0.5 s + 10 s per MiB.
 
     CPU time, not wall time, so a loaded CI machine does not refuse good plans.
-    The 10,000-step benchmark plan (878 KiB) compiles in about 1.6 s and gets 8.9 s
-    (room for a machine three times slower); a 1 KB hostile plan gets 0.5 s.
+    The 10,000-step benchmark plan (878 KiB) compiles in 0.65 s of CPU on a quiet
+    2-core machine (about twice that under make bench's load) and gets 8.9 s: room
+    for a machine five times slower; a 1 KB hostile plan gets 0.5 s.
     RUNPLAN_COMPILE_BUDGET (seconds) overrides.
     """
     try:
@@ -177,16 +178,22 @@ def _plainly_within(root: yaml.Node) -> bool:
     most files, checked by one flat walk. Anything else goes to _Measure."""
     seen: set[int] = set()
     total = 1
-    stack = [(root, 0)] if type(root) is not yaml.ScalarNode else []
+    scalar = yaml.ScalarNode
+    stack = [(root, 0)] if type(root) is not scalar else []
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH or id(node) in seen:
             return False
         seen.add(id(node))
-        mapping = type(node) is yaml.MappingNode
-        for child in (c for pair in node.value for c in pair) if mapping else node.value:
-            total += 1
-            if type(child) is not yaml.ScalarNode:
-                stack.append((child, depth + 1))
+        if type(node) is not yaml.MappingNode:
+            total += len(node.value)
+            stack += [(child, depth + 1) for child in node.value if type(child) is not scalar]
+            continue
+        total += 2 * len(node.value)  # a pair at a time: this walk meets every node
+        for key, value in node.value:
+            if type(key) is not scalar:
+                stack.append((key, depth + 1))
+            if type(value) is not scalar:
+                stack.append((value, depth + 1))
     return total <= MAX_NODES
 

@@ -21,6 +21,7 @@ from runner.plan.limits import MAX_FILE_BYTES, MIB, YamlLimit, check_text, check
 # libyaml's parser is ~10x faster and keeps marks; the constructors stay Python.
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR = "tag:yaml.org,2002:str"
+_ScalarNode = yaml.ScalarNode
 
 
 # The first characters some implicit resolver (int, bool, null, ...) may claim: a
@@ -36,7 +37,7 @@ class _Loader(_Base):  # type: ignore[misc]
     _resolved: dict[tuple[Any, ...], str] = {}
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
-        if kind is yaml.ScalarNode and _PLAIN and (
+        if kind is _ScalarNode and _PLAIN and (
                 not implicit[0] or (value and value[0] not in _CLAIMED)):
             return _STR  # what the resolvers would say, without asking them
         key = (kind, value, implicit)
@@ -62,6 +63,9 @@ class Document:
     marks: dict[PathT, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[PathT, tuple[int, int]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # The file's text while only the marks of list items (steps) are recorded: what
+    # a valid plan asks for. Any other mark is read from it then, all at once.
+    text: str | None = field(default=None, repr=False)
 
     def location(self, path: PathT, key: bool = False) -> Location:
         """The mark of `path`, or of its nearest ancestor that has one.
@@ -69,14 +73,32 @@ class Document:
         A mapping or list value is pointed at by its key (`steps:`), which a
         block collection's own mark (its first item, a line below) is not.
         """
-        at_key = key or isinstance(_node(self.data, path), (dict, list))
-        marks = self.key_marks if at_key and path in self.key_marks else self.marks
+        if self.text is not None:
+            if path in self.marks and _item(path):  # a list item's mark is its own
+                return Location(self.file, *self.marks[path])
+            self._mark_all()
+        # A list item (a step) has no key mark: no need to find its node first.
+        at_key = path in self.key_marks and (
+            key or isinstance(_node(self.data, path), (dict, list)))
+        marks = self.key_marks if at_key else self.marks
         while path and path not in marks:
             path = path[:-1]
         return Location(self.file, *marks.get(path, (1, 1)))
 
     def problem(self, path: PathT, message: str, key: bool = False) -> Problem:
         return Problem(self.location(path, key), where(self.data, path), message)
+
+    def _mark_all(self) -> None:
+        """Every node's and key's mark, from the text (which loaded before, so it loads)."""
+        text, self.text = self.text, None
+        assert text is not None
+        full = _parse(text, self.file, "", every_mark=True)
+        self.marks, self.key_marks = full.marks, full.key_marks
+
+
+def _item(path: PathT) -> bool:
+    """The root or a list item: the paths whose marks a load always records."""
+    return not path or isinstance(path[-1], int)
 
 
 def where(data: Any, path: PathT) -> str:
@@ -136,8 +158,23 @@ def read_bounded(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
 
 def load_text(text: str, file: str, what: str = "a plan") -> Document:
     """Parse YAML text. Malformed YAML raises; lesser problems (duplicate keys,
-    non-string keys) land in `doc.problems` so they are reported with the rest."""
-    doc = Document(file, None)
+    non-string keys) land in `doc.problems` so they are reported with the rest.
+
+    Only list items' marks are recorded (a fifth of the nodes): the others cost a
+    sixth of a big plan's compile and most of its memory, and only problems need
+    them (Document.location reads them then). A duplicate key needs them at once."""
+    try:
+        return _parse(text, file, what, every_mark=False)
+    except _NeedMarks:
+        return _parse(text, file, what, every_mark=True)
+
+
+class _NeedMarks(Exception):
+    """A duplicate key, loaded without every mark: its message names the first's line."""
+
+
+def _parse(text: str, file: str, what: str, every_mark: bool) -> Document:
+    doc = Document(file, None, text=None if every_mark else text)
     too_many = check_text(text)
     if too_many:
         raise PlanError([Problem(Location(file, 1, 1), "", too_many)])
@@ -148,7 +185,8 @@ def load_text(text: str, file: str, what: str = "a plan") -> Document:
             empty = f"the file is empty: expected {what}"
             raise PlanError([Problem(Location(file, 1, 1), "", empty)])
         check_yaml(node)
-        builder = _Builder(doc, loader, text)
+        builder = _Builder(doc, loader, text, every_mark)
+        doc.marks[()] = _mark(node)
         doc.data = builder.build(node, ())
     except yaml.MarkedYAMLError as exc:
         raise PlanError([_yaml_problem(file, exc, text)]) from None
@@ -231,8 +269,10 @@ def _two_places(exc: yaml.MarkedYAMLError, construct: str, text: str) -> str:
 class _Builder:
     """Turns composed nodes into dicts, lists and scalars, recording marks."""
 
-    def __init__(self, doc: Document, loader: Any, text: str) -> None:
+    def __init__(self, doc: Document, loader: Any, text: str, every_mark: bool) -> None:
         self.doc = doc
+        self.marks, self.key_marks = doc.marks, doc.key_marks
+        self.every_mark = every_mark  # else only list items' (load_text)
         self.loader = loader
         self.text = text
         self.merges = "<<" in text  # `<<: *anchor` merge keys need flattening
@@ -240,14 +280,23 @@ class _Builder:
         # because a problem's `where` names step ids found in the data.
         self.pending: list[tuple[tuple[int, int], PathT, str]] = []
 
+    # build() runs once per YAML node (97,000 in the 10,000-step plan): exact-type
+    # tests first and marks inlined, as this is a large part of the compile's time.
+    # The caller has recorded the node's mark (if it is to be).
     def build(self, node: yaml.Node, path: PathT) -> Any:
-        self.doc.marks[path] = _mark(node)
+        if type(node) is _ScalarNode:
+            return self._scalar(node, path)
         if isinstance(node, yaml.MappingNode):
-            template = self._unquoted_template(node, path)
+            template = self._unquoted_template(node, path) if node.flow_style else None
             return template if template is not None else self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            return [self._item(item, (*path, i)) for i, item in enumerate(node.value)]
         return self._scalar(node, path)
+
+    def _item(self, node: yaml.Node, path: PathT) -> Any:
+        mark = node.start_mark
+        self.marks[path] = (mark.line + 1, mark.column + 1)
+        return self.build(node, path)
 
     def _scalar(self, node: yaml.Node, path: PathT) -> Any:
         if node.tag == _STR or node.tag in _KEEP_TEXT:
@@ -259,14 +308,30 @@ class _Builder:
             self.loader.flatten_mapping(node)
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = self._key(key_node, path)
-            child = (*path, key)
-            if key in out:
-                first = self.doc.key_marks[child]
-                self._problem(key_node, path, f"duplicate key '{key}' (first at line {first[0]})")
-            self.doc.key_marks[child] = _mark(key_node)
-            out[key] = self.build(value_node, child)
+            if type(key_node) is _ScalarNode and key_node.tag == _STR:
+                key = key_node.value  # what _key says of a string key, without asking it
+            else:
+                key = self._key(key_node, path)
+            if self.every_mark:
+                out[key] = self._marked(out, key, key_node, value_node, path)
+            elif key in out:
+                raise _NeedMarks
+            elif type(value_node) is _ScalarNode and value_node.tag == _STR:
+                out[key] = value_node.value  # a string: no path needed, no mark kept
+            else:
+                out[key] = self.build(value_node, (*path, key))
         return out
+
+    def _marked(self, out: dict[str, Any], key: str, key_node: yaml.Node,
+                value_node: yaml.Node, path: PathT) -> Any:
+        """A pair's value, with its own and its key's marks (and a duplicate reported)."""
+        child = (*path, key)
+        if key in out:
+            first = self.key_marks[child]
+            self._problem(key_node, path, f"duplicate key '{key}' (first at line {first[0]})")
+        self.key_marks[child] = _mark(key_node)
+        self.marks[child] = _mark(value_node)
+        return self.build(value_node, child)
 
     def _unquoted_template(self, node: yaml.MappingNode, path: PathT) -> str | None:
         """`image: {{ image }}` is a mapping in YAML; take the text, and say to quote it."""

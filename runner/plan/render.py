@@ -57,6 +57,7 @@ _PURE_NODES = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nod
                nodes.BinExpr, nodes.UnaryExpr, nodes.Compare, nodes.Operand, nodes.CondExpr,
                nodes.Concat, nodes.List, nodes.Tuple)
 _SCALARS = (str, int, float, bool, type(None))
+_MISSING = object()  # not a scalar: a name the context lacks gives no result key
 
 
 class RenderError(Exception):
@@ -80,9 +81,13 @@ class Compiled:
     # one result per distinct scalar values is enough (Renderer._evaluate).
     pure: bool = False
 
-    @property
-    def deferred(self) -> bool:
-        return bool(self.names & DEFERRED_NAMES)
+    # Read for every value rendered: computed once, not per read.
+    deferred: bool = field(init=False, repr=False)
+    ordered: tuple[str, ...] = field(init=False, repr=False)  # names, sorted
+
+    def __post_init__(self) -> None:
+        self.deferred = bool(self.names & DEFERRED_NAMES)
+        self.ordered = tuple(sorted(self.names))
 
     def evaluate(self, ctx: dict[str, Any], deadline: Deadline | None = None) -> Any:
         if self._run is None:
@@ -124,8 +129,9 @@ class Renderer:
         """`value` with every non-deferred template rendered; problems go to `out`."""
         if isinstance(value, str):
             return self._string(value, ctx, out, path) if is_template(value) else value
-        if isinstance(value, dict):
-            return {k: self.render(v, ctx, out, (*path, k)) for k, v in value.items()}
+        if isinstance(value, dict):  # plain text (not is_template) as is, with no call per value
+            return {k: v if type(v) is str and "{{" not in v and "{%" not in v else
+                    self.render(v, ctx, out, (*path, k)) for k, v in value.items()}
         if isinstance(value, list):
             return [self.render(v, ctx, out, (*path, i)) for i, v in enumerate(value)]
         return value
@@ -153,10 +159,11 @@ class Renderer:
 
     def compile(self, source: str, expression: bool = False) -> Compiled:
         """Compile a template (or, with `expression`, a bare `when` expression)."""
-        key = ("\0" if expression else "") + source
-        if key not in self._cache:
-            self._cache[key] = self._compile(source, expression)
-        return self._cache[key]
+        key = "\0" + source if expression else source
+        compiled = self._cache.get(key)
+        if compiled is None:
+            compiled = self._cache[key] = self._compile(source, expression)
+        return compiled
 
     def _compile(self, source: str, expression: bool) -> Compiled:
         inner = source if expression else _exact_expression(source)
@@ -250,12 +257,15 @@ def evaluate(compiled: Compiled, ctx: dict[str, Any], deadline: Deadline | None 
 
 def _result_key(compiled: Compiled, ctx: dict[str, Any]) -> tuple[Any, ...] | None:
     """What a pure template's result depends on, when all of it is scalar; else None."""
-    if not compiled.pure or not compiled.names <= ctx.keys():
+    if not compiled.pure:
         return None
-    values = tuple((name, type(ctx[name]), ctx[name]) for name in sorted(compiled.names))
-    if not all(isinstance(value, _SCALARS) for _, _, value in values):
-        return None
-    return (compiled.source, values)
+    values = []
+    for name in compiled.ordered:  # a loop: this runs for each template value rendered
+        value = ctx.get(name, _MISSING)
+        if not isinstance(value, _SCALARS):
+            return None
+        values.append((name, type(value), value))
+    return (compiled.source, tuple(values))
 
 
 def _shown(source: str) -> str:

@@ -18,6 +18,7 @@ import yaml
 from runner.errors import Problem, did_you_mean
 from runner.plan.explain import Finding, show
 from runner.plan.kinds import REGISTRY
+from runner.plan.kinds import names as kind_names
 from runner.plan.loader import Document, PathT
 from runner.plan.validators import header_findings, plan_schema, step_checker
 
@@ -48,7 +49,8 @@ def iter_steps(data: Any, path: PathT = ()) -> Iterator[tuple[PathT, Any]]:
             continue
         for index, step in enumerate(items):
             yield (*path, key, index), step
-            yield from iter_steps(step, (*path, key, index))
+            if isinstance(step, dict) and isinstance(step.get("steps"), list):  # a group
+                yield from iter_steps(step, (*path, key, index))
 
 
 def to_problems(doc: Document, base: PathT, found: list[Finding]) -> list[Problem]:
@@ -61,7 +63,7 @@ def _validate_step(doc: Document, path: PathT, step: Any) -> list[Problem]:
         message = f"a step is a mapping with an id and one action key, got {shown}"
         return [doc.problem(path, message)]
     problems = _structure(doc, path, step)
-    keys, kinds = _step_keys(), _kinds()  # sets, once: this runs for every step of a plan
+    keys, kinds = _step_keys(), kind_names()  # sets, once: this runs for every step of a plan
     known = {k: v for k, v in step.items() if k in keys}
     for kind in [k for k in known if k in kinds and not isinstance(known[k], dict)]:
         problems.append(_not_params(doc, (*path, kind), known.pop(kind)))
@@ -94,14 +96,12 @@ def _step_keys() -> frozenset[str]:
     return frozenset(plan_schema()["$defs"]["step"]["properties"])
 
 
-@functools.cache
-def _kinds() -> frozenset[str]:
-    return frozenset(REGISTRY)
-
-
 def _structure(doc: Document, path: PathT, step: dict[str, Any]) -> list[Problem]:
     """Unknown keys, and not exactly one action key (or a group)."""
-    kinds, keys = _kinds(), _step_keys()
+    shape = tuple(step)
+    if shape in _SOUND_SHAPES:
+        return []
+    kinds, keys = kind_names(), _step_keys()
     actions = [k for k in step if k in kinds]
     unknown = [k for k in step if k not in keys]
     kind_like = [k for k in unknown if _looks_like_kind(k, step[k], bool(actions))]
@@ -125,7 +125,13 @@ def _structure(doc: Document, path: PathT, step: dict[str, Any]) -> list[Problem
     if "loop" in step and "steps" not in step and "include" not in step:
         message = "loop repeats a group: put the steps to repeat under `steps:`"
         problems.append(doc.problem((*path, "loop"), message, key=True))
+    if not problems:  # no unknown key, so the verdict depended on the keys alone
+        _SOUND_SHAPES.add(shape)
     return problems
+
+
+# The key lists of steps that _structure found nothing wrong with (plans repeat them).
+_SOUND_SHAPES: set[tuple[str, ...]] = set()
 
 
 # What other tools call the step fields (GitHub Actions, Argo, Tekton, Ansible).

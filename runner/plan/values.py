@@ -42,6 +42,18 @@ def parse_target(value: Any, namespace: str | None = None, default_kind: str = "
 
     `any_kind`: the step takes objects of any kind (discovery resolves them later).
     """
+    if isinstance(value, str):
+        return _text_target(value, namespace, default_kind, any_kind)
+    return _new_target(value, namespace, default_kind, any_kind)
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_target(value: str, namespace: str | None, default_kind: str, any_kind: bool) -> Target:
+    """Plans name each target in several steps: parsed once (a Target is frozen)."""
+    return _new_target(value, namespace, default_kind, any_kind)
+
+
+def _new_target(value: Any, namespace: str | None, default_kind: str, any_kind: bool) -> Target:
     if any_kind:
         kind, name, own, api_version = split_object_target(value)
         return Target(kind, name, own or namespace, api_version)

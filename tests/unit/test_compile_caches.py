@@ -10,8 +10,10 @@ import yaml
 
 from runner.plan import compile_plan
 from runner.plan.limits import _Measure, _plainly_within, check_yaml
-from runner.plan.loader import _Loader
+from runner.plan.loader import _Loader, _parse, load_text
+from runner.plan.model import Target
 from runner.plan.render import Collector, Renderer
+from runner.plan.values import parse_target
 
 PLAN = """\
 apiVersion: runplan/v1
@@ -71,3 +73,47 @@ def test_the_flat_yaml_walk_agrees_with_the_exact_one() -> None:
     aliased = yaml.compose("a: &x [1, 2]\nb: *x\n")
     assert not _plainly_within(aliased)  # an alias to a collection: the exact walk decides
     check_yaml(aliased)
+
+
+MARKED = """\
+steps:
+  - id: a
+    needs: [b, c]
+    set_image: {target: statefulset/web, image: "nginx:1"}
+  - id: b
+    steps:
+      - id: c
+        when: "{{ x }}"
+        scale:
+          target: deploy/api
+          replicas: 3
+vars: {x: 1, y: [1, {z: 2}]}
+"""
+
+
+def test_a_load_that_keeps_only_list_items_marks_points_where_every_mark_does() -> None:
+    full = _parse(MARKED, "p.yaml", "", every_mark=True)
+    paths = sorted({*full.marks, *full.key_marks, ("steps", 9), ("nowhere", 0, "x")}, key=str)
+    items = [p for p in paths if not p or isinstance(p[-1], int)]
+    lazy = load_text(MARKED, "p.yaml")
+    assert lazy.data == full.data
+    assert [lazy.location(p) for p in items if p in lazy.marks] == [
+        full.location(p) for p in items if p in lazy.marks]
+    assert lazy.text is not None  # steps' own marks: none other was needed
+    for path in paths:
+        for key in (False, True):
+            fresh = load_text(MARKED, "p.yaml")
+            assert fresh.location(path, key) == full.location(path, key), (path, key)
+
+
+def test_a_duplicate_key_names_the_line_of_the_one_before() -> None:
+    doc = load_text("a: 1\nb: 2\na: 3\na: 4\n", "d.yaml")
+    assert [(p.location.line, p.message) for p in doc.problems] == [
+        (3, "duplicate key 'a' (first at line 1)"), (4, "duplicate key 'a' (first at line 3)")]
+
+
+def test_a_target_parsed_once_per_text_is_the_target_of_that_text() -> None:
+    first = parse_target("sts/web", "blue")
+    assert parse_target("sts/web", "blue") == first == Target("statefulset", "web", "blue")
+    assert parse_target("sts/web", "green") == Target("statefulset", "web", "green")
+    assert parse_target({"kind": "sts", "name": "web"}, "blue") == first
