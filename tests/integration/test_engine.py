@@ -4,6 +4,8 @@ resume after kill -9, Ctrl-C, JSON events and JUnit.
 
 Every run is a real subprocess (signals and kill -9 are part of the contract);
 its journal is read back from the cluster's ConfigMap, the lock from its Lease.
+Over 400 lines: its run/kill/journal helpers are imported by the wave and
+pipeline tests, so they live with the engine's own tests.
 """
 
 from __future__ import annotations

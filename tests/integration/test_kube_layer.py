@@ -1,7 +1,8 @@
 """runner.kube against the local control plane: connect, errors, apply, watch, wait, undo.
 
 Objects are plain dicts throughout, as runplan's upper layers see them. The
-test side waits with `kubewait` (watches), never with sleeps.
+test side waits with `kubewait` (watches), never with sleeps. Over 400 lines: one
+file per layer, as its fixtures (objects, waits) serve every test here.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ resolved with dnspython, and a `Recorder` watches pods and ReplicaSets during a
 run for what must hold *while* it runs. Checkpoints in the middle of a plan come
 from running it in consecutive pieces (`segment`: a copy of the plan holding
 some of its steps, written to tmp_path); tests/integration/playbook_expectations.md
-is the specification.
+is the specification. Over 400 lines: one test (or a few) per playbook, sharing
+the Cluster view and the Recorder.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ The diff and patch computation is checked on data-driven cases; each case's
 ops are applied by a small independent RFC 6902 applier, so a wrong pointer
 or a stale list index fails here rather than against the API. Recording is
 checked through a real Kube whose transport is an in-memory object store.
+Over 400 lines: the cases share that applier and store, which stay in one file.
 """
 
 from __future__ import annotations
