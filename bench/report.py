@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+KUBERNETES_IMPORT = "python -c 'import kubernetes'"  # a row of bench/startup.py
+
 LABELS = {
     "limit": "limit (watcher applies each change the instant the previous settled)",
     "runplan": "runplan (`playbooks/statefulset-partition-canary.yaml`)",
@@ -338,12 +340,28 @@ def issue16_section(results: dict[str, Any]) -> str:
         goals.append(_count_row(f"end to end, {name}: watches per run ≤ resources × namespaces "
                                 "touched", (rows.get(name) or {}).get("requests", {}).get(
                                     "watch", nan), med(rows, name, "touched")))
-    return (_table(["goal (from issue 16)", "measured", ""], goals)
+    return (_table(["goal (from issue 16)", "measured", ""], goals) + _floor(results, rows)
             + "\n\nSide by side in this run: the end-to-end and 1 s pod start figures are the "
             "medians of the tables above; *in-process* is runplan's own `run_finished.duration`. "
             "*Resources × namespaces touched* counts the (resource, namespace) pairs of the run's "
             "requests in the audit log, lock and journal aside; every wait of a run shares one "
             "list + watch per pair (`runner/kube/informer.py`).")
+
+
+def _floor(results: dict[str, Any], rows: dict[str, Any]) -> str:
+    """What the official client's import alone costs a run, beside the kubectl script."""
+    start = (results.get("startup") or {}).get("rows") or {}
+    imp, bare = (start.get(n, {}).get("median") for n in (KUBERNETES_IMPORT, "python -c pass"))
+    wall = (rows.get("runplan-steps") or {}).get("median")
+    kubectl = (rows.get("kubectl") or {}).get("median")
+    if None in (imp, bare, wall, kubectl):
+        return ""
+    return (f"\n\nThe floor under the wall-time goals: importing the official kubernetes "
+            f"client alone takes {_f(imp, 3)} s here (`{KUBERNETES_IMPORT}`, Start-up "
+            f"section; `python -c pass` {_f(bare, 3)} s), paid by every run before its first "
+            f"request. Without that import runplan (only the steps that change or wait) "
+            f"would take {_f(wall - (imp - bare))} s against the kubectl script's "
+            f"{_f(kubectl)} s.")
 
 
 def _count_row(goal: str, value: Any, bound: Any) -> list[str]:
