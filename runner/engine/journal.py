@@ -42,6 +42,7 @@ from runner.engine.journal_doc import (
     LABEL_RUN,
     LOCAL_DIR,
     configmap_name,
+    split,
 )
 from runner.engine.lease import dns_label
 from runner.engine.redact import REDACTED, scrub, secret_key, secret_value
@@ -84,6 +85,7 @@ class JournalStore:
         self._seq = 0  # of the newest save
         self._cluster_seq = 0  # of the newest save the ConfigMap holds
         self._created = False
+        self._stored: dict[str, str] = {}  # the ConfigMap's journal keys as last written
         self._last = ""  # the newest snapshot, for flush() to write again
         self._saved_at = datetime.min.replace(tzinfo=timezone.utc)
         self.error: BaseException | None = None  # the last failed write, until one works
@@ -166,27 +168,33 @@ class JournalStore:
         self.error = errors[-1] if errors else None
 
     def _write_cluster(self, text: str) -> None:
+        """The ConfigMap: created with every key once, then patched with the keys that
+        differ from what it holds (journal_doc.split: the head and new objects)."""
         assert self.kube is not None
+        parts = split(text)
         if not self._created:
             try:
-                self.kube.create(self._configmap(text), ns=self.namespace)
-                self._created = True
+                self.kube.create(self._configmap(parts), ns=self.namespace)
+                self._created, self._stored = True, parts
                 return
             except AlreadyExists:  # a resumed run, or a create whose answer was lost
-                self._created = True
+                self._created, self._stored = True, {}
+        changed = {k: v for k, v in parts.items() if self._stored.get(k) != v}
         try:
-            self.kube.patch(CONFIGMAP, self.name, self.namespace, {"data": {DATA_KEY: text}})
+            self.kube.patch(CONFIGMAP, self.name, self.namespace, {"data": changed})
         except NotFound:  # deleted under us: make it again
             self._created = False
             self._write_cluster(text)
+            return
+        self._stored = {**self._stored, **changed}
 
-    def _configmap(self, text: str) -> dict[str, Any]:
+    def _configmap(self, parts: dict[str, str]) -> dict[str, Any]:
         return {"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": self.name, "namespace": self.namespace,
                              "labels": {LABEL_PLAN: dns_label(self.plan_name),
                                         LABEL_RUN: dns_label(self.run_id)},
                              "annotations": {ANN_PLAN: self.plan_name}},
-                "data": {DATA_KEY: text}}
+                "data": parts}
 
     def flush(self) -> None:
         """Wait for writes in flight; raise JournalStale if the cluster copy is behind,

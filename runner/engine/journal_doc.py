@@ -111,6 +111,47 @@ def parse(text: str | None) -> JournalDoc | None:
     return doc  # type: ignore[return-value]  # the shape is ours: written by JournalStore
 
 
+# In the ConfigMap each changed object's record is a data key of its own beside
+# DATA_KEY: a save then patches only the keys that differ (the document's head and
+# the objects new since the last write), and the API server's cost of a patch grows
+# with its size (measured here: 22 ms for 95 KB, 3 ms for 10 KB), which is what the
+# write-ahead before-images of 50 parallel branches wait for.
+OBJECT_KEY = "object-{:04d}.json"
+_APART = "stored_apart"  # in the head's `changes`: how many object keys hold the objects
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
+def split(text: str) -> dict[str, str]:
+    """A stored journal's text as ConfigMap data: the head, then one key per object."""
+    doc = json.loads(text)
+    changes = doc.get("changes")
+    objects = changes.get("objects") if isinstance(changes, dict) else None
+    if not objects or not isinstance(objects, list):
+        return {DATA_KEY: text}
+    head = {**doc, "changes": {**doc["changes"], "objects": [], _APART: len(objects)}}
+    return {DATA_KEY: _dumps(head),
+            **{OBJECT_KEY.format(i): _dumps(o) for i, o in enumerate(objects)}}
+
+
+def joined(data: dict[str, str]) -> JournalDoc | None:
+    """The document `split` stored (None when the data holds none, or only part of one)."""
+    doc = parse(data.get(DATA_KEY))
+    changes = (doc or {}).get("changes") or {}
+    apart = changes.get(_APART) if isinstance(changes, dict) else None
+    if doc is None or not isinstance(apart, int):
+        return doc
+    try:
+        objects = [json.loads(data[OBJECT_KEY.format(i)]) for i in range(apart)]
+    except (KeyError, ValueError):
+        return None
+    rest = {k: v for k, v in changes.items() if k != _APART}
+    doc["changes"] = {**rest, "objects": objects}
+    return doc
+
+
 def step_records(doc: JournalDoc) -> dict[str, StepRecord]:
     """Every step's record (entries that are not records left out)."""
     return {sid: rec for sid, rec in (doc.get("steps") or {}).items() if isinstance(rec, dict)}

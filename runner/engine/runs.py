@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from runner.engine.journal_doc import (
     CONFIGMAP,
-    DATA_KEY,
     LABEL_PLAN,
     LABEL_RUN,
     LOCAL_DIR,
     JournalDoc,
     configmap_name,
     done_steps,
+    joined,
     parse,
 )
 from runner.engine.lease import dns_label
@@ -72,7 +72,7 @@ def read_run(run_id: str, kube: Kube | None = None, local_dir: Path = LOCAL_DIR,
     if local is not None and namespace and local.get("namespace") != namespace:
         local = None
     cm = _find_cluster(kube, run_id, local, namespace) if kube is not None else None
-    remote = _from_configmap(cm) if cm is not None else None
+    remote = from_configmap(cm) if cm is not None else None
     newest = _newer(remote, local)
     if newest is not None and newest is remote and cm is not None:
         meta = cm.get("metadata") or {}
@@ -134,8 +134,9 @@ def _read_local(path: Path) -> JournalDoc | None:
         return None
 
 
-def _from_configmap(cm: dict[str, Any]) -> JournalDoc | None:
-    return parse((cm.get("data") or {}).get(DATA_KEY))
+def from_configmap(cm: dict[str, Any]) -> JournalDoc | None:
+    """The journal a ConfigMap holds (journal_doc.split's keys), or None."""
+    return joined(dict(cm.get("data") or {}))
 
 
 def _list_configmaps(kube: Kube, selector: str, namespace: str | None = None
@@ -159,7 +160,7 @@ def _find_cluster(kube: Kube, run_id: str, local: JournalDoc | None,
             items = [kube.get(CONFIGMAP, configmap_name(run_id), str(local["namespace"]))]
     except (NotFound, Forbidden):
         return None
-    ours = [cm for cm in items if (_from_configmap(cm) or {}).get("run_id") == run_id]
+    ours = [cm for cm in items if (from_configmap(cm) or {}).get("run_id") == run_id]
     return ours[0] if ours else None
 
 
@@ -172,7 +173,7 @@ def _cluster_docs(kube: Kube | None, plan: str | None, namespace: str | None = N
         items = _list_configmaps(kube, selector, namespace)
     except Forbidden:
         return []
-    return [d for d in map(_from_configmap, items) if d and d.get("run_id")]
+    return [d for d in map(from_configmap, items) if d and d.get("run_id")]
 
 
 def _local_ids(local_dir: Path) -> list[str]:

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from runner.engine.runs import from_configmap
 from runner.kube import Kube, connect
 from tests.integration import kubewait
 
@@ -98,9 +99,10 @@ def events(out: str) -> list[Obj]:
 
 
 def journal(kube: Kube, run_id: str) -> Obj:
-    cm = kube.get("configmap", f"runplan-run-{run_id}")
-    doc: Obj = json.loads(cm["data"]["journal.json"])
-    return doc
+    """The run's journal as its ConfigMap holds it (the head and one key per object)."""
+    doc = from_configmap(kube.get("configmap", f"runplan-run-{run_id}"))
+    assert doc is not None, f"no journal in the ConfigMap of {run_id}"
+    return dict(doc)
 
 
 def journaled(kube: Kube, run_id: str, step: str, timeout: float = 10) -> None:

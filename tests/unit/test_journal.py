@@ -23,6 +23,7 @@ from runner.engine.journal import (
     secret_key,
     write_atomic,
 )
+from runner.engine.journal_doc import joined
 from runner.engine.lock import (
     Holder,
     dns_label,
@@ -253,7 +254,9 @@ class FakeKube:
 
 
 def journal_of(kube: FakeKube, ns: str, run_id: str) -> dict[str, Any]:
-    return json.loads(kube.objects[(ns, f"runplan-run-{run_id}")]["data"]["journal.json"])
+    doc = joined(kube.objects[(ns, f"runplan-run-{run_id}")]["data"])
+    assert doc is not None
+    return dict(doc)
 
 
 def test_cluster_failure_keeps_the_run_going_and_retries(tmp_path: Path) -> None:
