@@ -241,9 +241,28 @@ def test_watch_resumes_after_a_dropped_connection(kube: Kube,
 # --- wait_for: StatefulSet partition canary ---------------------------------
 
 
-def _pods(api: client.ApiClient, namespace: str, predicate: Any, what: str) -> dict[str, Any]:
+def _pods(api: client.ApiClient, namespace: str, predicate: Any, what: str,
+          timeout: int = 60) -> dict[str, Any]:
     return kubewait.until(client.CoreV1Api(api).list_namespaced_pod, predicate,
-                          namespace=namespace, what=what)
+                          namespace=namespace, what=what, timeout=timeout)
+
+
+def approve_until_gated(kube: Kube, api: client.ApiClient, namespace: str, pod: str) -> None:
+    """Approve `pod` until its status holds the gate condition, as approve_pods does:
+    kwok's start stage rewrites a fresh pod's whole conditions list, and a condition
+    set just before that write is lost."""
+    def gated(objects: dict[str, Any]) -> bool:
+        conditions = (pod in objects and objects[pod].status.conditions) or []
+        return any(c.type == GATE and c.status == "True" for c in conditions)
+
+    for _ in range(5):
+        approve(kube, pod)
+        try:
+            _pods(api, namespace, gated, f"{pod} approved", timeout=5)
+            return
+        except AssertionError:
+            continue
+    raise AssertionError(f"{pod} lost its approval five times")
 
 
 def test_wait_for_partition_canary_settles_exactly_when_high_ordinals_are_ready(
@@ -277,7 +296,7 @@ def test_wait_for_partition_canary_settles_exactly_when_high_ordinals_are_ready(
             "controller-revision-hash") != old and o[n].metadata.deletion_timestamp is None,
             f"{name} on the new revision")
         assert "state" not in result, "settled before every canary pod was approved"
-        approve(kube, name)
+        approve_until_gated(kube, api, namespace, name)
     waiter.join(90)  # generous: on a loaded 2-core machine the controllers lag
     assert "state" in result, f"not settled after the last approval: {verdicts[-1:]}"
     state = result["state"]
