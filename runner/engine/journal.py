@@ -29,6 +29,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,13 @@ def new_run_id() -> str:
     return f"{now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """One save rendered once: the local file's text and the ConfigMap's data keys."""
+
+    text: str
+    parts: dict[str, str]
+
 
 class JournalStore:
     """Where one run's journal goes: the cluster (if `kube`) and `<local_dir>/<id>.json`."""
@@ -86,7 +94,7 @@ class JournalStore:
         self._cluster_seq = 0  # of the newest save the ConfigMap holds
         self._created = False
         self._stored: dict[str, str] = {}  # the ConfigMap's journal keys as last written
-        self._last = ""  # the newest snapshot, for flush() to write again
+        self._last = Snapshot("", {})  # the newest snapshot, for flush() to write again
         self._saved_at = datetime.min.replace(tzinfo=timezone.utc)
         self.error: BaseException | None = None  # the last failed write, until one works
         # The lock was lost: the ConfigMap stays as it was while the run held it.
@@ -105,11 +113,11 @@ class JournalStore:
         burst of saves while a write is in flight then costs one snapshot, not one
         each (parallel steps saving their before-images made that quadratic).
         """
-        render: Callable[[], str]
+        render: Callable[[], Snapshot]
         if lock is None:
             render = functools.partial(self._text, scrub(doc))
         else:
-            def render() -> str:
+            def render() -> Snapshot:
                 with lock:
                     live = scrub(doc)  # scrub() copies: the lock is held for the read only
                 return self._text(live)
@@ -122,15 +130,18 @@ class JournalStore:
             self._writing = True
         self._drain()
 
-    def _text(self, clean: dict[str, Any]) -> str:
+    def _text(self, clean: dict[str, Any]) -> Snapshot:
         with self._cond:
             # Strictly increasing, so that load_run can tell the newer copy.
             self._saved_at = max(now(), self._saved_at + timedelta(microseconds=1))
             saved_at = self._saved_at
-        text = json.dumps({**clean, "saved_at": stamp(saved_at)}, separators=(",", ":"),
-                          sort_keys=True, default=str)
-        self._last = text
-        return text
+        doc = {**clean, "saved_at": stamp(saved_at)}
+        text = json.dumps(doc, separators=(",", ":"), sort_keys=True, default=str)
+        # The ConfigMap's keys only when there is one to write (rendered from the
+        # dict, not by parsing `text` back).
+        parts = split(doc, text) if self.kube is not None else {}
+        self._last = Snapshot(text, parts)
+        return self._last
 
     def _drain(self) -> None:
         """Write pending snapshots until none is left (this thread is the writer)."""
@@ -150,16 +161,16 @@ class JournalStore:
                 self._cond.notify_all()
             raise
 
-    def _write(self, seq: int, text: str) -> None:
+    def _write(self, seq: int, snap: Snapshot) -> None:
         """Both copies, each on its own: one failing must not hold back the other."""
         errors: list[BaseException] = []
         try:
-            write_atomic(self.path, text)
+            write_atomic(self.path, snap.text)
         except OSError as exc:
             errors.append(exc)
         if self.kube is not None and self.fenced is None:
             try:
-                self._write_cluster(text)
+                self._write_cluster(snap.parts)
                 self._cluster_seq = seq
             except ClusterError as exc:
                 errors.append(exc)  # the run goes on; the next save tries again
@@ -167,11 +178,10 @@ class JournalStore:
                 self.fenced = exc  # local copy only from now on: it is the newer one
         self.error = errors[-1] if errors else None
 
-    def _write_cluster(self, text: str) -> None:
+    def _write_cluster(self, parts: dict[str, str]) -> None:
         """The ConfigMap: created with every key once, then patched with the keys that
         differ from what it holds (journal_doc.split: the head and new objects)."""
         assert self.kube is not None
-        parts = split(text)
         if not self._created:
             try:
                 self.kube.create(self._configmap(parts), ns=self.namespace)
@@ -184,7 +194,7 @@ class JournalStore:
             self.kube.patch(CONFIGMAP, self.name, self.namespace, {"data": changed})
         except NotFound:  # deleted under us: make it again
             self._created = False
-            self._write_cluster(text)
+            self._write_cluster(parts)
             return
         self._stored = {**self._stored, **changed}
 

@@ -124,13 +124,14 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
 
 
-def split(text: str) -> dict[str, str]:
-    """A stored journal's text as ConfigMap data: the head, then one key per object."""
-    doc = json.loads(text)
+def split(doc: dict[str, Any], text: str | None = None) -> dict[str, str]:
+    """A journal document as ConfigMap data: the head, then one key per object.
+    `text` is the whole document already dumped, which is the head when it holds no
+    objects (so nothing is dumped twice)."""
     changes = doc.get("changes")
     objects = changes.get("objects") if isinstance(changes, dict) else None
     if not objects or not isinstance(objects, list):
-        return {DATA_KEY: text}
+        return {DATA_KEY: _dumps(doc) if text is None else text}
     head = {**doc, "changes": {**doc["changes"], "objects": [], _APART: len(objects)}}
     return {DATA_KEY: _dumps(head),
             **{OBJECT_KEY.format(i): _dumps(o) for i, o in enumerate(objects)}}

@@ -29,14 +29,13 @@ def _doc(objects: int) -> dict[str, Any]:
 
 @pytest.mark.parametrize("objects", [0, 1, 3])
 def test_split_and_joined_give_back_the_document(objects: int) -> None:
-    text = json.dumps(_doc(objects))
-    parts = split(text)
+    parts = split(_doc(objects))
     assert len(parts) == 1 + objects
     assert joined(parts) == _doc(objects)
 
 
 def test_a_journal_missing_one_of_its_objects_is_no_journal() -> None:
-    parts = split(json.dumps(_doc(3)))
+    parts = split(_doc(3))
     del parts["object-0001.json"]
     assert joined(parts) is None  # never a document without one of its before-images
 
@@ -65,3 +64,14 @@ def test_a_save_patches_the_head_and_only_the_objects_that_changed(tmp_path: Pat
     stored = load_run("r1", kube, local_dir=tmp_path / "elsewhere")  # type: ignore[arg-type]
     assert stored["changes"]["objects"] == doc["changes"]["objects"]
 
+
+
+def test_the_local_file_and_the_configmap_hold_one_document(tmp_path: Path) -> None:
+    kube = Recording()
+    store = JournalStore(kube, "default", "r1", "p", local_dir=tmp_path)  # type: ignore[arg-type]
+    store.save(_doc(3))
+    store.flush()
+    (configmap,) = kube.objects.values()
+    local = json.loads((tmp_path / "r1.json").read_text())
+    assert joined(configmap["data"]) == local
+    assert local["changes"]["objects"] == _doc(3)["changes"]["objects"]
