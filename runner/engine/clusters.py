@@ -216,10 +216,10 @@ class FleetStore(JournalStore):
         self.replicas = [JournalStore(fleet.kubes[n], fleet.namespace(plan, n), run_id,
                                       plan.name) for n in names[1:]]
 
-    def _write_cluster(self, text: str) -> None:
-        super()._write_cluster(text)
+    def _write_cluster(self, parts: dict[str, str]) -> None:
+        super()._write_cluster(parts)
         for replica in self.replicas:
-            replica._write_cluster(text)
+            replica._write_cluster(parts)
 
 
 def describe(fleet: Fleet, plan: Plan) -> dict[str, Any]:

@@ -88,7 +88,7 @@ class JournalStore:
         self.name = configmap_name(run_id)
         self.path = Path(local_dir) / f"{run_id}.json"
         self._cond = threading.Condition()
-        self._pending: tuple[int, Callable[[], str]] | None = None  # newest not yet written
+        self._pending: tuple[int, Callable[[], Snapshot]] | None = None  # newest not yet written
         self._writing = False
         self._seq = 0  # of the newest save
         self._cluster_seq = 0  # of the newest save the ConfigMap holds

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runner.engine.journal import JournalStore
+from runner.engine.journal import JournalStore, Snapshot
 from runner.engine.runlog import LINGER, JournalSink
 from runner.report.events import Event
 
@@ -23,10 +23,10 @@ class CountingStore(JournalStore):
         self.texts: list[str] = []
         self.written = threading.Condition()
 
-    def _write(self, seq: int, text: str) -> None:
-        super()._write(seq, text)
+    def _write(self, seq: int, snap: Snapshot) -> None:
+        super()._write(seq, snap)
         with self.written:
-            self.texts.append(text)
+            self.texts.append(snap.text)
             self.written.notify_all()
 
 
