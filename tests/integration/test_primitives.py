@@ -7,7 +7,9 @@ reviews are checked to write nothing by comparing resourceVersions.
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import yaml
 from kubernetes import client
 
 from tests.integration import kubewait
-from tests.integration.test_playbooks import output, runplan
+from tests.integration.test_playbooks import REPO, RUNPLAN, output, runplan
 from tests.integration.test_review_live import changes, review_json
 
 Obj = dict[str, Any]
@@ -140,6 +142,44 @@ def test_the_api_servers_own_validation_and_unknown_kinds(api: client.ApiClient,
     assert leases == []  # refused before the lock: nothing written
 
 
+GATE = "example.com/open"
+
+
+def open_gates(api: client.ApiClient, namespace: str, selector: str, count: int) -> None:
+    """Set every selected pod's readiness gate until its status holds it (kwok's start
+    stage rewrites a fresh pod's conditions, losing a condition set just before)."""
+    core = client.CoreV1Api(api)
+
+    def all_open(objects: dict[str, Any]) -> bool:
+        pods = list(objects.values())
+        for pod in pods:
+            if not any(c.type == GATE and c.status == "True"
+                       for c in pod.status.conditions or []):
+                core.patch_namespaced_pod_status(pod.metadata.name, namespace, {
+                    "status": {"conditions": [{"type": GATE, "status": "True"}]}})
+                return False
+        return len(pods) == count
+
+    kubewait.until(core.list_namespaced_pod, all_open, namespace=namespace,
+                   label_selector=selector, what=f"{count} pods with {GATE}")
+
+
+def run_streamed(path: Path, ns: str, on_line: Callable[[str], None]) -> str:
+    """runplan --output json, each line handed to `on_line` as it is written."""
+    proc = subprocess.Popen([*RUNPLAN, str(path), "-e", f"ns={ns}", "--output", "json"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        on_line(line)
+    text = "".join(lines)
+    print(text)
+    assert proc.wait(timeout=600) == 0 and "Traceback" not in text, text
+    return text
+
+
 def test_wait_for_modes_by_watch(api: client.ApiClient, namespace: str, tmp_path: Path) -> None:
     core = client.CoreV1Api(api)
     service(api, namespace)
@@ -152,10 +192,18 @@ def test_wait_for_modes_by_watch(api: client.ApiClient, namespace: str, tmp_path
             "metadata": {"name": "new", "labels": {"set": "a"}}, "data": {"ready": "yes"}})
         core.delete_namespaced_config_map("old", namespace)
 
-    changer = threading.Thread(target=later, daemon=True)
+    # The pods stay NotReady behind a readiness gate the test opens only once the
+    # wait has reported its first look: so that look cannot see Available=True.
+    looked = threading.Event()
+    def opener() -> None:
+        if looked.wait(timeout=120):
+            open_gates(api, namespace, "app=app", 2)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (later, opener)]
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app"},
                   "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "app"}},
                            "template": {"metadata": {"labels": {"app": "app"}}, "spec": {
+                               "readinessGates": [{"conditionType": GATE}],
                                "containers": [{"name": "app", "image": "nginx:1.25.4"}]}}}}
     steps = [
         {"id": "install", "apply": {"manifests": [deployment]}},
@@ -171,9 +219,16 @@ def test_wait_for_modes_by_watch(api: client.ApiClient, namespace: str, tmp_path
         {"id": "slice", "wait_for": {"selector": {"kubernetes.io/service-name": "web"},
                                      "kind": "EndpointSlice", "exists": True}},
     ]
-    changer.start()
-    text = run(plan(tmp_path, steps), namespace, "--output", "json")
-    changer.join(timeout=30)
+    for thread in threads:
+        thread.start()
+
+    def on_line(line: str) -> None:
+        if '"step":"available"' in line and "step_progress" in line:
+            looked.set()
+
+    text = run_streamed(plan(tmp_path, steps), namespace, on_line)
+    for thread in threads:
+        thread.join(timeout=30)
     assert '"counts":{"succeeded":8}' in text
     progress = [line for line in text.splitlines() if '"step":"available"' in line
                 and "step_progress" in line]
