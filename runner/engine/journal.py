@@ -92,6 +92,7 @@ class JournalStore:
         self._writing = False
         self._seq = 0  # of the newest save
         self._cluster_seq = 0  # of the newest save the ConfigMap holds
+        self._written, self._written_ok = 0, True  # the newest write done; without error?
         self._created = False
         self._stored: dict[str, str] = {}  # the ConfigMap's journal keys as last written
         self._last = Snapshot("", {})  # the newest snapshot, for flush() to write again
@@ -105,13 +106,17 @@ class JournalStore:
         """The ConfigMap is behind the newest save (its write failed or is in flight)."""
         return self.kube is not None and self._cluster_seq < self._seq
 
-    def save(self, doc: dict[str, Any], lock: AbstractContextManager[Any] | None = None) -> None:
-        """Store `doc`; never raises for cluster trouble.
+    def save(self, doc: dict[str, Any], lock: AbstractContextManager[Any] | None = None,
+             *, handoff: bool = False) -> int:
+        """Store `doc`; never raises for cluster trouble. Returns the save's number,
+        for `flush(upto=)`.
 
         Without `lock`, a snapshot is taken now. With it, `doc` is a live document
         that is read (holding `lock`) only when its turn to be written comes: a
         burst of saves while a write is in flight then costs one snapshot, not one
         each (parallel steps saving their before-images made that quadratic).
+        With `handoff`, a caller that finds itself the writer stops once its own save
+        is stored and leaves the saves that came meanwhile to a thread of their own.
         """
         render: Callable[[], Snapshot]
         if lock is None:
@@ -124,11 +129,13 @@ class JournalStore:
 
         with self._cond:
             self._seq += 1
-            self._pending = (self._seq, render)
+            seq = self._seq
+            self._pending = (seq, render)
             if self._writing:
-                return  # the thread writing now picks this one up next
+                return seq  # the thread writing now picks this one up next
             self._writing = True
-        self._drain()
+        self._drain(seq if handoff else None)
+        return seq
 
     def _text(self, clean: dict[str, Any]) -> Snapshot:
         with self._cond:
@@ -143,16 +150,23 @@ class JournalStore:
         self._last = Snapshot(text, parts)
         return self._last
 
-    def _drain(self) -> None:
-        """Write pending snapshots until none is left (this thread is the writer)."""
+    def _drain(self, upto: int | None = None) -> None:
+        """Write pending snapshots until none is left (this thread is the writer), or,
+        with `upto`, until that save is stored: a before-image then waits for its own
+        write, not for the saves of other branches that arrived while it was written."""
         try:
             while True:
                 with self._cond:
-                    item, self._pending = self._pending, None
+                    item = self._pending
                     if item is None:
                         self._writing = False
                         self._cond.notify_all()
                         return
+                    if upto is not None and self._holds(upto):
+                        threading.Thread(target=self._drain, daemon=True,
+                                         name="journal-store").start()
+                        return  # still _writing: the new thread is the writer now
+                    self._pending = None
                 seq, render = item
                 self._write(seq, render())
         except BaseException:
@@ -160,6 +174,11 @@ class JournalStore:
                 self._writing = False
                 self._cond.notify_all()
             raise
+
+    def _holds(self, upto: int | None) -> bool:
+        """Save `upto` (or a newer one, read later, so holding it) is in every copy
+        (the caller holds self._cond)."""
+        return upto is not None and self._written >= upto and self._written_ok
 
     def _write(self, seq: int, snap: Snapshot) -> None:
         """Both copies, each on its own: one failing must not hold back the other."""
@@ -176,7 +195,10 @@ class JournalStore:
                 errors.append(exc)  # the run goes on; the next save tries again
             except LockLost as exc:
                 self.fenced = exc  # local copy only from now on: it is the newer one
-        self.error = errors[-1] if errors else None
+        with self._cond:
+            self.error = errors[-1] if errors else None
+            self._written, self._written_ok = seq, not errors
+            self._cond.notify_all()  # flush(upto=) waiters
 
     def _write_cluster(self, parts: dict[str, str]) -> None:
         """The ConfigMap: created with every key once, then patched with the keys that
@@ -206,11 +228,17 @@ class JournalStore:
                              "annotations": {ANN_PLAN: self.plan_name}},
                 "data": parts}
 
-    def flush(self) -> None:
-        """Wait for writes in flight; raise JournalStale if the cluster copy is behind,
-        LockLost if the lock was lost (the cluster copy is then left behind on purpose)."""
+    def flush(self, upto: int | None = None) -> None:
+        """Wait for writes in flight -- with `upto`, only until that save is stored;
+        raise JournalStale if the cluster copy is behind, LockLost if the lock was lost
+        (the cluster copy is then left behind on purpose)."""
         with self._cond:
-            self._cond.wait_for(lambda: not self._writing)
+            self._cond.wait_for(lambda: not self._writing or self._holds(upto))
+            if self.fenced is not None:
+                raise self.fenced
+            if self._holds(upto):
+                return
+            self._cond.wait_for(lambda: not self._writing)  # all of them, then
             if self.fenced is not None:
                 raise self.fenced
             if not self.stale and self.error is None:

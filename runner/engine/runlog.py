@@ -121,8 +121,8 @@ class JournalSink:
         """Save the document now and wait until it is stored (JournalStale if it cannot be)."""
         with self._cond:
             self._due = None  # what was owed goes with this save: it reads the live document
-        self.store.save(self.doc, self._cond)  # read under our lock when written
-        self.store.flush()
+        seq = self.store.save(self.doc, self._cond, handoff=True)  # read under our lock
+        self.store.flush(upto=seq)  # when written; other branches' saves are not waited for
 
     def close(self) -> None:
         """Save the final state and wait for it (raises JournalStale if it could not)."""

@@ -82,3 +82,43 @@ def test_a_before_image_is_stored_before_changes_changed_returns(tmp_path: Path)
     assert len(store.texts) == 1  # an after-image goes later, with the step's finish
     journal.close()
     assert len(store.texts) == 2
+
+
+class GatedStore(JournalStore):
+    """Each write blocks until the test lets it through, so saves pile up behind it."""
+
+    def __init__(self, local_dir: Path) -> None:
+        super().__init__(None, "ns", "run-1", "plan", local_dir)
+        self.entered = threading.Semaphore(0)
+        self.gate = threading.Semaphore(0)
+        self.writers: list[str] = []
+
+    def _write(self, seq: int, snap: Snapshot) -> None:
+        self.writers.append(threading.current_thread().name)
+        self.entered.release()
+        assert self.gate.acquire(timeout=10)
+        super()._write(seq, snap)
+
+
+def test_a_before_image_waits_for_its_own_save_not_for_the_ones_behind_it(
+        tmp_path: Path) -> None:
+    journal, _ = sink(tmp_path)
+    store = GatedStore(tmp_path)
+    journal.store = store
+    done = threading.Event()
+
+    def before_image() -> None:
+        journal.changes_changed({"objects": [{"name": "web"}]})
+        done.set()
+
+    threading.Thread(target=before_image, name="branch-a", daemon=True).start()
+    assert store.entered.acquire(timeout=5)  # branch-a is the writer, writing its save
+    other = store.save({"steps": {"b": {"status": "running"}}})  # another branch's save
+    store.gate.release()
+    assert done.wait(timeout=5)  # back as soon as its own save is stored
+    assert store.entered.acquire(timeout=5)  # the other save: written by someone else
+    assert store.writers == ["branch-a", "journal-store"]
+    store.gate.release()
+    store.flush(upto=other)
+    assert json.loads((tmp_path / "run-1.json").read_text())["steps"] == {
+        "b": {"status": "running"}}
