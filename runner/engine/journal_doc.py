@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from runner.engine.lease import dns_label
+from runner.engine.redact import Scrubbed
 from runner.status import DONE, StepStatus
 
 LOCAL_DIR = Path(".runplan/runs")
@@ -124,6 +125,15 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
 
 
+def _dumps_once(value: Any) -> str:
+    """A change record's JSON is made once (redact.Scrubbed keeps it)."""
+    if not isinstance(value, Scrubbed):
+        return _dumps(value)
+    if value.json_text is None:
+        value.json_text = _dumps(value)
+    return value.json_text
+
+
 def split(doc: dict[str, Any], text: str | None = None) -> dict[str, str]:
     """A journal document as ConfigMap data: the head, then one key per object.
     `text` is the whole document already dumped, which is the head when it holds no
@@ -134,7 +144,7 @@ def split(doc: dict[str, Any], text: str | None = None) -> dict[str, str]:
         return {DATA_KEY: _dumps(doc) if text is None else text}
     head = {**doc, "changes": {**doc["changes"], "objects": [], _APART: len(objects)}}
     return {DATA_KEY: _dumps(head),
-            **{OBJECT_KEY.format(i): _dumps(o) for i, o in enumerate(objects)}}
+            **{OBJECT_KEY.format(i): _dumps_once(o) for i, o in enumerate(objects)}}
 
 
 def joined(data: dict[str, str]) -> JournalDoc | None:

@@ -44,8 +44,19 @@ def secret_value(value: str) -> bool:
                 or _KUBECONFIG.search(value))
 
 
+class Scrubbed(dict[str, Any]):
+    """A mapping scrub() has already cleaned at the top of a document's non-value
+    sections, never changed afterwards (a change record's journal form): scrub()
+    keeps it as it is, and its JSON, once made, is kept too. Every save scrubs and
+    dumps the whole document again; the records are most of it and do not change."""
+
+    json_text: str | None = None
+
+
 def scrub(doc: Any, _in_values: bool = False) -> Any:
     """A copy of `doc` without secrets (see `_scrub_dict`); `doc` is not changed."""
+    if isinstance(doc, Scrubbed) and not _in_values:
+        return doc
     if isinstance(doc, dict):
         return _scrub_dict(doc, _in_values)
     if isinstance(doc, (list, tuple)):

@@ -4,14 +4,17 @@ save patches only what differs (the API server's cost of a patch grows with its 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from runner.engine.changes import ChangedObject
 from runner.engine.journal import JournalStore
 from runner.engine.journal_doc import DATA_KEY, joined, split
+from runner.engine.redact import scrub
 from runner.engine.runs import load_run
 from tests.unit.test_journal import FakeKube
 
@@ -75,3 +78,17 @@ def test_the_local_file_and_the_configmap_hold_one_document(tmp_path: Path) -> N
     local = json.loads((tmp_path / "r1.json").read_text())
     assert joined(configmap["data"]) == local
     assert local["changes"]["objects"] == _doc(3)["changes"]["objects"]
+
+
+def test_a_change_record_is_journaled_as_scrub_would_store_it() -> None:
+    env = [{"name": "DB_PASSWORD", "value": "hunter2"}, {"name": "MODE", "value": "fast"}]
+    before = {"spec": {"template": {"spec": {"containers": [{"name": "c", "env": env}]}}}}
+    record = ChangedObject("apps/v1", "Deployment", "default", "web", "u1", before, None,
+                           "s1", 0)
+    plain = dataclasses.asdict(record)
+    assert record.to_json() == scrub(plain) and "hunter2" not in json.dumps(record.to_json())
+    assert record.to_json() is record.to_json()  # made once per record
+    doc = {**_doc(0), "changes": {"version": 1, "objects": [record.to_json()]}}
+    same = {**_doc(0), "changes": {"version": 1, "objects": [plain]}}
+    assert split(scrub(doc)) == split(scrub(same))
+    assert split(scrub(doc)) == split(scrub(doc))  # the kept JSON text is the same text
