@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -264,12 +265,21 @@ class Timed:
     end: float
     returncode: int
     output: str
+    cpu: float = float("nan")  # user + system seconds of the process (and its children)
 
 
 def run_timed(argv: Sequence[str], env: dict[str, str], timeout: float = 600,
               cwd: Path = REPO) -> Timed:
-    start, t0 = time.time(), time.perf_counter()
+    start, t0, before = time.time(), time.perf_counter(), _children_cpu()
     proc = subprocess.run(list(argv), env=env, cwd=cwd, capture_output=True, text=True,
                           timeout=timeout)
     wall = time.perf_counter() - t0
-    return Timed(wall, start, time.time(), proc.returncode, proc.stdout + proc.stderr)
+    return Timed(wall, start, time.time(), proc.returncode, proc.stdout + proc.stderr,
+                 _children_cpu() - before)
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's waited-for children so far (one contender runs at a
+    time, so a difference is that contender's)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -14,6 +14,7 @@ patches them all at once and watches their status (`cluster_limit`).
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -137,7 +138,7 @@ def run(bench: Bench, runs: int) -> dict[str, Any]:
                     steps = 2 * width
                     requests = audit.select("runplan", done.start, done.end)
                     counts = by_kind(requests)
-                    sample = {"wall": done.wall, "run": _duration(done.output),
+                    sample = {"wall": done.wall, "run": _duration(done.output), "cpu": done.cpu,
                               "per_step": counts["total"] / steps,
                               "mutating_per_step": counts["mutating"] / steps,
                               "watches_per_step": counts["watch"] / steps,
@@ -160,6 +161,7 @@ def run(bench: Bench, runs: int) -> dict[str, Any]:
     results["wall_ratio"] = results[str(WIDE)]["wall"] / results["1"]["wall"]
     results["run_ratio"] = results[str(WIDE)]["run"] / results["1"]["run"]
     results["runs"] = runs
+    results["cores"] = os.cpu_count()
     results["cluster_limit"] = {str(w): median(v) for w, v in limits.items()}
     results["failures"] = failures
     return results

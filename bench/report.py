@@ -240,6 +240,10 @@ def fanout_section(fan: dict[str, Any]) -> str:
              f"available): its own ratio is {_f(limit.get('50', nan) / limit.get('1', nan))}×, "
              f"and runplan's 50-branch run takes "
              f"{_f(fan['50']['run'] / limit.get('50', nan))}× the cluster's time. "
+             f"The API server, etcd, the controllers and kwok share the machine's "
+             f"{fan.get('cores', 'n/a')} cores with runplan, whose 50-branch process used "
+             f"{_f(fan['50'].get('cpu', nan))} s of CPU (user + system; start-up included) "
+             f"in its {_f(fan['50']['wall'])} s. "
              f"Medians over {fan['runs']} runs each.")
     if fan["failures"]:
         text += f"\n\n**{len(fan['failures'])} fan-out runs failed**; last error:\n\n```\n" \
