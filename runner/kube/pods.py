@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 Obj = dict[str, Any]
@@ -132,6 +132,13 @@ def same_template(a: Obj, b: Obj) -> bool:
     """Pod templates equal, ignoring pod-template-hash, `$patch` and empty values
     (what kubectl's equalIgnoreHash and semantic equality amount to on JSON)."""
     return _normal(a) == _normal(b)
+
+
+def same_template_as(template: Obj) -> Callable[[Obj], bool]:
+    """`same_template(template, other)` for many others: `template` normalized once
+    (a wait judges every ReplicaSet of its Deployment on each watch event)."""
+    want = _normal(template)
+    return lambda other: _normal(other) == want
 
 
 def _normal(template: Obj) -> Any:

@@ -25,7 +25,7 @@ from runner.kube.pods import (
     pod_ready,
     pod_revision,
     pods_by_ordinal,
-    same_template,
+    same_template_as,
     stuck,
     terminating,
 )
@@ -110,9 +110,9 @@ def _names(pods: Sequence[Obj]) -> tuple[str, ...]:
 def new_replicaset(deployment: Obj, replicasets: Sequence[Obj]) -> Obj | None:
     """The ReplicaSet of the Deployment's current template (kubectl's FindNewReplicaSet):
     same pod template ignoring pod-template-hash, oldest first if several."""
-    template = (deployment.get("spec") or {}).get("template") or {}
+    same = same_template_as((deployment.get("spec") or {}).get("template") or {})
     matches = [rs for rs in replicasets if controlled_by(rs, deployment)
-               and same_template((rs.get("spec") or {}).get("template") or {}, template)]
+               and same((rs.get("spec") or {}).get("template") or {})]
     if not matches:
         return None
     return min(matches, key=lambda rs: ((rs.get("metadata") or {}).get("creationTimestamp", ""),
