@@ -131,7 +131,7 @@ def describe_not_ready(pod: Obj) -> str:
 def same_template(a: Obj, b: Obj) -> bool:
     """Pod templates equal, ignoring pod-template-hash, `$patch` and empty values
     (what kubectl's equalIgnoreHash and semantic equality amount to on JSON)."""
-    return _normal(a) == _normal(b)
+    return same_template_as(a)(b)
 
 
 def same_template_as(template: Obj) -> Callable[[Obj], bool]:
