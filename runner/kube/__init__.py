@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from runner.kube import lean
 from runner.lazy import attributes
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ _HOMES = {
     "rollout": ("RolloutState", "ordinal", "pod_ready", "pod_revision", "rollout_state"),
     "waits": ("wait_rollout",), "watch": ("Cache", "Source", "Watcher", "of_kind", "wait_for"),
 }
+lean.install()  # before any module of this package imports kubernetes: see lean.py
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 

@@ -13,13 +13,11 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes.client import ApiClient
-
 from runner.cancel import CancelToken
 from runner.errors import Invalid, NotFound
 from runner.kube import resources
 from runner.kube.discovery import Discovery
-from runner.kube.errors import DEFAULT_RETRY, Call, Gone, RetryPolicy
+from runner.kube.errors import Call, Gone
 from runner.kube.informer import Informers
 from runner.kube.kubeconfig import Identity
 from runner.kube.resources import Resource, resource_for
@@ -39,10 +37,8 @@ Items = list[Obj]  # module-level: inside Kube, `list` names the method
 class Kube:
     """One cluster connection; thread-safe (the urllib3 pool is)."""
 
-    def __init__(self, api: ApiClient, namespace: str, identity: Identity,
-                 retry: RetryPolicy = DEFAULT_RETRY) -> None:
-        self.api = api
-        self.transport = Transport(api, retry)
+    def __init__(self, transport: Transport, namespace: str, identity: Identity) -> None:
+        self.transport = transport
         self.namespace = namespace
         self._identity = identity
         self._discovered: dict[tuple[str, str], Resource] = {}
@@ -77,7 +73,7 @@ class Kube:
 
     def close(self) -> None:
         self.informers.close()
-        self.api.close()
+        self.transport.close()
 
     def version(self) -> Obj:
         return self.request("GET", "/version", Call("get /version"))

@@ -7,8 +7,6 @@ that names the server and context, never a secret.
 
 from __future__ import annotations
 
-from kubernetes.client import ApiClient
-
 from runner.errors import ClusterError, ClusterUnreachable, NotFound, RetryLater
 from runner.kube.client import Kube
 from runner.kube.errors import Call
@@ -20,13 +18,13 @@ def connect(kubeconfig: str | None = None, context: str | None = None,
             namespace: str | None = None) -> Kube:
     """A checked client: raises ClusterUnreachable (exit 3) if the API is not usable."""
     settings = load(kubeconfig, context, namespace)
-    api = ApiClient(settings.configuration)
+    transport = Transport(settings.configuration)
     try:
-        identity = check(Transport(api), settings.identity)
+        identity = check(transport, settings.identity)
     except ClusterUnreachable:
-        api.close()
+        transport.close()
         raise
-    return Kube(api, settings.namespace, identity)
+    return Kube(transport, settings.namespace, identity)
 
 
 def check(transport: Transport, identity: Identity) -> Identity:

@@ -212,7 +212,8 @@ def approvals_policy(kube: Kube) -> Iterator[None]:
 def _policies(kube: Kube) -> Any:
     from kubernetes import client
 
-    api = client.AdmissionregistrationV1Api(kube.api)
+    api = client.AdmissionregistrationV1Api(
+        client.ApiClient(kube.transport.configuration))
     return api.list_validating_admission_policy
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from kubernetes.client import ApiClient, Configuration
+from kubernetes.client.configuration import Configuration
 
 from runner.engine.changes import (
     ChangedObject,
@@ -32,6 +32,7 @@ from runner.errors import Invalid, NotFound
 from runner.kube.client import Kube
 from runner.kube.errors import Call
 from runner.kube.kubeconfig import Identity
+from runner.kube.transport import Transport
 
 Obj = dict[str, Any]
 CAUSE = "kubernetes.io/change-cause"
@@ -234,7 +235,7 @@ class StoreKube(Kube):
     """A real Kube (paths, recording) whose API is a Store."""
 
     def __init__(self) -> None:
-        super().__init__(ApiClient(Configuration(host="https://k8s.test")), "shop",
+        super().__init__(Transport(Configuration(host="https://k8s.test")), "shop",
                          Identity("https://k8s.test", None, None))
         self.store = Store()
 

@@ -1,7 +1,7 @@
 """Kube without a cluster: settings like kubectl, requests as dicts, errors mapped.
 
-The ApiClient's `call_api` is replaced by a fake, so nothing leaves the
-process; kubeconfig tests use files under tmp_path and a fake HOME, never
+The REST client (the urllib3 pool) is replaced by a script, so nothing leaves
+the process; kubeconfig tests use files under tmp_path and a fake HOME, never
 the real ~/.kube/config.
 """
 
@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 import urllib3
 import yaml
-from kubernetes.client import ApiClient, Configuration
+from kubernetes.client.configuration import Configuration
 
 from runner.errors import ClusterError, ClusterUnreachable, NotFound, RetryLater, UsageError
 from runner.kube.client import Kube
 from runner.kube.connection import connect
 from runner.kube.errors import RetryPolicy
 from runner.kube.kubeconfig import Identity, load
+from runner.kube.transport import Transport
 
 TOKEN = "s3cr3t-t0ken-never-printed"
 
@@ -36,29 +37,32 @@ class FakeResponse:
         return self.data
 
 
-class FakeApi(ApiClient):
-    """A real ApiClient (auth, URL building) whose transport is a script."""
+class FakeApi:
+    """The REST client's `request`, scripted: what the Transport sends is recorded."""
 
     def __init__(self, replies: list[Any]) -> None:
-        config = Configuration(host="https://k8s.test:6443")
-        config.api_key = {"authorization": f"Bearer {TOKEN}"}
-        super().__init__(config)
         self.replies = replies
         self.sent: list[tuple[str, str, dict[str, str], Any]] = []
 
-    def call_api(self, method: str, url: str, header_params: Any = None, body: Any = None,
-                 post_params: Any = None, _request_timeout: Any = None) -> Any:
-        self.sent.append((method, url, dict(header_params or {}), body))
+    def request(self, method: str, url: str, headers: Any = None, body: Any = None,
+                post_params: Any = None, _request_timeout: Any = None) -> Any:
+        self.sent.append((method, url, dict(headers or {}), body))
         reply = self.replies.pop(0)
         if isinstance(reply, BaseException):
             raise reply
         return reply
 
+    def close(self) -> None:
+        pass
+
 
 def kube(*replies: Any) -> tuple[Kube, FakeApi]:
     api = FakeApi(list(replies))
+    config = Configuration(host="https://k8s.test:6443")  # real auth settings
+    config.api_key = {"authorization": f"Bearer {TOKEN}"}
     fast = RetryPolicy(attempts=3, base=0.001, cap=0.001)
-    return Kube(api, "shop", Identity("https://k8s.test:6443", "ctx", "me"), fast), api
+    transport = Transport(config, fast, client=api)
+    return Kube(transport, "shop", Identity("https://k8s.test:6443", "ctx", "me")), api
 
 
 def test_get_returns_the_json_dict_and_builds_the_path() -> None:

@@ -36,6 +36,9 @@ OFFLINE = {
 }
 
 
+LEAN_SHELLS = {"kubernetes", "kubernetes.config"}
+
+
 def imported(args: list[str]) -> tuple[int, set[str]]:
     done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=REPO, capture_output=True,
                           text=True, check=False)
@@ -47,7 +50,10 @@ def imported(args: list[str]) -> tuple[int, set[str]]:
 def test_offline_commands_do_not_import_the_kubernetes_client(args: list[str]) -> None:
     rc, modules = imported(args)
     assert rc == 0
-    assert "kubernetes" not in modules
+    # runner.kube puts the lean package shells in place (runner/kube/lean.py): empty
+    # modules whose __init__ has not run; nothing of the client itself is loaded.
+    assert {m for m in modules if m.startswith("kubernetes")} <= LEAN_SHELLS
+    assert "urllib3" not in modules
     assert "networkx" not in modules
     assert "runner.kube.client" not in modules
 
@@ -92,3 +98,28 @@ def test_a_run_loads_the_libraries_of_its_steps_only() -> None:
     modules = {m.split(".")[0] for m in json.loads(done.stdout)}
     assert "kubernetes" in modules  # the probe did load the engine
     assert not {"dns", "jsonpath_ng", "jsonpatch", "jsonschema", "networkx"} & modules
+
+
+CLIENT_PROBE = """\
+import json, sys
+from runner.kube.kubeconfig import load
+from runner.kube.transport import Transport
+Transport(load(sys.argv[1]).configuration).close()
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_a_token_kubeconfig_loads_the_rest_client_only(tmp_path: Path) -> None:
+    """The kubernetes package's __init__, ApiClient (pydantic) and the full kubeconfig
+    loader (oauthlib, requests) are not loaded for a token user: runner/kube/lean.py."""
+    config = tmp_path / "config"
+    config.write_text("current-context: c\ncontexts: [{name: c, context: {cluster: c, "
+                      "user: u}}]\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]"
+                      "\nusers: [{name: u, user: {token: t}}]\n")
+    done = subprocess.run([sys.executable, "-c", CLIENT_PROBE, str(config)], cwd=REPO,
+                          capture_output=True, text=True, check=True)
+    modules = set(json.loads(done.stdout))
+    assert "kubernetes.client.rest" in modules  # the probe did build the client
+    unused = {"kubernetes.client.api_client", "kubernetes.config.kube_config", "kubernetes.watch",
+              "kubernetes.stream", "kubernetes.dynamic", "pydantic", "oauthlib", "requests"}
+    assert not unused & modules
