@@ -35,3 +35,15 @@ def test_each_goal_is_a_row_with_its_figures_and_verdict() -> None:
            "met |" in text
     assert "end to end, runplan: watches per run ≤ resources × namespaces touched | " \
            "3.00 (bound 2) | not met |" in text
+
+
+def test_the_floor_is_the_clients_import_as_a_run_does_it() -> None:
+    rows = {"kubectl": contender(0.56), "runplan-steps": contender(0.60)}
+    startup = {"rows": {report.CLIENT_IMPORT: {"median": 0.12},
+                        report.KUBERNETES_IMPORT: {"median": 0.23},
+                        "python -c pass": {"median": 0.02}}}
+    text = report._floor({"startup": startup}, rows)
+    assert "in 0.120 s here, where the whole package (`python -c 'import kubernetes'`) " \
+           "takes 0.230 s" in text
+    assert "would take 0.50 s against the kubectl script's 0.56 s" in text
+    assert report._floor({}, rows) == ""
