@@ -10,9 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from kubernetes import client
+
 from localcluster.readiness import watch_until
+from runner.kube.client import Kube
 
 Objects = dict[str, Any]
+
+
+def typed(kube: Kube) -> client.ApiClient:
+    """The official client's typed API on the connection a runplan `Kube` uses
+    (runplan itself sends through the REST layer only: runner/kube/transport.py)."""
+    return client.ApiClient(kube.transport.configuration)
 
 
 def until(

@@ -212,8 +212,7 @@ def approvals_policy(kube: Kube) -> Iterator[None]:
 def _policies(kube: Kube) -> Any:
     from kubernetes import client
 
-    api = client.AdmissionregistrationV1Api(
-        client.ApiClient(kube.transport.configuration))
+    api = client.AdmissionregistrationV1Api(kubewait.typed(kube))
     return api.list_validating_admission_policy
 
 

@@ -127,8 +127,7 @@ def test_verify_pods_by_ordinal_through_a_partition_canary(kube: Kube, core: Any
     set_image(kube, "statefulset", NEW, updateStrategy={"rollingUpdate": {"partition": 1}})
     wait_rollout(kube, "statefulset", "web", timeout=90)
     out = run_step(kube, "verify_pods", {"target": "sts/web", "images": {"0": OLD, "1-2": NEW}})
-    apps: Any = client.AppsV1Api(
-        client.ApiClient(kube.transport.configuration))
+    apps: Any = client.AppsV1Api(kubewait.typed(kube))
     sts = apps.read_namespaced_stateful_set("web", namespace)
     live = pods(core, namespace)
     assert {p["name"]: p["revision"] for p in out["pods"]} == {
@@ -183,8 +182,7 @@ def test_verify_pods_readiness_and_missing_target(kube: Kube) -> None:
 def kewait_pods(kube: Kube, count: int, app: str = "web") -> None:
     """Until `count` live pods of `app` exist and are Running (gated pods never get Ready)."""
     kubewait.until(
-        client.CoreV1Api(
-            client.ApiClient(kube.transport.configuration)).list_namespaced_pod,
+        client.CoreV1Api(kubewait.typed(kube)).list_namespaced_pod,
         lambda objs: len([p for p in kubewait.pods_of(objs, "")
                           if p.status.phase == "Running"]) == count,
         namespace=kube.namespace, label_selector=f"app={app}", what=f"{count} running pods")

@@ -61,7 +61,7 @@ def waves(kubeconfig: Path, namespace: str, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     staging = connect(str(kubeconfig), "staging", namespace)
     prod = connect(str(kubeconfig), "prod", namespace)
-    core = client.CoreV1Api(prod.api)
+    core = client.CoreV1Api(kubewait.typed(prod))
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     kubewait.until(core.list_namespaced_service_account, lambda sas: "default" in sas,
                    namespace=namespace, what=f"ServiceAccount {namespace}/default in prod")
