@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.errors import ClusterError, Forbidden, RetryLater
 from runner.kube.resources import Resource, resource_for
-from runner.kube.selectors import Test, matcher
+from runner.kube.selectors import Index, Test, index_keys, index_of, matcher
 from runner.kube.watch import Key, Source, Watcher, object_key
 
 if TYPE_CHECKING:
@@ -43,8 +43,9 @@ BUGS_BEFORE_FAILING = 5  # unexpected errors in a row before the informer is mar
 class Subscription:
     """One wait's view of an informer: its selectors' objects, changes into `events`."""
 
-    def __init__(self, test: Test, kind: str, events: queue.Queue[Any]) -> None:
-        self.test, self.kind, self.events = test, kind, events
+    def __init__(self, test: Test, kind: str, events: queue.Queue[Any],
+                 index: Index | None = None) -> None:
+        self.test, self.kind, self.events, self.index = test, kind, events, index
         self.keys: set[Key] = set()
 
     def offer(self, event: str, obj: Obj) -> None:
@@ -70,6 +71,8 @@ class Informer:
         self._store: dict[Key, Obj] = {}
         self._early: list[Obj] = []  # write-throughs that came while the list was on its way
         self._subs: list[Subscription] = []
+        # The same subscriptions by index (selectors.index_of); None: offered every change.
+        self._by_index: dict[Index | None, list[Subscription]] = {}
         self._version = ""
         self._watcher: Watcher | None = None
         self._stopped = threading.Event()
@@ -94,21 +97,25 @@ class Informer:
         with self._lock:
             return self._store.get((namespace or "", name))
 
-    def subscribe(self, test: Test, events: queue.Queue[Any]) -> tuple[Subscription, list[Obj]]:
-        """A subscription and the objects it selects now (atomically: no change missed)."""
-        sub = Subscription(test, self.res.kind.lower(), events)
+    def subscribe(self, test: Test, events: queue.Queue[Any],
+                  index: Index | None = None) -> tuple[Subscription, list[Obj]]:
+        """A subscription and the objects it selects now (atomically: no change missed).
+        `index`: a key every object `test` selects carries (selectors.index_of)."""
+        sub = Subscription(test, self.res.kind.lower(), events, index)
         with self._lock:
             if self.failure is not None:
                 raise self.failure
             found = [obj for obj in self._store.values() if test(obj)]
             sub.keys = {object_key(obj) for obj in found}
             self._subs.append(sub)
+            self._by_index.setdefault(index, []).append(sub)
         return sub, found
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
             if sub in self._subs:
                 self._subs.remove(sub)
+                self._by_index[sub.index].remove(sub)
 
     def observe(self, obj: Obj) -> None:
         """Write-through: an object the API just answered a write with."""
@@ -183,13 +190,22 @@ class Informer:
                 self._store.pop(key, None)
             else:
                 self._store[key] = obj
-            for sub in self._subs:
+            for sub in self._offered(obj, held):
                 sub.offer(event, obj)
+
+    def _offered(self, obj: Obj, held: Obj | None) -> list[Subscription]:
+        """The subscriptions that may select `obj` now or held it before (under `held`'s
+        labels): the unindexed ones and those indexed under either's keys."""
+        found = list(self._by_index.get(None, ()))
+        keys = set(index_keys(obj)) | set(index_keys(held) if held is not None else ())
+        for key in keys:
+            found.extend(self._by_index.get(key, ()))
+        return found
 
     def _fail(self, error: ClusterError) -> None:
         with self._lock:
             self.failure = error
-            subs, self._subs = self._subs, []
+            subs, self._subs, self._by_index = self._subs, [], {}
         for sub in subs:
             sub.events.put(error)
 
@@ -246,7 +262,8 @@ class Informers:
         if informer is None or test is None:
             yield None
             return
-        sub, found = informer.subscribe(test, events)
+        index = index_of(source.label_selector, source.field_selector)
+        sub, found = informer.subscribe(test, events, index)
         try:
             yield found
         finally:

@@ -15,6 +15,8 @@ from typing import Any
 
 Obj = dict[str, Any]
 Test = Callable[[Obj], bool]
+Index = tuple[str, str]  # (label, value), or (NAME, the object's name)
+NAME = "metadata.name"
 
 _KEY = r"[A-Za-z0-9][-A-Za-z0-9_./]*"
 _VALUE = r"[-A-Za-z0-9_.]*"
@@ -31,6 +33,26 @@ def matcher(label_selector: str | None, field_selector: str | None) -> Test | No
     if labels is None or fields is None:
         return None
     return lambda obj: labels(obj) and fields(obj)
+
+
+def index_of(label_selector: str | None, field_selector: str | None) -> Index | None:
+    """A key every object the selectors match carries (its name, or one label's value),
+    so a shared watch offers each change only to the waits indexed under the changed
+    object's keys (`index_keys`) instead of judging it for every wait of the run."""
+    for part in _split(field_selector or ""):
+        found = _EQUALS.match(part)
+        if found and found.group(1) == NAME and found.group(2) != "!=":
+            return NAME, found.group(3)
+    for part in _split(label_selector or ""):
+        found = _EQUALS.match(part)
+        if found and found.group(2) != "!=":
+            return found.group(1), found.group(3)
+    return None
+
+
+def index_keys(obj: Obj) -> list[Index]:
+    """Every key `index_of` may have indexed a wait that selects `obj` under."""
+    return [(NAME, str(_meta(obj).get("name") or "")), *_labels(obj).items()]
 
 
 def label_test(text: str) -> Test | None:

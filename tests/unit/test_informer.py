@@ -9,7 +9,7 @@ import pytest
 
 from runner.kube.informer import Informer, Informers
 from runner.kube.resources import Resource, resource_for
-from runner.kube.selectors import field_test, label_test, matcher
+from runner.kube.selectors import field_test, index_of, label_test, matcher
 from runner.kube.watch import Source
 
 
@@ -81,10 +81,12 @@ def drain(events: queue.Queue[Any]) -> list[tuple[str, str, str]]:
     return found
 
 
-def test_a_subscriber_gets_its_selection_then_its_changes_in_order() -> None:
+@pytest.mark.parametrize("indexed", [False, True], ids=["every change", "indexed"])
+def test_a_subscriber_gets_its_selection_then_its_changes_in_order(indexed: bool) -> None:
     shared = informer([pod("web-0", "5", app="web"), pod("api-0", "6", app="api")])
     events: queue.Queue[Any] = queue.Queue()
-    sub, found = shared.subscribe(label_test("app=web"), events)  # type: ignore[arg-type]
+    index = index_of("app=web", None) if indexed else None
+    sub, found = shared.subscribe(label_test("app=web"), events, index)  # type: ignore[arg-type]
     assert [p["metadata"]["name"] for p in found] == ["web-0"]
     shared._change("MODIFIED", pod("api-0", "7", app="api"))  # not selected: not told
     shared._change("ADDED", pod("web-1", "8", app="web"))
@@ -93,6 +95,22 @@ def test_a_subscriber_gets_its_selection_then_its_changes_in_order() -> None:
     shared.unsubscribe(sub)
     shared._change("DELETED", pod("web-1", "12", app="web"))
     assert drain(events) == []
+
+
+def test_an_index_is_a_key_every_selected_object_carries() -> None:
+    assert index_of("tier in (a), app=web", None) == ("app", "web")
+    assert index_of("app!=web,!canary", None) is None
+    assert index_of("app=web", "metadata.name=web-0") == ("metadata.name", "web-0")
+    shared = informer([pod("web-0", "5", app="web")])
+    by_name: queue.Queue[Any] = queue.Queue()
+    shared.subscribe(matcher(None, "metadata.name=web-0"), by_name,  # type: ignore[arg-type]
+                     index_of(None, "metadata.name=web-0"))
+    other: queue.Queue[Any] = queue.Queue()
+    shared.subscribe(label_test("app=api"), other, ("app", "api"))  # type: ignore[arg-type]
+    shared._change("MODIFIED", pod("web-0", "6", app="api"))  # joins app=api
+    shared._change("DELETED", pod("web-0", "7", app="api"))
+    assert drain(by_name) == [("MODIFIED", "web-0", "6"), ("DELETED", "web-0", "7")]
+    assert drain(other) == [("MODIFIED", "web-0", "6"), ("DELETED", "web-0", "7")]
 
 
 def test_write_through_comes_first_and_the_older_watch_event_is_dropped() -> None:
