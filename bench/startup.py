@@ -59,9 +59,8 @@ from runner.cli import main
 with contextlib.redirect_stdout(io.StringIO()):
     rc = main(sys.argv[1:])
 # runner/kube/lean.py's package shells (whose __init__ has not run) are not imports.
-shells = {"kubernetes", "kubernetes.config"}
-loaded = {m for m in sys.modules if m not in shells or "__version__" in vars(sys.modules[m])
-          or "load_kube_config" in vars(sys.modules[m])}
+lean = sys.modules.get("runner.kube.lean")
+loaded = set(sys.modules) - (lean.unexecuted() if lean else set())
 print(json.dumps([rc, [h for h in HEAVY if any(m == h or m.startswith(h + ".")
                                                    for m in loaded)]]))
 """

@@ -70,8 +70,7 @@ class Informer:
         self._synced = False
         self._store: dict[Key, Obj] = {}
         self._early: list[Obj] = []  # write-throughs that came while the list was on its way
-        self._subs: list[Subscription] = []
-        # The same subscriptions by index (selectors.index_of); None: offered every change.
+        # Subscriptions by index (selectors.index_of); None: offered every change.
         self._by_index: dict[Index | None, list[Subscription]] = {}
         self._version = ""
         self._watcher: Watcher | None = None
@@ -107,15 +106,14 @@ class Informer:
                 raise self.failure
             found = [obj for obj in self._store.values() if test(obj)]
             sub.keys = {object_key(obj) for obj in found}
-            self._subs.append(sub)
             self._by_index.setdefault(index, []).append(sub)
         return sub, found
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
-            if sub in self._subs:
-                self._subs.remove(sub)
-                self._by_index[sub.index].remove(sub)
+            indexed = self._by_index.get(sub.index) or []
+            if sub in indexed:
+                indexed.remove(sub)
 
     def observe(self, obj: Obj) -> None:
         """Write-through: an object the API just answered a write with."""
@@ -205,7 +203,8 @@ class Informer:
     def _fail(self, error: ClusterError) -> None:
         with self._lock:
             self.failure = error
-            subs, self._subs, self._by_index = self._subs, [], {}
+            subs = [sub for indexed in self._by_index.values() for sub in indexed]
+            self._by_index = {}
         for sub in subs:
             sub.events.put(error)
 

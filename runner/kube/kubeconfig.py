@@ -101,7 +101,8 @@ def _from_files(paths: list[str], context: str | None, namespace: str | None) ->
     documents = [(path, _read(path)) for path in paths]
     if not any(document for _, document in documents):
         raise ClusterUnreachable(f"kubeconfig {', '.join(paths)} holds no configuration")
-    # kubectl: the first file that sets current-context (or defines a name) wins.
+    # kubectl: the first file that sets current-context wins (and _merge: the first to
+    # define a name).
     current = next((d.get("current-context") for _, d in documents
                     if d.get("current-context")), None)
     name = context or current

@@ -28,6 +28,7 @@ from types import ModuleType
 from typing import Any
 
 LAZY = ("kubernetes", "kubernetes.config")  # parents first
+_WAITING: set[str] = set()  # lazy packages whose real __init__ has not run yet
 
 
 def install() -> None:
@@ -37,6 +38,12 @@ def install() -> None:
             return  # not installed (or not a package): the first real import says so
 
 
+def unexecuted() -> frozenset[str]:
+    """The lazy packages in sys.modules whose real `__init__` has not run: empty
+    modules, nothing of theirs loaded (what start-up checks do not count)."""
+    return frozenset(_WAITING)
+
+
 def _lazy_package(name: str) -> bool:
     spec = importlib.util.find_spec(name)
     if spec is None or spec.loader is None or spec.submodule_search_locations is None:
@@ -44,6 +51,7 @@ def _lazy_package(name: str) -> bool:
     module = importlib.util.module_from_spec(spec)  # sets __path__ and __spec__, runs nothing
     module.__getattr__ = _run_init_on_first_miss(module)  # type: ignore[method-assign]
     sys.modules[name] = module
+    _WAITING.add(name)
     parent, _, child = name.rpartition(".")
     if parent:
         setattr(sys.modules[parent], child, module)
@@ -60,6 +68,7 @@ def _run_init_on_first_miss(module: ModuleType) -> Callable[[str], Any]:
         if started:
             raise AttributeError(f"module {module.__name__!r} has no attribute {attr!r}")
         started = True
+        _WAITING.discard(module.__name__)
         assert module.__spec__ is not None and module.__spec__.loader is not None
         module.__spec__.loader.exec_module(module)
         return getattr(module, attr)
