@@ -256,7 +256,14 @@ def approve_until_gated(kube: Kube, api: client.ApiClient, namespace: str, pod: 
         return any(c.type == GATE and c.status == "True" for c in conditions)
 
     for _ in range(5):
-        approve(kube, pod)
+        try:
+            approve(kube, pod)
+        except NotFound:
+            # kwok's pod-delete stage deletes by name: a stale work item for the pod
+            # this one replaced can delete it too; the controller then recreates it.
+            _pods(api, namespace, lambda o: pod in o and o[pod].metadata.deletion_timestamp
+                  is None, f"{pod} recreated")
+            continue
         try:
             _pods(api, namespace, gated, f"{pod} approved", timeout=5)
             return
