@@ -21,11 +21,11 @@ from runner.kube.pods import (
     describe_not_ready,
     labels,
     name,
+    normal_template,
     ordinal,
     pod_ready,
     pod_revision,
     pods_by_ordinal,
-    same_template_as,
     stuck,
     terminating,
 )
@@ -110,9 +110,9 @@ def _names(pods: Sequence[Obj]) -> tuple[str, ...]:
 def new_replicaset(deployment: Obj, replicasets: Sequence[Obj]) -> Obj | None:
     """The ReplicaSet of the Deployment's current template (kubectl's FindNewReplicaSet):
     same pod template ignoring pod-template-hash, oldest first if several."""
-    same = same_template_as((deployment.get("spec") or {}).get("template") or {})
+    want = normal_template(deployment, memo=False)  # it may be a review's projection
     matches = [rs for rs in replicasets if controlled_by(rs, deployment)
-               and same((rs.get("spec") or {}).get("template") or {})]
+               and normal_template(rs) == want]
     if not matches:
         return None
     return min(matches, key=lambda rs: ((rs.get("metadata") or {}).get("creationTimestamp", ""),

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from runner.kube.pods import ordinal, pod_ready, pod_revision
-from runner.kube.rollout import RolloutState, rollout_state
+from runner.kube.pods import normal_template, ordinal, pod_ready, pod_revision
+from runner.kube.rollout import RolloutState, new_replicaset, rollout_state
 from runner.workloads import cloneset_partition
 
 CASES = sorted((Path(__file__).parent / "rollout_cases").glob("*.yaml"))
@@ -116,3 +116,29 @@ def test_helpers() -> None:
     pod = _pod({"name": "web-0", "revision": "web-abc", "ready": True})
     assert pod_ready(pod) and pod_revision(pod) == "web-abc"
     assert pod_revision(_pod({"name": "p", "hash": "h1"})) == "h1"
+
+
+def _replicaset(uid: str, version: str, image: str, hash_: str) -> dict[str, Any]:
+    return {"metadata": {"name": f"web-{hash_}", "uid": uid, "resourceVersion": version,
+                         "ownerReferences": [{"controller": True, "uid": "d"}]},
+            "spec": {"template": {"metadata": {"labels": {"app": "web",
+                                                          "pod-template-hash": hash_}},
+                                  "spec": {"containers": [{"name": "c", "image": image}]}}}}
+
+
+def test_new_replicaset_keeps_each_stored_version_apart() -> None:
+    """The normalized templates are kept per (uid, resourceVersion): a ReplicaSet
+    whose template changed at a new version is judged by that template, and the
+    Deployment, which a review may project under the live version, never from memory."""
+    deployment = {"metadata": {"name": "web", "uid": "d", "resourceVersion": "7"},
+                  "spec": {"template": {"metadata": {"labels": {"app": "web"}},
+                                        "spec": {"containers": [{"name": "c", "image": "a"}]}}}}
+    old, new = _replicaset("r1", "1", "a", "h1"), _replicaset("r2", "1", "b", "h2")
+    assert new_replicaset(deployment, [old, new]) is old
+    assert new_replicaset(deployment, [old, new]) is old  # from memory this time
+    projected = {**deployment, "spec": {"template": {**deployment["spec"]["template"], "spec": {
+        "containers": [{"name": "c", "image": "b"}]}}}}
+    assert new_replicaset(projected, [old, new]) is new  # same version, other template
+    changed = _replicaset("r1", "2", "b", "h1")  # the same ReplicaSet, a later version
+    assert new_replicaset(deployment, [changed, new]) is None
+    assert normal_template(changed) == normal_template(changed, memo=False)
