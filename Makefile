@@ -44,7 +44,7 @@ demo: localcluster-build
 # API requests too. Writes docs/benchmarks.md; fails only if a contender failed to run.
 # Ansible lives in a venv of its own, outside the repo.
 BENCH_VENV ?= $(HOME)/.cache/runplan/bench-venv
-BENCH_ARGS ?= --e2e-runs 5 --latency-runs 20 --fanout-runs 3
+BENCH_ARGS ?= --e2e-runs 5 --latency-runs 20 --fanout-runs 5
 
 $(BENCH_VENV)/.installed:
 	$(PYTHON) -m venv $(BENCH_VENV)

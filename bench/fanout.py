@@ -11,12 +11,20 @@ for scale, the cluster's own time to roll the 50 Deployments when the bench
 patches them all at once and watches their status (`cluster_limit`). Each round
 times the runplan runs and then the cluster's own time, so the ratio compares
 figures taken minutes apart at most, not all runplan runs against all limits.
+
+The cluster shares the machine's cores with its client, so each round also
+takes the cluster's own time beside a bystander process that keeps busy the
+share of one core the round's 50-branch runplan run used past start-up (its
+CPU less the 1-Deployment run's, over its run): what the cluster needs when a
+client costs what runplan costs (`contended_limit`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +47,16 @@ from bench.common import (
 )
 
 WIDE = 50
+# Keeps `duty` (argv[1]) of one core busy in 10 ms slices until killed.
+BYSTANDER = """
+import sys, time
+busy = 0.01 * float(sys.argv[1])
+while True:
+    start = time.monotonic()
+    while time.monotonic() - start < busy:
+        pass
+    time.sleep(0.01 - busy)
+"""
 
 
 def deployment(i: int) -> dict[str, Any]:
@@ -109,6 +127,25 @@ def cluster_limit(api: client.ApiClient, ns: str, width: int, run: int) -> float
     return time.monotonic() - start if _settle(apps, ns, wanted, 180) else float("nan")
 
 
+def contended_limit(api: client.ApiClient, ns: str, width: int, run: int,
+                    duty: float) -> float:
+    """`cluster_limit` while a bystander process keeps `duty` of one core busy."""
+    duty = min(max(duty, 0.0), 0.95)
+    bystander = subprocess.Popen([sys.executable, "-c", BYSTANDER, f"{duty:.3f}"])
+    try:
+        time.sleep(0.1)  # its start-up is not part of the load
+        return cluster_limit(api, ns, width, run)
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def _duty(wide: dict[str, float], one: dict[str, float]) -> float:
+    """The share of one core a 50-branch run kept busy past start-up: its CPU less
+    the 1-Deployment run's (start-up, compile and a one-step run), over its run."""
+    return max(wide["cpu"] - one["cpu"], 0.0) / wide["run"] if wide["run"] > 0 else 0.0
+
+
 def _runplan_run(bench: Bench, audit: AuditLog, plan_file: Path, width: int,
                  image: str) -> tuple[dict[str, float], str]:
     """One timed runplan run of the fan-out plan: its figures, and its failure ("" if ok)."""
@@ -150,6 +187,8 @@ def run(bench: Bench, runs: int) -> dict[str, Any]:
         samples: dict[int, list[dict[str, float]]] = {1: [], WIDE: []}
         failures = []
         limits: dict[int, list[float]] = {1: [], WIDE: []}
+        duties: list[float] = []
+        contended: list[float] = []
         try:
             # Each round: the runplan runs, then the cluster's own time, so both see the
             # cluster in the same state (a slow patch of the shared machine hits both).
@@ -162,6 +201,11 @@ def run(bench: Bench, runs: int) -> dict[str, Any]:
                 for width in (1, WIDE):
                     limits[width].append(cluster_limit(api, f"fanout-{width}", width, r))
                     log(f"fan-out cluster limit {width}: {limits[width][-1]:.2f}s")
+                duties.append(_duty(samples[WIDE][-1], samples[1][-1]))
+                contended.append(contended_limit(api, f"fanout-{WIDE}", WIDE, runs + r,
+                                                 duties[-1]))
+                log(f"fan-out cluster limit {WIDE} beside a {duties[-1]:.0%} bystander: "
+                    f"{contended[-1]:.2f}s")
         finally:
             for width in (1, WIDE):
                 delete_namespace(api, f"fanout-{width}")
@@ -172,5 +216,7 @@ def run(bench: Bench, runs: int) -> dict[str, Any]:
     results["runs"] = runs
     results["cores"] = os.cpu_count()
     results["cluster_limit"] = {str(w): median(v) for w, v in limits.items()}
+    results["contended_limit"] = median(contended)
+    results["bystander_duty"] = median(duties)
     results["failures"] = failures
     return results

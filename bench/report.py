@@ -246,7 +246,7 @@ def fanout_section(fan: dict[str, Any]) -> str:
              f"The API server, etcd, the controllers and kwok share the machine's "
              f"{fan.get('cores', 'n/a')} cores with runplan, whose 50-branch process used "
              f"{_f(fan['50'].get('cpu', nan))} s of CPU (user + system; start-up included) "
-             f"in its {_f(fan['50']['wall'])} s. "
+             f"in its {_f(fan['50']['wall'])} s. {_contention(fan)}"
              f"Medians over {fan['runs']} runs each.")
     if fan["failures"]:
         text += f"\n\n**{len(fan['failures'])} fan-out runs failed**; last error:\n\n```\n" \
@@ -306,6 +306,20 @@ def _ratio_row(goal: str, value: float, other: float, bound: float, unit: str = 
     shown = f"{_f(value / other)}× ({_f(value)} s vs {_f(other)} s)" if unit == "×" else \
         f"{_f(value)} s vs {_f(other)} s"
     return [goal, shown, _goal(value <= bound * other)]
+
+
+def _contention(fan: dict[str, Any]) -> str:
+    """What the cluster's own time becomes when a client costs what runplan costs."""
+    nan = float("nan")
+    contended = float(fan.get("contended_limit", nan))
+    if math.isnan(contended):
+        return ""
+    return (f"Beside a bystander process that keeps {_f(100 * fan.get('bystander_duty', nan), 0)}% "
+            f"of one core busy (the share runplan's 50-branch run used past start-up: its CPU "
+            f"less the 1-Deployment run's, over its run), the cluster itself needs "
+            f"{_f(contended)} s for the same 50 rollouts, and runplan's run takes "
+            f"{_f(fan['50']['run'] / contended)}× that: the gap to the cluster's own time "
+            f"is the CPU the client takes from the cluster on this machine. ")
 
 
 def issue16_section(results: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """`make bench`: every benchmark on one fresh local control plane, then docs/benchmarks.md.
 
-    python -m bench.run [--e2e-runs 5] [--latency-runs 20] [--fanout-runs 3] [--waves-runs 3]
+    python -m bench.run [--e2e-runs 5] [--latency-runs 20] [--fanout-runs 5] [--waves-runs 3]
                         [--output docs/benchmarks.md]
 
 Exit status: 0 when every contender ran (figures are reported, never judged);
@@ -59,7 +59,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--e2e-runs", type=int, default=5)
     parser.add_argument("--latency-runs", type=int, default=20)
-    parser.add_argument("--fanout-runs", type=int, default=3)
+    parser.add_argument("--fanout-runs", type=int, default=5)
     parser.add_argument("--reaction-runs", type=int, default=10)
     parser.add_argument("--waves-runs", type=int, default=3)
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks.md")

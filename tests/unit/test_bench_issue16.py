@@ -47,3 +47,23 @@ def test_the_floor_is_the_clients_import_as_a_run_does_it() -> None:
            "takes 0.230 s" in text
     assert "would take 0.50 s against the kubectl script's 0.56 s" in text
     assert report._floor({}, rows) == ""
+
+
+def test_the_fanout_names_the_clusters_time_beside_a_client_costing_what_runplan_costs() -> None:
+    wide = {"wall": 7.5, "run": 6.6, "per_step": 1.2, "mutating_per_step": 0.66,
+            "watches_per_step": 0.03, "cpu": 2.1}
+    fan = {"1": {**wide, "run": 0.2, "wall": 0.6, "cpu": 0.5}, "50": wide, "wall_ratio": 12.5,
+           "run_ratio": 33.0, "cluster_limit": {"1": 0.2, "50": 5.5}, "runs": 5,
+           "failures": [], "contended_limit": 6.0, "bystander_duty": 0.24}
+    text = report.fanout_section(fan)
+    assert "keeps 24% of one core busy" in text
+    assert "the cluster itself needs 6.00 s for the same 50 rollouts, and runplan's run " \
+           "takes 1.10× that" in text
+    assert "takes 1.20× the cluster's time" in text
+    assert "bystander" not in report.fanout_section({**fan, "contended_limit": math.nan})
+
+
+def test_the_bystanders_share_is_the_runs_cpu_past_start_up() -> None:
+    from bench import fanout
+    assert fanout._duty({"cpu": 2.1, "run": 6.4}, {"cpu": 0.5}) == 0.25
+    assert fanout._duty({"cpu": 0.4, "run": 6.4}, {"cpu": 0.5}) == 0.0
