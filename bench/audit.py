@@ -85,6 +85,16 @@ def by_kind(requests: list[Request]) -> Counter[str]:
 BOOKKEEPING = frozenset({"leases", "configmaps"})
 
 
+def journal_writes(requests: list[Request]) -> int:
+    """Creates and patches of ConfigMaps: a run writes no ConfigMap but its journal."""
+    return sum(r.resource == "configmaps" and r.kind == "mutating" for r in requests)
+
+
+def lock_requests(requests: list[Request]) -> int:
+    """Every Lease request: taking the run's lock, renewing it, releasing it."""
+    return sum(r.resource == "leases" for r in requests)
+
+
 def touched(requests: list[Request]) -> int:
     """(resource, namespace) pairs the run's steps read, watched or changed: the bound
     on a run's watches when its waits share one per resource and namespace."""

@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 from kubernetes import client, watch
 
-from bench.audit import AuditLog, by_kind, touched
+from bench.audit import AuditLog, by_kind, journal_writes, touched
 from bench.common import (
     NEW_IMAGE,
     OLD_IMAGE,
@@ -158,7 +158,8 @@ def _runplan_run(bench: Bench, audit: AuditLog, plan_file: Path, width: int,
               "per_step": counts["total"] / steps,
               "mutating_per_step": counts["mutating"] / steps,
               "watches_per_step": counts["watch"] / steps,
-              "watches": counts["watch"], "touched": touched(requests)}
+              "watches": counts["watch"], "touched": touched(requests),
+              "journal_per_step": journal_writes(requests) / steps}
     log(f"fan-out {width:>2}: {done.wall:.2f}s rc={done.returncode} {counts['total']} requests")
     failure = f"fan-out {width}: {done.output[-1500:]}" if done.returncode != 0 else ""
     if failure:

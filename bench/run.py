@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    bookkeeping,
     compile_bench,
     e2e,
     facts,
@@ -45,6 +46,8 @@ def _failed(results: dict[str, Any]) -> list[str]:
             if row["ok"] < row["runs"]:
                 problems.append(f"{part} {name}: {row['runs'] - row['ok']} of {row['runs']} "
                                 "runs failed")
+    if results.get("bookkeeping", {}).get("ok") is False:
+        problems.append("journal and lock: the soak run failed")
     if results.get("fanout", {}).get("failures"):
         problems.append(f"fan-out: {len(results['fanout']['failures'])} runs failed")
     return problems
@@ -98,6 +101,7 @@ def main() -> int:
         results["reaction"] = stage("background analysis reaction",
                                     lambda: reaction.run(bench, args.reaction_runs)) or {}
         results["race"] = stage("failure race", lambda: failure_race.run(bench)) or {}
+        results["bookkeeping"] = stage("journal and lock", lambda: bookkeeping.run(bench)) or {}
     # The same canary where starting a pod takes 1 s, as on a real cluster.
     with bench_cluster(pod_start_delay=SLOW_START) as slow:
         raw = stage("end to end, 1 s pod start", lambda: e2e.run(slow, args.e2e_runs))

@@ -67,3 +67,17 @@ def test_the_bystanders_share_is_the_runs_cpu_past_start_up() -> None:
     from bench import fanout
     assert fanout._duty({"cpu": 2.1, "run": 6.4}, {"cpu": 0.5}) == 0.25
     assert fanout._duty({"cpu": 0.4, "run": 6.4}, {"cpu": 0.5}) == 0.0
+
+
+def test_journal_and_lock_goals_come_from_the_fanout_and_the_soak_run() -> None:
+    results = {"e2e": {"contenders": {}}, "fanout": {"50": {"journal_per_step": 0.16}},
+               "bookkeeping": {"steps": 5, "journal_writes": 5, "lock_requests": 10,
+                               "minutes": 2.04, "ok": True}}
+    text = report.issue16_section(results)
+    assert "| journal: ≤ 1 write per finished step, fan-out (100 steps) | 0.16 (bound 1) | " \
+           "met |" in text
+    assert "a 5-step run with a 120 s soak | 1.00 (bound 1) | met |" in text
+    assert "take, renewals, release) | 4.90 (bound 5) | met |" in text
+    assert "lasted 122.4 s: 5 journal writes (ConfigMap create and patches) for 5 finished " \
+           "steps, 10 Lease requests" in text
+    assert "n/a" in report.issue16_section({"e2e": {"contenders": {}}, "fanout": {}})
