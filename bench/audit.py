@@ -86,7 +86,8 @@ BOOKKEEPING = frozenset({"leases", "configmaps"})
 
 
 def journal_writes(requests: list[Request]) -> int:
-    """Creates and patches of ConfigMaps: a run writes no ConfigMap but its journal."""
+    """Creates and patches of ConfigMaps: the bench's plans write no ConfigMap, so
+    these are their journal's writes."""
     return sum(r.resource == "configmaps" and r.kind == "mutating" for r in requests)
 
 

@@ -12,7 +12,6 @@ reports the same journal figure for its 100 steps.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,8 @@ from bench.common import (
     create_namespace,
     delete_namespace,
     log,
+    run_duration,
+    run_events,
     run_timed,
 )
 from bench.fanout import deployment
@@ -60,10 +61,8 @@ def run(bench: Bench) -> dict[str, Any]:
     finally:
         delete_namespace(api, NAMESPACE)
     requests = audit.select("runplan", done.start, done.end)
-    events = [json.loads(line) for line in done.output.splitlines() if line.startswith("{")]
-    finished = sum(e.get("event") == "step_finished" for e in events)
-    duration = next((float(e["duration"]) for e in events if e.get("event") == "run_finished"),
-                    float("nan"))
+    finished = sum(e.get("event") == "step_finished" for e in run_events(done.output))
+    duration = run_duration(done.output)
     result = {"steps": finished, "journal_writes": journal_writes(requests),
               "lock_requests": lock_requests(requests), "minutes": duration / 60,
               "ok": done.returncode == 0}

@@ -10,6 +10,7 @@ are measured against the moment the cluster got there, not against each other.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import resource
@@ -266,6 +267,19 @@ class Timed:
     returncode: int
     output: str
     cpu: float = float("nan")  # user + system seconds of the process (and its children)
+
+
+def run_events(output: str) -> list[dict[str, Any]]:
+    """The JSON events of a `runplan --output json` run (other lines skipped)."""
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def run_duration(output: str) -> float:
+    """`duration` of runplan's run_finished event (NaN if it never said it)."""
+    for line in output.splitlines():
+        if line.startswith("{") and '"run_finished"' in line:
+            return float(json.loads(line).get("duration", "nan"))
+    return float("nan")
 
 
 def run_timed(argv: Sequence[str], env: dict[str, str], timeout: float = 600,

@@ -55,6 +55,7 @@ from bench.common import (
     load_manifests,
     log,
     median,
+    run_duration,
     run_timed,
 )
 from bench.limit import run_limit
@@ -111,21 +112,13 @@ def _runplan(plan: Path, name: str) -> Callable[[Context, str], Run]:
         done = run_timed([str(RUNPLAN), str(plan), "-n", ns, "-e", f"ns={ns}",
                           "--output", "json"], ctx.env())
         run = Run(name, done.wall, done.start, done.end, done.returncode == 0,
-                  in_process=_run_duration(done.output))
+                  in_process=run_duration(done.output))
         run.per_step = _runplan_steps(done.output, ctx.audit, done.start, done.end)
         if not run.ok:
             run.error = done.output[-2000:]
         return run
 
     return contender
-
-
-def _run_duration(output: str) -> float:
-    """`duration` of runplan's run_finished event (NaN if it never said it)."""
-    for line in output.splitlines():
-        if line.startswith("{") and '"run_finished"' in line:
-            return float(json.loads(line)["duration"])
-    return float("nan")
 
 
 def _runplan_steps(output: str, audit: AuditLog, start: float, end: float) -> dict[str, list[int]]:

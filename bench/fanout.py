@@ -21,7 +21,6 @@ client costs what runplan costs (`contended_limit`).
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from bench.common import (
     delete_namespace,
     log,
     median,
+    run_duration,
     run_timed,
 )
 
@@ -154,7 +154,7 @@ def _runplan_run(bench: Bench, audit: AuditLog, plan_file: Path, width: int,
     steps = 2 * width
     requests = audit.select("runplan", done.start, done.end)
     counts = by_kind(requests)
-    sample = {"wall": done.wall, "run": _duration(done.output), "cpu": done.cpu,
+    sample = {"wall": done.wall, "run": run_duration(done.output), "cpu": done.cpu,
               "per_step": counts["total"] / steps,
               "mutating_per_step": counts["mutating"] / steps,
               "watches_per_step": counts["watch"] / steps,
@@ -165,13 +165,6 @@ def _runplan_run(bench: Bench, audit: AuditLog, plan_file: Path, width: int,
     if failure:
         log(failure)
     return sample, failure
-
-
-def _duration(output: str) -> float:
-    for line in output.splitlines():
-        if line.startswith("{") and '"run_finished"' in line:
-            return float(json.loads(line).get("duration", "nan"))
-    return float("nan")
 
 
 def run(bench: Bench, runs: int) -> dict[str, Any]:
