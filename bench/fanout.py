@@ -16,7 +16,10 @@ The cluster shares the machine's cores with its client, so each round also
 takes the cluster's own time beside a bystander process that keeps busy the
 share of one core the round's 50-branch runplan run used past start-up (its
 CPU less the 1-Deployment run's, over its run): what the cluster needs when a
-client costs what runplan costs (`contended_limit`).
+client costs what runplan costs (`contended_limit`). And once more with the
+three watches a run's waits open as well (pods, ReplicaSets, Deployments of the
+namespace, each followed by `kubectl get --raw ...?watch=1`): the API server
+encodes and sends every change of them for that client alone (`watched_limit`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from kubernetes import client, watch
 
 from bench.audit import AuditLog, by_kind, journal_writes, touched
 from bench.common import (
+    KUBECTL,
     NEW_IMAGE,
     OLD_IMAGE,
     RUNPLAN,
@@ -127,17 +131,29 @@ def cluster_limit(api: client.ApiClient, ns: str, width: int, run: int) -> float
     return time.monotonic() - start if _settle(apps, ns, wanted, 180) else float("nan")
 
 
-def contended_limit(api: client.ApiClient, ns: str, width: int, run: int,
-                    duty: float) -> float:
-    """`cluster_limit` while a bystander process keeps `duty` of one core busy."""
+# What a run's waits watch in its namespace (runner/kube/waits.py: the workload, its
+# pods, a Deployment's ReplicaSets), one shared watch each.
+RUN_WATCHES = ("api/v1/namespaces/{ns}/pods", "apis/apps/v1/namespaces/{ns}/replicasets",
+               "apis/apps/v1/namespaces/{ns}/deployments")
+
+
+def contended_limit(api: client.ApiClient, ns: str, width: int, run: int, duty: float,
+                    watch_env: dict[str, str] | None = None) -> float:
+    """`cluster_limit` while a bystander process keeps `duty` of one core busy; with
+    `watch_env` (the cluster's KUBECONFIG), while kubectl also follows RUN_WATCHES."""
     duty = min(max(duty, 0.0), 0.95)
-    bystander = subprocess.Popen([sys.executable, "-c", BYSTANDER, f"{duty:.3f}"])
+    load = [subprocess.Popen([sys.executable, "-c", BYSTANDER, f"{duty:.3f}"])]
+    if watch_env is not None:
+        load += [subprocess.Popen([str(KUBECTL), "get", "--raw", f"/{path.format(ns=ns)}?watch=1"],
+                                  env=watch_env, stdout=subprocess.DEVNULL)
+                 for path in RUN_WATCHES]
     try:
-        time.sleep(0.1)  # its start-up is not part of the load
+        time.sleep(0.1 if watch_env is None else 0.5)  # their start-up is not part of the load
         return cluster_limit(api, ns, width, run)
     finally:
-        bystander.kill()
-        bystander.wait()
+        for process in load:
+            process.kill()
+            process.wait()
 
 
 def _duty(wide: dict[str, float], one: dict[str, float]) -> float:
@@ -183,6 +199,7 @@ def run(bench: Bench, runs: int) -> dict[str, Any]:
         limits: dict[int, list[float]] = {1: [], WIDE: []}
         duties: list[float] = []
         contended: list[float] = []
+        watched: list[float] = []
         try:
             # Each round: the runplan runs, then the cluster's own time, so both see the
             # cluster in the same state (a slow patch of the shared machine hits both).
@@ -198,8 +215,10 @@ def run(bench: Bench, runs: int) -> dict[str, Any]:
                 duties.append(_duty(samples[WIDE][-1], samples[1][-1]))
                 contended.append(contended_limit(api, f"fanout-{WIDE}", WIDE, runs + r,
                                                  duties[-1]))
+                watched.append(contended_limit(api, f"fanout-{WIDE}", WIDE, 2 * runs + r,
+                                               duties[-1], bench.env()))
                 log(f"fan-out cluster limit {WIDE} beside a {duties[-1]:.0%} bystander: "
-                    f"{contended[-1]:.2f}s")
+                    f"{contended[-1]:.2f}s; and its watches: {watched[-1]:.2f}s")
         finally:
             for width in (1, WIDE):
                 delete_namespace(api, f"fanout-{width}")
@@ -211,6 +230,7 @@ def run(bench: Bench, runs: int) -> dict[str, Any]:
     results["cores"] = os.cpu_count()
     results["cluster_limit"] = {str(w): median(v) for w, v in limits.items()}
     results["contended_limit"] = median(contended)
+    results["watched_limit"] = median(watched)
     results["bystander_duty"] = median(duties)
     results["failures"] = failures
     return results

@@ -318,8 +318,21 @@ def _contention(fan: dict[str, Any]) -> str:
             f"of one core busy (the share runplan's 50-branch run used past start-up: its CPU "
             f"less the 1-Deployment run's, over its run), the cluster itself needs "
             f"{_f(contended)} s for the same 50 rollouts, and runplan's run takes "
-            f"{_f(fan['50']['run'] / contended)}× that: the gap to the cluster's own time "
-            f"is the CPU the client takes from the cluster on this machine. ")
+            f"{_f(fan['50']['run'] / contended)}× that. {_watched(fan)}")
+
+
+def _watched(fan: dict[str, Any]) -> str:
+    """The same with runplan's three watches followed by kubectl as well."""
+    watched = float(fan.get("watched_limit", float("nan")))
+    if math.isnan(watched):
+        return ""
+    return (f"With the three watches of runplan's waits followed as well (pods, ReplicaSets "
+            f"and Deployments of the namespace, by `kubectl get --raw ...?watch=1`: the API "
+            f"server encodes and sends each of their changes to that client), the cluster "
+            f"needs {_f(watched)} s, and runplan's run takes {_f(fan['50']['run'] / watched)}× "
+            f"that: the gap to the cluster's own time is what a client that watches pods "
+            f"(to see them fail) and uses runplan's CPU takes from the cluster on this "
+            f"machine. ")
 
 
 def issue16_section(results: dict[str, Any]) -> str:
@@ -530,7 +543,7 @@ METHOD = """\
   same plan with one group; runs alternate the image between two tags. Each round also
   times the cluster rolling the 50 beside a bystander process (a busy loop in 10 ms
   slices) that keeps busy the share of one core that round's 50-branch run used past
-  start-up.
+  start-up, and once more with kubectl following the three watches a run opens too.
 - **Journal and lock.** `bench/bookkeeping.py` runs one soak canary (set_image,
   wait_ready, a 120 s `wait`, set_image back, wait_ready) and counts its ConfigMap
   writes and Lease requests in the audit log.

@@ -162,12 +162,9 @@ class Executor:
         """Worker thread: apply() with the step's retries; never raises."""
         started = time.monotonic()
         kube = self.kube_for(self.kube, step)
-        def progress(text: str, **fields: Any) -> None:
-            self.bus.emit("step_progress", step=step.id, message=text, **fields)
-
         for attempt in range(1, step.retries + 2):
             ctx = StepContext(kube, step, Path(self.plan.file).parent, deadline_for(step),
-                              progress, self.approvals, until)
+                              _progress(self.bus, step), self.approvals, until)
             try:
                 outputs = dict(kind.apply(ctx, params) or {})
                 return Outcome(SUCCEEDED, outputs, None, time.monotonic() - started)
@@ -251,3 +248,19 @@ def _headline(exc: RunplanError | None) -> str:
 def _retryable(exc: RunplanError) -> bool:
     """Invalid input and missing permissions fail the same way every time."""
     return not isinstance(exc, (Forbidden, Invalid))
+
+
+def _progress(bus: Bus, step: Step) -> Callable[..., None]:
+    """One attempt's step_progress: a plain message said again in a row is dropped (a
+    wait re-judged on every watch event mostly says the same: about half of a
+    fan-out's progress lines were repeats); a measurement (fields) is news even
+    when it reads the same."""
+    said = [""]
+
+    def progress(text: str, **fields: Any) -> None:
+        if not fields and text == said[0]:
+            return
+        said[0] = "" if fields else text
+        bus.emit("step_progress", step=step.id, message=text, **fields)
+
+    return progress

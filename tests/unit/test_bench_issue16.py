@@ -61,6 +61,9 @@ def test_the_fanout_names_the_clusters_time_beside_a_client_costing_what_runplan
            "takes 1.10× that" in text
     assert "takes 1.20× the cluster's time" in text
     assert "bystander" not in report.fanout_section({**fan, "contended_limit": math.nan})
+    assert "three watches" not in text
+    watched = report.fanout_section({**fan, "watched_limit": 6.6})
+    assert "the cluster needs 6.60 s, and runplan's run takes 1.00× that" in watched
 
 
 def test_the_bystanders_share_is_the_runs_cpu_past_start_up() -> None:
