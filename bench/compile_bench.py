@@ -5,7 +5,9 @@ checks that fan out from it (`needs`) and join again in a scale with a
 templated replica count, a loop group of 2 iterations x 2 steps, and a
 conditional step reading an earlier step's output (deferred to run time).
 `compile_plan` (load + validate + render + graph) is timed end to end, cold,
-in a fresh process per size (as a CLI run), then each stage on its own; peak
+in a fresh process per size (as a CLI run), ROUNDS times (the median is the
+row: one cold run on a shared 2-core machine is one sample of its noise), then
+each stage on its own; peak
 memory is measured in another fresh process under tracemalloc (which slows
 Python down, so never in the timed one). The time per step at each size, and
 its ratio to the smallest size's, shows whether growth is linear (reported,
@@ -42,6 +44,7 @@ from runner.plan.variables import collect, render_vars
 SIZES = (100, 1_000, 5_000, 10_000)
 GOALS = {5_000: 0.5, 10_000: 1.0}  # seconds, compile_plan in-process (issue 16)
 BLOCK = 10  # leaf steps per generated block
+ROUNDS = 3  # cold processes per size; the row is the median by wall time
 
 
 def block(k: int) -> list[dict[str, Any]]:
@@ -155,9 +158,17 @@ def _child(mode: str, size: int) -> dict[str, Any]:
     return dict(json.loads(child.stdout))
 
 
-def run(sizes: tuple[int, ...] = SIZES) -> list[dict[str, Any]]:
+def _median_run(size: int, rounds: int) -> dict[str, Any]:
+    """The median of `rounds` cold processes by wall time, with the spread of all."""
+    samples = sorted((_child("--one", size) for _ in range(rounds)), key=lambda r: r["wall"])
+    walls = [r["wall"] for r in samples]
+    return {**samples[len(samples) // 2], "rounds": rounds,
+            "wall_min": walls[0], "wall_max": walls[-1]}
+
+
+def run(sizes: tuple[int, ...] = SIZES, rounds: int = ROUNDS) -> list[dict[str, Any]]:
     """One row per size, each measured in fresh processes; us/step relative to the first."""
-    rows = [{**_child("--one", size), **_child("--memory", size)} for size in sizes]
+    rows = [{**_median_run(size, rounds), **_child("--memory", size)} for size in sizes]
     for row in rows:
         row["growth"] = row["us_per_step"] / rows[0]["us_per_step"]
     return rows

@@ -84,3 +84,21 @@ def test_journal_and_lock_goals_come_from_the_fanout_and_the_soak_run() -> None:
     assert "lasted 122.4 s: 5 journal writes (ConfigMap create and patches) for 5 finished " \
            "steps, 10 Lease requests" in text
     assert "n/a" in report.issue16_section({"e2e": {"contenders": {}}, "fanout": {}})
+
+
+def compile_row(steps: int, wall: float, peak_mib: float, growth: float = 1.0) -> dict[str, object]:
+    return {"steps": steps, "yaml_kib": steps // 12, "wall": wall, "cpu": wall,
+            "us_per_step": wall / steps * 1e6, "growth": growth, "peak_mib": peak_mib,
+            "rounds": 3, "wall_min": wall * 0.9, "wall_max": wall * 1.5}
+
+
+def test_compile_rows_are_the_median_of_cold_runs_with_their_spread() -> None:
+    rows = [compile_row(1_000, 0.1, 8.0), compile_row(5_000, 0.45, 26.0),
+            compile_row(10_000, 1.1, 60.0)]
+    text = report.compile_section(rows)
+    assert "| 5,000 | 416 KiB | 0.450 | 0.405 | 0.675 |" in text
+    assert "compiled cold in 3 fresh processes; the row is the median" in text
+    assert "| compile 5,000 steps ≤ 0.5 s in-process | 0.450 s wall, 0.450 s CPU | met |" in text
+    assert "| compile 10,000 steps ≤ 1.0 s in-process | 1.100 s wall, 1.100 s CPU | not met |" \
+        in text
+    assert "| memory linear: peak per step at 10,000 ≤ 1.25× that at 5,000 | 1.15× | met |" in text
