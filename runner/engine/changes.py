@@ -102,11 +102,15 @@ class ChangeLog:
     `on_change(record)` is called (from the writing step's thread) with the new
     state of a record: before the first write to an object and after each write.
     Calls for one object come in order; an exception from it stops the write.
+    `settle()` is called before every recorded write (the journal's after-images
+    owed before it); an exception from it stops the write too.
     """
 
     def __init__(self, on_change: Callable[[ChangedObject], None] | None = None,
-                 records: Iterable[ChangedObject] = ()) -> None:
+                 records: Iterable[ChangedObject] = (),
+                 settle: Callable[[], None] | None = None) -> None:
         self._on_change = on_change or (lambda record: None)
+        self.settle = settle or (lambda: None)
         self._lock = threading.Lock()  # guards the dicts; object locks serialize one object
         self._records = {r.key: r for r in records}
         self._object_locks: dict[Key, threading.Lock] = {}
@@ -134,14 +138,16 @@ class ChangeLog:
         return {"version": 1, "objects": [r.to_json() for r in records]}
 
     @classmethod
-    def from_json(cls, data: Obj, on_change: Callable[[ChangedObject], None] | None = None
-                  ) -> ChangeLog:
+    def from_json(cls, data: Obj, on_change: Callable[[ChangedObject], None] | None = None,
+                  settle: Callable[[], None] | None = None) -> ChangeLog:
         """A killed run's log (resume): later writes keep its original before-images."""
-        return cls(on_change, [ChangedObject.from_json(o) for o in data.get("objects") or []])
+        return cls(on_change, [ChangedObject.from_json(o) for o in data.get("objects") or []],
+                   settle)
 
     def before_write(self, step: str, res: Resource, name: str, ns: str | None,
                      read: Callable[[], Obj | None], cluster: str | None = None) -> None:
         """Write-ahead: the first time an object is written, read and journal its image."""
+        self.settle()
         key = _key(res.api_version, res.kind, ns, name, cluster)
         with self._object_lock(key):
             if key in self._records:

@@ -107,7 +107,7 @@ class JournalStore:
         return self.kube is not None and self._cluster_seq < self._seq
 
     def save(self, doc: dict[str, Any], lock: AbstractContextManager[Any] | None = None,
-             *, handoff: bool = False) -> int:
+             *, handoff: bool = False, background: bool = False) -> int:
         """Store `doc`; never raises for cluster trouble. Returns the save's number,
         for `flush(upto=)`.
 
@@ -116,7 +116,9 @@ class JournalStore:
         burst of saves while a write is in flight then costs one snapshot, not one
         each (parallel steps saving their before-images made that quadratic).
         With `handoff`, a caller that finds itself the writer stops once its own save
-        is stored and leaves the saves that came meanwhile to a thread of their own.
+        is stored and leaves the saves that came meanwhile to a thread of their own;
+        with `background`, it leaves them all to that thread and returns at once
+        (`flush(upto=)` waits for the save then).
         """
         render: Callable[[], Snapshot]
         if lock is None:
@@ -134,7 +136,10 @@ class JournalStore:
             if self._writing:
                 return seq  # the thread writing now picks this one up next
             self._writing = True
-        self._drain(seq if handoff else None)
+        if background:
+            threading.Thread(target=self._drain, daemon=True, name="journal-store").start()
+        else:
+            self._drain(seq if handoff else None)
         return seq
 
     def _text(self, clean: dict[str, Any]) -> Snapshot:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 LOCK = "the lock (Lease)"
 JOURNAL = "the journal (ConfigMap)"
 ROLLBACK = "on_failure: rollback"
+_NOT_STEPS = (LOCK, JOURNAL, "on_failure: ")  # who in Required.by is not one of the steps
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 SSRR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews"
 PARALLEL = 8
@@ -205,11 +206,22 @@ def allowed(kube: Kube, need: Need) -> bool:
     return bool(status.get("allowed")) and not status.get("denied")
 
 
-def check(kube: Kube, plan: Plan, steps: Iterable[Step], namespace: str) -> None:
-    """Raise PermissionsMissing (exit 3) when the identity lacks anything the run needs."""
-    lacking = missing(kube, required(plan, steps, namespace, discovery_resolver(kube)))
+def check(kube: Kube, plan: Plan, steps: Iterable[Step], namespace: str) -> list[Required]:
+    """Raise PermissionsMissing (exit 3) when the identity lacks anything the run needs;
+    else what it needs (granted)."""
+    needed = required(plan, steps, namespace, discovery_resolver(kube))
+    lacking = missing(kube, needed)
     if lacking:
         raise PermissionsMissing(report(plan, lacking, subject(kube)))
+    return needed
+
+
+def watched(needed: Iterable[Required]) -> list[tuple[str, str | None]]:
+    """(resource, namespace) of what the steps themselves watch (not the rollback,
+    which may never run): the shared watches a run can open before its first step."""
+    return sorted({(n.need.rbac_resource, n.need.namespace) for n in needed
+                   if n.need.verb == "watch" and not n.need.subresource
+                   and any(not who.startswith(_NOT_STEPS) for who in n.by)})
 
 
 def discovery_resolver(kube: Kube) -> Resolve:

@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from runner.clock import stamp
@@ -41,6 +42,18 @@ DETAIL = ("step_started",)  # written with the next write (or LAZY_EVERY later)
 LINGER = 0.5  # seconds a settling event waits for others to share its write
 LAZY_EVERY = 10.0  # seconds a detail (a started step, a measurement) may wait at most
 MAX_MEASUREMENTS = 60  # per step: a long analysis keeps its newest, the ConfigMap stays small
+
+
+class Save(Enum):
+    """When a change of the change log must be in the stored journal."""
+
+    # A before-image (write-ahead): saved and waited for before the write it protects.
+    NOW = "now"
+    # An after-image replacing a journaled one: its save starts now and the run's next
+    # recorded write waits for it (JournalSink.settle), not the step that made it.
+    BEFORE_NEXT_WRITE = "before the next write"
+    # A first after-image: it rides with the step's finish (LINGER).
+    WITH_FINISH = "with the step's finish"
 
 
 def _write_delay(event: Event) -> float | None:
@@ -82,6 +95,7 @@ class JournalSink:
         self.store, self.doc, self.resumed = store, doc, resumed
         self._cond = threading.Condition()
         self._due: float | None = None  # time.monotonic() by which the next write is owed
+        self._barrier = 0  # the save the run's next recorded write waits for (0: none)
         self._closing = False
         self._writer = threading.Thread(target=self._write_loop, daemon=True,
                                         name="journal-writer")
@@ -103,19 +117,38 @@ class JournalSink:
             self._due = due
             self._cond.notify()
 
-    def changes_changed(self, changes: dict[str, Any], write_ahead: bool = True) -> None:
+    def changes_changed(self, changes: dict[str, Any], when: Save = Save.NOW) -> None:
         """The change log's callback: before a write it protects (a before-image:
-        write-ahead, saved and waited for), or after one (an after-image: it goes with
-        the step's finish, as resume re-runs a step whose finish was not journaled).
+        write-ahead, saved and waited for), or after one (an after-image: see Save).
 
         Raises JournalStale when a before-image cannot be saved: the write is then not sent.
         """
         with self._cond:
             self.doc["changes"] = changes
-            if not write_ahead:
+            if when is Save.WITH_FINISH:
                 self._owe(LINGER)
                 return
-        self.checkpoint()
+            self._due = None  # what was owed goes with this save: it reads the live document
+        if when is Save.NOW:
+            self.checkpoint()
+            return
+        seq = self.store.save(self.doc, self._cond, background=True)
+        with self._cond:
+            self._barrier = max(self._barrier, seq)
+
+    def settle(self) -> None:
+        """Before the run's next recorded write: wait until every after-image owed
+        before it is stored (JournalStale when it cannot be: the write is not sent).
+        The journal then orders the run's writes as if each step had waited for its
+        own after-image, without a step's finish or a wait waiting for the API."""
+        with self._cond:
+            barrier = self._barrier
+        if not barrier:
+            return
+        self.store.flush(upto=barrier)
+        with self._cond:
+            if self._barrier == barrier:  # no newer one came meanwhile
+                self._barrier = 0
 
     def checkpoint(self) -> None:
         """Save the document now and wait until it is stored (JournalStale if it cannot be)."""

@@ -8,6 +8,7 @@ Ctrl-C — the journal is flushed and then the lock released.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -22,9 +23,9 @@ from runner.engine.approvals import Approvals
 from runner.engine.changes import ChangedObject, ChangeLog, restore
 from runner.engine.clusters import Fleet, FleetLocks, FleetStore, describe, restore_fleet
 from runner.engine.executor import Executor, RunState, failure_text
-from runner.engine.journal import JournalStore, new_run_id
+from runner.engine.journal import JournalStale, JournalStore, new_run_id
 from runner.engine.lock import Holder, PlanLock
-from runner.engine.runlog import JournalSink, new_document
+from runner.engine.runlog import JournalSink, Save, new_document
 from runner.errors import ClusterUnreachable, Forbidden, LockLost
 from runner.plan.selection import selection
 from runner.report.events import Bus
@@ -103,12 +104,18 @@ def _fence(fleet: Fleet, lock: PlanLock | FleetLocks | None) -> None:
 
 def _preflight(fleet: Fleet, plan: Plan, steps: list[Step]) -> None:
     """Every permission the run needs, in each cluster for its steps, before the first
-    write anywhere (exit 3 naming what is missing, nothing written)."""
+    write anywhere (exit 3 naming what is missing, nothing written); then the watches
+    the steps will share are opened in the background (lists: they write nothing)."""
+    granted = []
     for name in fleet.distinct(plan):
         kube = fleet.kubes[name]
         here = [s for s in steps if (s.cluster or "") in fleet.kubes
                 and fleet.kube(s.cluster) is kube]
-        preflight.check(kube, plan, here, fleet.namespace(plan, name))
+        granted.append((kube, preflight.check(kube, plan, here, fleet.namespace(plan, name))))
+    for kube, needed in granted:
+        informers = getattr(kube, "informers", None)  # unit tests' fakes have none
+        if informers is not None:
+            informers.prewarm(preflight.watched(needed))
 
 
 def _take_lock(fleet: Fleet, plan: Plan, options: RunOptions, run_id: str
@@ -186,17 +193,19 @@ def _change_log(journal: JournalSink) -> ChangeLog:
     journaled: set[tuple[Any, ...]] = set()  # objects whose after-image the journal holds
 
     def changed(record: ChangedObject) -> None:
-        # Saved and waited for: a before-image, what the run created (a rollback deletes
-        # it), and an after-image replacing one already journaled (else a resume would
-        # take the run's own newer write for drift). A first after-image goes with the
-        # step's finish: until then the journal's "never answered" makes resume re-run it.
+        # Saved and waited for: a before-image and what the run created (a rollback
+        # deletes it). An after-image replacing one already journaled is stored before
+        # the run's next write (else a resume would take the run's own newer write for
+        # drift). A first after-image goes with the step's finish: until then the
+        # journal's "never answered" makes resume re-run the step.
         key = (record.cluster, record.api_version, record.kind, record.namespace, record.name)
-        sync = record.after is None or record.before is None or key in journaled
+        when = (Save.NOW if record.after is None or record.before is None else
+                Save.BEFORE_NEXT_WRITE if key in journaled else Save.WITH_FINISH)
         if record.after is not None:
             journaled.add(key)
-        journal.changes_changed(changes.to_json(record), write_ahead=sync)
+        journal.changes_changed(changes.to_json(record), when)
 
-    changes = ChangeLog.from_json(journal.doc.get("changes") or {}, changed)
+    changes = ChangeLog.from_json(journal.doc.get("changes") or {}, changed, journal.settle)
     journaled.update((r.cluster, r.api_version, r.kind, r.namespace, r.name)
                      for r in changes.records() if r.after is not None)
     return changes
@@ -243,6 +252,10 @@ def _report_outside_needs(bus: Bus, steps: tuple[Step, ...]) -> None:
 
 
 def _rollback(kube: Kube, fleet: Fleet, changes: ChangeLog, bus: Bus) -> list[str]:
+    # Its writes are not recorded: the after-images owed are stored first, but a
+    # journal that cannot be stored must not keep the cluster from being restored.
+    with contextlib.suppress(JournalStale):
+        changes.settle()
     if fleet.waves:  # every cluster the run changed, the latest wave first
         return restore_fleet(fleet, kube, changes, bus.emit, ROLLBACK_TIMEOUT)
     outcomes = restore(kube, changes, bus.emit, ROLLBACK_TIMEOUT)

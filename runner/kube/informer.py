@@ -16,11 +16,11 @@ from __future__ import annotations
 import copy
 import queue
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import ClusterError, Forbidden, RetryLater
+from runner.errors import ClusterError, Forbidden, RetryLater, RunplanError, UsageError
 from runner.kube.resources import Resource, resource_for
 from runner.kube.selectors import Index, Test, index_keys, index_of, matcher
 from runner.kube.watch import Key, Source, Watcher, object_key
@@ -38,6 +38,7 @@ CACHED_READS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "CloneSet"})
 PAUSE_AFTER_GIVING_UP = 5.0  # seconds before a watch that gave up is reopened
 PAUSE_AFTER_A_BUG = 0.2  # seconds before a watch that raised something unexpected is reopened
 BUGS_BEFORE_FAILING = 5  # unexpected errors in a row before the informer is marked failed
+PREWARM_THREADS = 4  # lists in flight at once when a run opens its watches ahead
 
 
 class Subscription:
@@ -209,6 +210,14 @@ class Informer:
             sub.events.put(error)
 
 
+def _known(resource: str) -> Resource | None:
+    """runplan's Resource for an RBAC resource name (`pods`, `deployments.apps`), if known."""
+    try:
+        return resource_for(resource)
+    except UsageError:
+        return None
+
+
 def _newer(obj: Obj, held: Obj) -> bool:
     """Whether `obj` is a later state than the cached `held` (resourceVersions are
     etcd revisions: numbers; anything else is taken in arrival order)."""
@@ -251,6 +260,30 @@ class Informers:
                 self._refused.add(key)
             return None
         return found
+
+    def prewarm(self, watched: Iterable[tuple[str, str | None]]) -> None:
+        """Start the informers of `watched` ((resource, namespace) pairs) in the background:
+        their lists then run beside the lock and the journal's first write instead of
+        inside the first step that reads or waits. Best effort: a list that fails here
+        is listed again (and reported) by the wait that needs it."""
+        todo: queue.SimpleQueue[tuple[Resource, str | None]] = queue.SimpleQueue()
+        for name, ns in watched:
+            res = _known(name)
+            if res is not None:
+                todo.put((res, ns))
+        pairs = todo.qsize()
+
+        def work() -> None:
+            while True:
+                try:
+                    res, ns = todo.get_nowait()
+                except queue.Empty:
+                    return
+                with suppress(RunplanError):
+                    self.informer(res, ns)
+
+        for n in range(min(PREWARM_THREADS, pairs)):
+            threading.Thread(target=work, daemon=True, name=f"informer-prewarm-{n}").start()
 
     @contextmanager
     def follow(self, source: Source, events: queue.Queue[Any]) -> Iterator[list[Obj] | None]:

@@ -76,4 +76,8 @@ class SetPartition(StepKind):
                                   f"{strategy}: a partition needs RollingUpdate")
             patch = {"spec": {"updateStrategy": {"rollingUpdate": {
                 "partition": params["partition"]}}}}
-        return Change(patch, "merge", outputs={"previous": 0 if previous is None else previous})
+        # Already there (a canary's hold, a resumed run): nothing sent, so no write, no
+        # before-image and nothing for a rollback to undo.
+        same = previous == params["partition"]
+        return Change(patch, "merge", outputs={"previous": 0 if previous is None else previous},
+                      send=not same, note=f"the partition is already {previous}" if same else "")

@@ -28,10 +28,12 @@ from runner.engine.changes import (
     restore,
     show,
 )
+from runner.engine.journal import JournalStale
 from runner.errors import Invalid, NotFound
 from runner.kube.client import Kube
 from runner.kube.errors import Call
 from runner.kube.kubeconfig import Identity
+from runner.kube.resources import resource_for
 from runner.kube.transport import Transport
 
 Obj = dict[str, Any]
@@ -400,3 +402,22 @@ def test_a_write_racing_the_restore_is_read_again(monkeypatch: pytest.MonkeyPatc
     assert kube.store.seen.count(f"PATCH {STS_PATH}") == 2  # the test op caught the first
     assert kube.store.objects[STS_PATH]["spec"]["replicas"] == 5
     assert kube.store.objects[STS_PATH]["metadata"]["annotations"] == {"team": "x"}
+
+
+def test_every_recorded_write_settles_the_journal_first_and_a_failure_stops_it() -> None:
+    """Not only an object's first write: the journal's owed after-images go before each."""
+    calls: list[str] = []
+
+    def settle() -> None:
+        calls.append("settle")
+        if len(calls) == 3:
+            raise JournalStale("the journal could not be saved")
+
+    log = ChangeLog(settle=settle)
+    res = resource_for("statefulset")
+    read = lambda: {"metadata": {"name": "web", "uid": "u"}, "spec": {}}  # noqa: E731
+    log.before_write("a", res, "web", "ns", read)
+    log.before_write("b", res, "web", "ns", read)  # already recorded: still settles
+    with pytest.raises(JournalStale):
+        log.before_write("c", res, "web", "ns", read)
+    assert calls == ["settle"] * 3

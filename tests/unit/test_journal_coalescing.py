@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.engine.journal import JournalStore, Snapshot
-from runner.engine.runlog import LINGER, JournalSink
+from runner.engine.runlog import LINGER, JournalSink, Save
 from runner.report.events import Event
 
 
@@ -78,7 +78,7 @@ def test_a_before_image_is_stored_before_changes_changed_returns(tmp_path: Path)
     journal.changes_changed({"objects": [{"name": "web", "after": None}]})
     assert len(store.texts) == 1  # synchronous: the write it protects comes after
     assert json.loads(store.texts[0])["changes"]["objects"][0]["name"] == "web"
-    journal.changes_changed({"objects": [{"name": "web", "after": {}}]}, write_ahead=False)
+    journal.changes_changed({"objects": [{"name": "web", "after": {}}]}, Save.WITH_FINISH)
     assert len(store.texts) == 1  # an after-image goes later, with the step's finish
     journal.close()
     assert len(store.texts) == 2
@@ -122,3 +122,23 @@ def test_a_before_image_waits_for_its_own_save_not_for_the_ones_behind_it(
     store.flush(upto=other)
     assert json.loads((tmp_path / "run-1.json").read_text())["steps"] == {
         "b": {"status": "running"}}
+
+
+def test_an_after_image_replacing_one_is_stored_before_the_next_write_not_waited_for_here(
+        tmp_path: Path) -> None:
+    journal, _ = sink(tmp_path)
+    store = GatedStore(tmp_path)
+    journal.store = store
+    journal.changes_changed({"objects": [{"name": "web", "after": {"v": 2}}]},
+                            Save.BEFORE_NEXT_WRITE)  # returns while its save is held
+    assert store.entered.acquire(timeout=5)  # written by a thread of its own
+    settled = threading.Event()
+    threading.Thread(target=lambda: (journal.settle(), settled.set()), daemon=True).start()
+    assert not settled.wait(timeout=0.3)  # the next write waits for it
+    store.gate.release()
+    assert settled.wait(timeout=5)
+    stored = json.loads((tmp_path / "run-1.json").read_text())
+    assert stored["changes"]["objects"][0]["after"] == {"v": 2}
+    journal.settle()  # nothing owed any more: back at once
+    store.gate.release()  # the final save of close()
+    journal.close()

@@ -137,3 +137,16 @@ def test_a_statefulset_rollback_may_delete_its_broken_pods(tmp_path: Path) -> No
     needs = {(r.need.verb, r.need.rbac_resource): r.by
              for r in preflight.required(plan, plan.steps, "x", offline_resolver)}
     assert needs[("delete", "pods")] == (preflight.ROLLBACK,)
+
+
+def test_the_watches_opened_ahead_are_the_steps_own_not_the_rollbacks(tmp_path: Path) -> None:
+    """set_image on a StatefulSet is rolled back with a watch of it and its pods; only
+    the Deployment's wait watches here, so only its three watches are opened ahead."""
+    plan = plan_of(tmp_path, HALF_WAY.replace(
+        "  - id: ready\n", "  - id: db\n    namespace: data\n    set_image: {target: "
+        "statefulset/db, image: \"postgres:16\"}\n  - id: ready\n"))
+    needed = preflight.required(plan, plan.steps, "default", offline_resolver)
+    assert ("pods", "data") in {(r.need.rbac_resource, r.need.namespace) for r in needed
+                                if r.need.verb == "watch"}  # the rollback's
+    assert preflight.watched(needed) == [("deployments.apps", "shop"), ("pods", "shop"),
+                                         ("replicasets.apps", "shop")]
