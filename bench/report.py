@@ -444,7 +444,8 @@ def compile_section(rows: list[dict[str, Any]]) -> str:
     rounds = rows[0].get("rounds", 1) if rows else 1
     return table + (
         f"\n\nEach size compiled cold in {rounds} fresh processes; the row is the median by "
-        "wall time (its CPU and µs / step are that run's). Linear growth shows as a CPU µs / step that does not rise with the size (the "
+        "wall time (its CPU and µs / step are that run's). Linear growth shows as a "
+        "CPU µs / step that does not rise with the size (the "
         "× column stays ≤ 1; at 100 steps fixed costs weigh most); "
         "peak memory per step: "
         + ", ".join(f"{r['peak_mib'] * 1024 / r['steps']:.1f} KiB at {r['steps']:,}" for r in rows)
