@@ -98,6 +98,37 @@ def grant(kube: Kube, namespace: str, name: str,
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                             "name": name},
                 "subjects": subjects}, ns=namespace)
+    for subject in [{"user": u} for u in users] + [{"user": "any", "groups": [g]} for g in groups]:
+        _until_authorized(kube, namespace, subject, _probe(rules[0]))
+
+
+def _probe(rule: tuple[str, str, list[str]] | Obj) -> Obj:
+    """Attributes of a request the rule allows (wildcards made concrete)."""
+    group, resource, verbs = ((rule["apiGroups"][0], rule["resources"][0], rule["verbs"])
+                              if isinstance(rule, dict) else rule)
+    resource, _, subresource = resource.partition("/")
+    attributes = {"group": "" if group == "*" else group, "verb": verbs[0].replace("*", "get"),
+                  "resource": resource.replace("*", "pods"), "subresource": subresource}
+    names = rule.get("resourceNames") if isinstance(rule, dict) else None
+    return attributes | ({"name": names[0]} if names else {})
+
+
+def _until_authorized(kube: Kube, namespace: str, subject: Obj, attributes: Obj) -> None:
+    """Wait until the API server's authorizer has the new Role and RoleBinding: it
+    reads them from its own informer cache, which can lag the write by a few ms, and a
+    test asserting a request budget (one rules review) must not see that lag. There is
+    no watch on an authorizer's cache, so this asks (SubjectAccessReview) with back-off."""
+    from runner.kube.errors import Call
+
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+              "spec": subject | {"resourceAttributes": attributes | {"namespace": namespace}}}
+    deadline, pause = time.monotonic() + 10, 0.005
+    while not kube.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                           Call("create subjectaccessreviews"),
+                           body=review)["status"].get("allowed"):
+        assert time.monotonic() < deadline, f"the grant to {subject} never took effect"
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 def kubectl(*args: str, stdin: str | None = None,
