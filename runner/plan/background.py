@@ -49,7 +49,7 @@ def rewire(doc: Document, tree: Tree, graph: dag.DiGraph) -> list[Problem]:
 
 
 def _until(leaf: Leaf) -> str | None:
-    if leaf.kind not in _background_kinds():
+    if leaf.kind is None or not _background(leaf.kind):
         return None
     params = leaf.raw.get(leaf.kind)
     value = params.get(UNTIL) if isinstance(params, dict) else None
@@ -57,9 +57,9 @@ def _until(leaf: Leaf) -> str | None:
 
 
 @functools.cache
-def _background_kinds() -> frozenset[str]:
-    """The kinds that take `until` (asked of every step: a set, not a lookup each)."""
-    return frozenset(k for k, kind in REGISTRY.items() if getattr(kind, "background", False))
+def _background(kind: str) -> bool:
+    """Does the kind take `until`? (Asked of every step: once per kind.)"""
+    return bool(getattr(REGISTRY[kind], "background", False))
 
 
 def _resolve(tree: Tree, leaf: Leaf, name: str) -> list[str]:

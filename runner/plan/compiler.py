@@ -43,7 +43,7 @@ def compile_plan(
 ) -> Plan:
     """A validated, rendered and ordered Plan; PlanError with every problem otherwise."""
     files = [str(f) for f in vars_files]
-    kinds.load()  # outside the budget below: it is the plan's time, not the imports'
+    kinds.load()  # the registry, outside the budget; each kind's module on first use
     renderer = Renderer(Deadline.after(budget_for(_size(path, *files))))
     try:
         with paused_gc():
