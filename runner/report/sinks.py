@@ -6,7 +6,6 @@ from typing import TextIO
 
 from runner.report.events import Sink
 from runner.report.jsonl import JsonLines
-from runner.report.junit import JUnitReport
 from runner.report.text import TextLines
 
 
@@ -24,6 +23,8 @@ def sinks_for(output: str, junit: str | None, stream: TextIO) -> list[Sink]:
     else:
         sinks.append(TextLines(stream))
     if junit:
+        from runner.report.junit import JUnitReport  # xml.etree: only for --junit
+
         sinks.append(JUnitReport(junit))
     return sinks
 
