@@ -65,6 +65,8 @@ AGENTS = {"runplan": "runplan", "runplan-steps": "runplan", "kubectl": "kubectl"
           "ansible": "OpenAPI-Generator",
           "ansible-1s": "OpenAPI-Generator", "limit": BENCH_AGENT}
 CONTENDER_DIR = REPO / "bench" / "contenders"
+# What the limit (and the kubectl script) do: the playbook's other steps are extra work
+LIMIT_KINDS = frozenset({"set_image", "set_partition", "wait_ready"})
 # After a namespace's pods first settle the control plane stays busy for about a
 # second (measured: the limit took 1.29 s started at once, 0.47 s after a 2 s pause).
 # Every contender gets the same quiet time first, so none pays for that by starting soonest.
@@ -84,6 +86,9 @@ class Run:
     requests: list[Request] = field(default_factory=list)
     # step kind -> requests made during each step of that kind (runplan, kubectl)
     per_step: dict[str, list[int]] = field(default_factory=dict)
+    # runplan: seconds in steps of kinds the limit does not run (the playbook's apply
+    # and verify_pods), so its in-process time can be compared like for like
+    extra: float = 0.0
     error: str = ""
 
 
@@ -113,7 +118,9 @@ def _runplan(plan: Path, name: str) -> Callable[[Context, str], Run]:
                           "--output", "json"], ctx.env())
         run = Run(name, done.wall, done.start, done.end, done.returncode == 0,
                   in_process=run_duration(done.output))
-        run.per_step = _runplan_steps(done.output, ctx.audit, done.start, done.end)
+        windows = _step_windows(done.output)
+        run.per_step = _runplan_steps(windows, ctx.audit, done.start, done.end)
+        run.extra = sum(w.seconds for w in windows if w.kind not in LIMIT_KINDS)
         if not run.ok:
             run.error = done.output[-2000:]
         return run
@@ -121,10 +128,18 @@ def _runplan(plan: Path, name: str) -> Callable[[Context, str], Run]:
     return contender
 
 
-def _runplan_steps(output: str, audit: AuditLog, start: float, end: float) -> dict[str, list[int]]:
-    """Requests within each step's started..finished window, by step kind."""
+@dataclass(frozen=True)
+class StepWindow:
+    kind: str
+    began: float
+    ended: float  # its step_finished stamp + 1 ms: the events carry milliseconds
+    seconds: float  # the step's own `duration`
+
+
+def _step_windows(output: str) -> list[StepWindow]:
+    """Each step's kind, window and duration from runplan's JSON events."""
     opened: dict[str, tuple[str, float]] = {}
-    windows: list[tuple[str, float, float]] = []
+    windows: list[StepWindow] = []
     for line in output.splitlines():
         if not line.startswith("{"):
             continue
@@ -134,10 +149,17 @@ def _runplan_steps(output: str, audit: AuditLog, start: float, end: float) -> di
             opened[event["step"]] = (event.get("kind", "?"), stamp)
         elif event["event"] == "step_finished" and event["step"] in opened:
             kind, began = opened.pop(event["step"])
-            windows.append((kind, began, stamp + 0.001))  # the events carry milliseconds
+            windows.append(StepWindow(kind, began, stamp + 0.001,
+                                      float(event.get("duration") or 0.0)))
+    return windows
+
+
+def _runplan_steps(windows: list[StepWindow], audit: AuditLog, start: float,
+                   end: float) -> dict[str, list[int]]:
+    """Requests within each step's started..finished window, by step kind."""
     requests = [r for r in audit.select("runplan", start, end)
                 if r.resource not in BOOKKEEPING]
-    return _split(requests, windows)
+    return _split(requests, [(w.kind, w.began, w.ended) for w in windows])
 
 
 def _split(requests: list[Request], windows: list[tuple[str, float, float]]
@@ -286,6 +308,7 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
             "median": median(walls), "min": min(walls, default=float("nan")),
             "max": max(walls, default=float("nan")), "walls": walls,
             "in_process": median(inside),
+            "extra_steps": median([r.extra for r in ok]),
             "requests": {k: median([c[k] for c in counts])
                          for k in ("total", "mutating", "read", "watch")},
             "requests_detail": describe(ok[0].requests) if ok else "",

@@ -170,7 +170,8 @@ def _runplan_run(bench: Bench, audit: AuditLog, plan_file: Path, width: int,
     steps = 2 * width
     requests = audit.select("runplan", done.start, done.end)
     counts = by_kind(requests)
-    sample = {"wall": done.wall, "run": run_duration(done.output), "cpu": done.cpu,
+    in_run = run_duration(done.output)
+    sample = {"wall": done.wall, "run": in_run, "outside": done.wall - in_run, "cpu": done.cpu,
               "per_step": counts["total"] / steps,
               "mutating_per_step": counts["mutating"] / steps,
               "watches_per_step": counts["watch"] / steps,

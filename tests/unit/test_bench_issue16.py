@@ -102,3 +102,36 @@ def test_compile_rows_are_the_median_of_cold_runs_with_their_spread() -> None:
     assert "| compile 10,000 steps ≤ 1.0 s in-process | 1.100 s wall, 1.100 s CPU | not met |" \
         in text
     assert "| memory linear: peak per step at 10,000 ≤ 1.25× that at 5,000 | 1.15× | met |" in text
+
+
+def test_the_playbooks_extra_steps_are_compared_like_for_like_and_said() -> None:
+    rows = {"limit": contender(0.33), "runplan": {**contender(0.74, 0.37), "extra_steps": 0.031}}
+    results = {"e2e": {"contenders": rows}, "fanout": {
+        "50": {"run": 5.6, "wall": 6.1, "outside": 0.5}, "1": {"outside": 0.36},
+        "cluster_limit": {"50": 4.6}}}
+    text = report.issue16_section(results)
+    assert "the playbook as shipped, in-process, ≤ 1.05× the limit | 1.12× (0.37 s vs " \
+           "0.33 s) | not met |" in text
+    assert "does not run (apply, verify_pods), ≤ 1.05× the limit | 1.03× (0.34 s vs 0.33 s) " \
+           "| met |" in text
+    assert "took 0.031 s a run" in text
+    assert "spends 0.50 s outside its run (the 1-Deployment run 0.36 s)" in text
+
+
+def test_step_windows_carry_each_steps_kind_and_own_duration() -> None:
+    from bench import e2e
+
+    output = "\n".join([
+        "plain text is skipped",
+        '{"event":"step_started","time":"2026-12-07T01:06:02.803Z","step":"install",'
+        '"kind":"apply"}',
+        '{"event":"step_finished","time":"2026-12-07T01:06:02.827Z","step":"install",'
+        '"kind":"apply","duration":0.024}',
+        '{"event":"step_started","time":"2026-12-07T01:06:02.829Z","step":"canary",'
+        '"kind":"set_image"}',
+        '{"event":"step_finished","time":"2026-12-07T01:06:02.837Z","step":"canary",'
+        '"duration":0.007}'])
+    windows = e2e._step_windows(output)
+    assert [(w.kind, w.seconds) for w in windows] == [("apply", 0.024), ("set_image", 0.007)]
+    assert math.isclose(windows[0].ended - windows[0].began, 0.025, abs_tol=1e-6)
+    assert [w.kind for w in windows if w.kind not in e2e.LIMIT_KINDS] == ["apply"]
