@@ -3,8 +3,9 @@
 Recording: the executor gives each step `kube.recording(log.recorder(step_id))`.
 Before the run's first write to an object the recorder reads it and keeps its
 before-image (None: the run creates it), and hands the record to `on_change`
-(the journal) *before* the write is sent, so a kill in between never leaves an
-un-journaled change. Each answer of the API becomes the after-image.
+(the journal) *before* the write is sent (the manifests of one step together),
+so a kill in between never leaves an un-journaled change. Each answer of the API
+becomes the after-image.
 
 Images keep only what a rollback may restore (identity, labels, annotations,
 spec) and never a Secret's data: the journal that stores them carries no secrets
@@ -14,9 +15,10 @@ paths runner/fieldpaths.py; both are re-exported here for the callers of old.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -37,6 +39,7 @@ from runner.engine.restore import (
 )
 from runner.fieldpaths import MISSING, FieldPath, Named, changed_paths, lookup, set_value, show
 from runner.kube import Resource
+from runner.kube.writes import PendingWrite
 
 __all__ = [
     "CONFLICT", "DELETED", "FAILED", "MISSING", "RESTORED", "UNCHANGED", "ChangeLog",
@@ -99,17 +102,18 @@ def _key(api_version: str, kind: str, namespace: str | None, name: str,
 class ChangeLog:
     """Every object a run changed, in order of first change; thread-safe.
 
-    `on_change(record)` is called (from the writing step's thread) with the new
-    state of a record: before the first write to an object and after each write.
+    `on_change(records)` is called (from the writing step's thread) with the new
+    state of records: before the first write to objects (one call for the objects
+    of one `before_writes`) and after each write (one record).
     Calls for one object come in order; an exception from it stops the write.
     `settle()` is called before every recorded write (the journal's after-images
     owed before it); an exception from it stops the write too.
     """
 
-    def __init__(self, on_change: Callable[[ChangedObject], None] | None = None,
+    def __init__(self, on_change: Callable[[Sequence[ChangedObject]], None] | None = None,
                  records: Iterable[ChangedObject] = (),
                  settle: Callable[[], None] | None = None) -> None:
-        self._on_change = on_change or (lambda record: None)
+        self._on_change = on_change or (lambda records: None)
         self.settle = settle or (lambda: None)
         self._lock = threading.Lock()  # guards the dicts; object locks serialize one object
         self._records = {r.key: r for r in records}
@@ -128,37 +132,48 @@ class ChangeLog:
     def __len__(self) -> int:
         return len(self._records)
 
-    def to_json(self, pending: ChangedObject | None = None) -> Obj:
-        """The log as journaled; `pending` is the record `on_change` was just handed
+    def to_json(self, pending: Sequence[ChangedObject] = ()) -> Obj:
+        """The log as journaled; `pending` are the records `on_change` was just handed
         (stored only once that returned), so the journal never lags one change behind."""
         records = self.records()
-        if pending is not None:
-            kept = [r for r in records if r.key != pending.key]
-            records = sorted([*kept, pending], key=lambda r: r.order)
+        if pending:
+            keys = {r.key for r in pending}
+            kept = [r for r in records if r.key not in keys]
+            records = sorted([*kept, *pending], key=lambda r: r.order)
         return {"version": 1, "objects": [r.to_json() for r in records]}
 
     @classmethod
-    def from_json(cls, data: Obj, on_change: Callable[[ChangedObject], None] | None = None,
+    def from_json(cls, data: Obj,
+                  on_change: Callable[[Sequence[ChangedObject]], None] | None = None,
                   settle: Callable[[], None] | None = None) -> ChangeLog:
         """A killed run's log (resume): later writes keep its original before-images."""
         return cls(on_change, [ChangedObject.from_json(o) for o in data.get("objects") or []],
                    settle)
 
-    def before_write(self, step: str, res: Resource, name: str, ns: str | None,
-                     read: Callable[[], Obj | None], cluster: str | None = None) -> None:
-        """Write-ahead: the first time an object is written, read and journal its image."""
+    def before_writes(self, step: str, pending: Sequence[PendingWrite],
+                      cluster: str | None = None) -> None:
+        """Write-ahead: the first time objects are written, read and journal their
+        images, all of them in one `on_change` (one journal save for a step's manifests)."""
         self.settle()
-        key = _key(res.api_version, res.kind, ns, name, cluster)
-        with self._object_lock(key):
-            if key in self._records:
+        keyed = {_key(p.res.api_version, p.res.kind, p.ns, p.name, cluster): p for p in pending}
+        with contextlib.ExitStack() as held:
+            for key in sorted(keyed, key=repr):  # one order: two steps never deadlock
+                held.enter_context(self._object_lock(key))
+            fresh = [(key, p) for key, p in keyed.items() if key not in self._records]
+            records = [self._before_image(step, p, cluster) for _, p in fresh]
+            if not records:
                 return
-            live = read()
-            uid = ((live or {}).get("metadata") or {}).get("uid")
-            record = ChangedObject(res.api_version, res.kind, ns, name, uid,
-                                   prune(live) if live is not None else None, None, step,
-                                   self._take_order(), cluster)
-            self._on_change(record)  # first: an un-journaled record must not count as kept
-            self._store(key, record)
+            self._on_change(records)  # first: an un-journaled record must not count as kept
+            for (key, _), record in zip(fresh, records, strict=True):
+                self._store(key, record)
+
+    def _before_image(self, step: str, pending: PendingWrite,
+                      cluster: str | None) -> ChangedObject:
+        live = pending.read()
+        uid = ((live or {}).get("metadata") or {}).get("uid")
+        return ChangedObject(pending.res.api_version, pending.res.kind, pending.ns,
+                             pending.name, uid, prune(live) if live is not None else None,
+                             None, step, self._take_order(), cluster)
 
     def after_write(self, step: str, res: Resource, obj: Obj,
                     cluster: str | None = None) -> None:
@@ -173,7 +188,7 @@ class ChangeLog:
                 res.api_version, res.kind, ns, str(meta.get("name")), None, None, None, step,
                 self._take_order(), cluster)
             record = replace(record, after=prune(obj), uid=record.uid or meta.get("uid"))
-            self._on_change(record)
+            self._on_change([record])
             self._store(key, record)
 
     def _object_lock(self, key: Key) -> threading.Lock:
@@ -210,9 +225,8 @@ class StepRecorder:
     step: str
     cluster: str | None = None
 
-    def before_write(self, res: Resource, name: str, ns: str | None,
-                     read: Callable[[], Obj | None]) -> None:
-        self.log.before_write(self.step, res, name, ns, read, self.cluster)
+    def before_writes(self, pending: Sequence[PendingWrite]) -> None:
+        self.log.before_writes(self.step, pending, self.cluster)
 
     def after_write(self, res: Resource, obj: Obj) -> None:
         self.log.after_write(self.step, res, obj, self.cluster)

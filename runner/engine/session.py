@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -192,23 +192,29 @@ def _change_log(journal: JournalSink) -> ChangeLog:
     """The run's change log, journaling each record as it comes (see `changed`)."""
     journaled: set[tuple[Any, ...]] = set()  # objects whose after-image the journal holds
 
-    def changed(record: ChangedObject) -> None:
+    def changed(records: Sequence[ChangedObject]) -> None:
         # Saved and waited for: a before-image and what the run created (a rollback
         # deletes it). An after-image replacing one already journaled is stored before
         # the run's next write (else a resume would take the run's own newer write for
         # drift). A first after-image goes with the step's finish: until then the
-        # journal's "never answered" makes resume re-run the step.
-        key = (record.cluster, record.api_version, record.kind, record.namespace, record.name)
-        when = (Save.NOW if record.after is None or record.before is None else
-                Save.BEFORE_NEXT_WRITE if key in journaled else Save.WITH_FINISH)
-        if record.after is not None:
-            journaled.add(key)
-        journal.changes_changed(changes.to_json(record), when)
+        # journal's "never answered" makes resume re-run the step. Several records
+        # (a step's before-images) are saved together, as the most urgent of them.
+        whens = [_when(record, journaled) for record in records]
+        journaled.update(r.key for r in records if r.after is not None)
+        journal.changes_changed(changes.to_json(records), min(whens, key=SAVE_ORDER.index))
 
     changes = ChangeLog.from_json(journal.doc.get("changes") or {}, changed, journal.settle)
-    journaled.update((r.cluster, r.api_version, r.kind, r.namespace, r.name)
-                     for r in changes.records() if r.after is not None)
+    journaled.update(r.key for r in changes.records() if r.after is not None)
     return changes
+
+
+SAVE_ORDER = (Save.NOW, Save.BEFORE_NEXT_WRITE, Save.WITH_FINISH)  # most urgent first
+
+
+def _when(record: ChangedObject, journaled: set[tuple[Any, ...]]) -> Save:
+    if record.after is None or record.before is None:
+        return Save.NOW
+    return Save.BEFORE_NEXT_WRITE if record.key in journaled else Save.WITH_FINISH
 
 
 def _executor(plan: Plan, options: RunOptions, fleet: Fleet, bus: Bus, journal: JournalSink,

@@ -25,6 +25,7 @@ from runner.kube.transport import REQUEST_TIMEOUT, Query, Transport
 from runner.kube.writes import (
     CONTENT_TYPES,
     RECORDED_SUBRESOURCES,
+    PendingWrite,
     WriteGuard,
     WriteRecorder,
     write_query,
@@ -195,14 +196,34 @@ class Kube:
         if recorder is None or dry_run or subresource not in RECORDED_SUBRESOURCES:
             return self._seen(res, dry_run, send(), name, ns)
         if name:  # a generateName create has no object to read yet: recorded after
-            # The before-image is read from the API itself, never from a cache: it is
-            # what a rollback restores.
-            recorder.before_write(res, name, ns, lambda: self.plain().get_or_none(res, name, ns))
+            recorder.before_writes([self._pending(res, name, ns)])
         answer = send()
         if subresource == "scale" and name:  # the answer is a Scale: keep the workload
             answer = self.plain().get(res, name, ns)
         recorder.after_write(res, answer)
         return self._seen(res, dry_run, answer, name, ns)
+
+    def _pending(self, res: Resource, name: str, ns: str | None) -> PendingWrite:
+        # The before-image is read from the API itself, never from a cache: it is
+        # what a rollback restores.
+        return PendingWrite(res, name, ns, lambda: self.plain().get_or_none(res, name, ns))
+
+    def before_applying(self, objs: Items, ns: str | None = None) -> None:
+        """Journal the before-images of objects about to be applied in one write-ahead
+        save (a step's manifests), not one save per object. Objects whose kind is not
+        known yet without a request (a CRD's objects applied after it) are left to
+        their own write."""
+        if self._recorder is None:
+            return
+        pending = []
+        for obj in objs:
+            meta = obj.get("metadata") or {}
+            known = self._known(obj.get("apiVersion", ""), obj.get("kind", ""))
+            if known and meta.get("name"):
+                where = self.namespace_for(known, meta.get("namespace") or ns)
+                pending.append(self._pending(known, meta["name"], where))
+        if pending:
+            self._recorder.before_writes(pending)
 
     def _seen(self, res: Resource, dry_run: bool, answer: Obj,
               name: str | None = None, ns: str | None = None) -> Obj:
@@ -263,12 +284,16 @@ class Kube:
         """Any served kind, by the table or discovery (cached); NotFound when unserved."""
         return self.discovery.resolve(self, kind, api_version)
 
+    def _known(self, api_version: str, kind: str) -> Resource | None:
+        """The Resource from the table or an earlier discovery: no request."""
+        return resources.lookup(api_version, kind) or self._discovered.get((api_version, kind))
+
     def resource_of(self, obj: Obj) -> Resource:
         """The Resource for an object's apiVersion/kind: the table, else API discovery."""
         api_version, kind = obj.get("apiVersion", ""), obj.get("kind", "")
         if not api_version or not kind:
             raise Invalid("the object has no apiVersion or kind", 0)
-        found = resources.lookup(api_version, kind) or self._discovered.get((api_version, kind))
+        found = self._known(api_version, kind)
         if found:
             return found
         path = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"

@@ -7,7 +7,8 @@ Plain Python (it imports no kubernetes module itself).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -26,16 +27,26 @@ CONTENT_TYPES = {
 RECORDED_SUBRESOURCES = (None, "scale")  # pods/status (readiness gates) is not the run's change
 
 
+@dataclass(frozen=True)
+class PendingWrite:
+    """An object about to be written, and how to read it live (None when absent)."""
+
+    res: Resource
+    name: str
+    ns: str | None
+    read: Callable[[], Obj | None]
+
+
 class WriteRecorder(Protocol):
     """Told about every real write of a recording Kube (runner.engine.changes implements it).
 
-    `before_write` runs before the request is sent and may call `read` (the live
-    object, None when absent) to keep a before-image; if it raises, nothing is sent.
+    `before_writes` runs before the requests are sent and may call each `read` to
+    keep a before-image; if it raises, nothing is sent. Several objects at once (a
+    step's manifests) cost one write-ahead save, not one each.
     `after_write` gets the object the API answered (for a scale, the parent workload).
     """
 
-    def before_write(self, res: Resource, name: str, ns: str | None,
-                     read: Callable[[], Obj | None]) -> None: ...
+    def before_writes(self, pending: Sequence[PendingWrite]) -> None: ...
 
     def after_write(self, res: Resource, obj: Obj) -> None: ...
 

@@ -75,7 +75,9 @@ class Apply(StepKind):
     def apply(self, ctx: StepContext, params: dict[str, Any]) -> dict[str, Any]:
         namespace = ctx.namespace
         applied = []
-        for obj in self.objects(ctx.plan_dir, ctx.step.id, params):
+        objects = self.objects(ctx.plan_dir, ctx.step.id, params)
+        ctx.kube.before_applying(objects, namespace)  # one write-ahead save for them all
+        for obj in objects:
             if params.get("server_side", True):
                 done = ctx.kube.apply(obj, ns=namespace)
             else:

@@ -91,7 +91,7 @@ def test_rollback_restores_the_runs_fields_and_keeps_others_edits(
     old_sts_revision = apps.read_namespaced_stateful_set("web", namespace).status.current_revision
     old_api_hashes = {p.metadata.labels["pod-template-hash"] for p in pods(core, namespace, "api")}
     journal: list[Obj] = []
-    log = ChangeLog(lambda record: journal.append(record.to_json()))
+    log = ChangeLog(lambda records: journal.extend(record.to_json() for record in records))
 
     # The run: its partition canary is half done (pods 2-4 new) when it fails.
     the_run(kube, log)

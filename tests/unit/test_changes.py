@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -35,6 +35,7 @@ from runner.kube.errors import Call
 from runner.kube.kubeconfig import Identity
 from runner.kube.resources import resource_for
 from runner.kube.transport import Transport
+from runner.kube.writes import PendingWrite
 
 Obj = dict[str, Any]
 CAUSE = "kubernetes.io/change-cause"
@@ -263,8 +264,8 @@ def recorded(step: str = "canary") -> tuple[StoreKube, Kube, ChangeLog]:
     kube = StoreKube()
     kube.store.objects[STS_PATH] = sts()
     kube.store.objects[STS_PATH]["metadata"]["resourceVersion"] = "0"
-    log = ChangeLog(lambda record: kube.store.seen.append(
-        f"journal {record.ref} after={'yes' if record.after else 'no'}"))
+    log = ChangeLog(lambda records: kube.store.seen.extend(
+        f"journal {record.ref} after={'yes' if record.after else 'no'}" for record in records))
     return kube, kube.recording(log.recorder(step)), log
 
 
@@ -309,7 +310,7 @@ def test_a_failed_journal_stops_the_write() -> None:
     kube = StoreKube()
     kube.store.objects[STS_PATH] = sts()
 
-    def broken(record: ChangedObject) -> None:
+    def broken(records: Sequence[ChangedObject]) -> None:
         raise RuntimeError("journal down")
 
     rec = kube.recording(ChangeLog(broken).recorder("s"))
@@ -416,8 +417,44 @@ def test_every_recorded_write_settles_the_journal_first_and_a_failure_stops_it()
     log = ChangeLog(settle=settle)
     res = resource_for("statefulset")
     read = lambda: {"metadata": {"name": "web", "uid": "u"}, "spec": {}}  # noqa: E731
-    log.before_write("a", res, "web", "ns", read)
-    log.before_write("b", res, "web", "ns", read)  # already recorded: still settles
+    log.before_writes("a", [PendingWrite(res, "web", "ns", read)])
+    log.before_writes("b", [PendingWrite(res, "web", "ns", read)])  # recorded: still settles
     with pytest.raises(JournalStale):
-        log.before_write("c", res, "web", "ns", read)
+        log.before_writes("c", [PendingWrite(res, "web", "ns", read)])
     assert calls == ["settle"] * 3
+
+
+SVC_PATH = "/api/v1/namespaces/shop/services/web"
+
+
+def test_a_steps_manifests_share_one_write_ahead_save_before_the_first_is_sent() -> None:
+    kube = StoreKube()
+    kube.store.objects[STS_PATH] = sts()
+    kube.store.objects[SVC_PATH] = {"apiVersion": "v1", "kind": "Service",
+                                    "metadata": {"name": "web", "namespace": "shop", "uid": "s1"},
+                                    "spec": {"selector": {"app": "web"}}}
+    batches: list[list[str]] = []
+
+    def journal(records: Sequence[ChangedObject]) -> None:
+        batches.append([r.ref for r in records])
+        kube.store.seen.append("journal")
+
+    rec = kube.recording(ChangeLog(journal).recorder("install"))
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+               "spec": {"selector": {"app": "web"}}}
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    rec.before_applying([service, {**sts(), "metadata": {"name": "web"}}, widget,
+                         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}], "shop")
+    # A kind not known without discovery (a CRD's object) and a nameless object are
+    # left to their own write; the two known ones are read, then saved together.
+    assert batches == [["service/shop/web", "statefulset/shop/web"]]
+    assert kube.store.seen == [f"GET {SVC_PATH}", f"GET {STS_PATH}", "journal"]
+    rec.apply(service)  # its before-image is kept: no second read, no second save before it
+    assert kube.store.seen[3:] == [f"PATCH {SVC_PATH}", "journal"]
+    assert batches[-1] == ["service/shop/web"]  # the after-image
+
+
+def test_before_applying_is_a_no_op_for_a_client_that_does_not_record() -> None:
+    kube = StoreKube()
+    kube.before_applying([{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}}])
+    assert kube.store.seen == []

@@ -11,6 +11,7 @@ from runner.cli import main
 from runner.engine.changes import ChangeLog
 from runner.engine.clusters import CURRENT, clusters_used
 from runner.kube.resources import Resource
+from runner.kube.writes import PendingWrite
 from runner.plan import compile_plan
 
 WAVES = """\
@@ -69,7 +70,8 @@ def test_the_same_object_in_two_clusters_is_two_records() -> None:
     log = ChangeLog()
     live = {"metadata": {"name": "web", "namespace": "shop", "uid": "u1"}, "spec": {}}
     for cluster in ("staging", "prod"):
-        log.recorder("wave", cluster).before_write(STS, "web", "shop", lambda: live)
+        log.recorder("wave", cluster).before_writes([PendingWrite(STS, "web", "shop",
+                                                                  lambda: live)])
     records = log.records()
     assert [r.cluster for r in records] == ["staging", "prod"]
     again = ChangeLog.from_json(log.to_json())

@@ -134,13 +134,14 @@ def test_set_weights_change() -> None:
 
 def test_the_journaled_change_log_includes_the_change_being_recorded() -> None:
     from runner.engine.changes import ChangeLog
+    from runner.kube.writes import PendingWrite
 
     journaled: list[Obj] = []
-    log = ChangeLog(lambda record: journaled.append(log.to_json(record)))
+    log = ChangeLog(lambda records: journaled.append(log.to_json(records)))
     svc = Resource("Service", "", "v1", "services")
     live = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "a"},
             "spec": {"selector": {"track": "blue"}}}
-    log.before_write("switch", svc, "web", "a", lambda: live)
+    log.before_writes("switch", [PendingWrite(svc, "web", "a", lambda: live)])
     log.after_write("switch", svc, {**live, "spec": {"selector": {"track": "green"}}})
     last = journaled[-1]["objects"]
     assert len(last) == 1 and last[0]["after"]["spec"]["selector"] == {"track": "green"}
